@@ -1,0 +1,1 @@
+"""Generators, one module per model family, and the registry by name."""
