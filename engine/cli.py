@@ -1,0 +1,211 @@
+"""The ``synth`` command: fit, sample, evaluate and inspect synthesizers."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engine.errors import SynthError
+
+
+def _write_table(table, out: str) -> None:
+    """Write CSV or Parquet by extension, through a temporary file so a failure leaves nothing half-written."""
+    path = Path(out)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".csv.gz") else path.suffix
+    if suffix not in (".parquet", ".csv", ".csv.gz"):
+        raise SynthError(f"--out {out!r}: the output file must end in .parquet, .csv or .csv.gz.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        if suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False, compression="gzip" if suffix == ".csv.gz" else None)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [c.strip() for v in values for c in v.split(",") if c.strip()]
+
+
+def _parse_conditions(synth, items: list[str] | None) -> dict[str, Any] | None:
+    from engine.requirements.conditions import coerce_text_value, parse_condition_arg
+    from engine.schema.kinds import ColumnKind
+
+    if not items:
+        return None
+    raw: dict[str, Any] = {}
+    for item in items:
+        column, value = parse_condition_arg(item)
+        if column in synth.schema_ and synth.schema_[column].kind.is_discrete:
+            value = coerce_text_value(column, value, synth.codec_.categories(column))
+        elif column in synth.schema_ and synth.schema_[column].kind == ColumnKind.INTEGER and isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                pass
+        raw[column] = value
+    return raw
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from engine.synthesizer import TabularSynthesizer
+
+    constraints = None
+    if args.constraints:
+        constraints = _load_document(args.constraints).get("constraints", [])
+    synth = TabularSynthesizer(
+        model=args.model,
+        model_config=json.loads(args.model_config) if args.model_config else None,
+        constraints=constraints,
+        num_workers=args.workers,
+        use_gpu=args.gpu,
+        cpus_per_worker=args.cpus_per_worker,
+    )
+    synth.fit(
+        args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        categorical_columns=_split(args.categorical),
+        continuous_columns=_split(args.continuous),
+        metadata=args.metadata,
+        checkpoint_every=args.checkpoint_every,
+        storage_path=args.storage_path,
+        run_name=args.run_name,
+        max_failures=args.max_failures,
+        show_progress=not args.quiet,
+    )
+    where = synth.save(args.out)
+    print(f"saved {args.model} model to {where}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from engine.synthesizer import TabularSynthesizer
+
+    synth = TabularSynthesizer.load(args.model_dir)
+    rows = synth.sample(args.rows, conditions=_parse_conditions(synth, args.condition), seed=args.seed)
+    _write_table(rows, args.out)
+    print(f"wrote {len(rows)} rows to {args.out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from engine.synthesizer import TabularSynthesizer
+
+    synth = TabularSynthesizer.load(args.model_dir)
+    info = {
+        "model": synth.model,
+        "columns": [c.to_dict() for c in synth.schema_.columns],
+        "training": synth.training_options_,
+        "epochs_trained": len(synth.history_),
+        "last_epoch": synth.history_[-1] if synth.history_ else None,
+    }
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def _load_document(path: str) -> dict[str, Any]:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise SynthError(f"The requirements file {path!r} does not exist.")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise SynthError(f"The requirements file {path!r} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SynthError(f"The requirements file {path!r} must hold a mapping (e.g. 'constraints: [...]').")
+    return doc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synth", description="Synthetic data engine: fit, sample, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fit = sub.add_parser("fit", help="train a synthesizer on a table and save it")
+    fit.add_argument("data", help="training data: a CSV or Parquet file, or a folder of Parquet files")
+    fit.add_argument("--model", default="ctgan", choices=["ctgan", "tvae", "gaussian_copula"], help="model family (default: ctgan)")
+    fit.add_argument("--out", required=True, help="folder (or cloud URI) to save the model in")
+    fit.add_argument("--epochs", type=int, default=None, help="training epochs (default: the model's, 300 for ctgan/tvae)")
+    fit.add_argument("--batch-size", type=int, default=None, help="rows per step per worker (default: the model's)")
+    fit.add_argument("--seed", type=int, default=0, help="random seed for initialisation and batch order (default: 0)")
+    fit.add_argument("--categorical", action="append", help="column(s) to model as categorical, comma-separated; repeatable")
+    fit.add_argument("--continuous", action="append", help="column(s) to model as continuous, comma-separated; repeatable")
+    fit.add_argument("--metadata", help="JSON file overriding column kinds: {\"columns\": {\"age\": {\"kind\": \"integer\"}}}")
+    fit.add_argument("--constraints", help="YAML/JSON file with a 'constraints' list (bounds, integer, inequality, fixed_combinations)")
+    fit.add_argument("--model-config", help="model hyperparameters as a JSON object, e.g. '{\"embedding_dim\": 64}'")
+    fit.add_argument("--workers", type=int, default=1, help="Ray Train workers for data-parallel training (default: 1)")
+    fit.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None, help="train on GPUs (default: when available)")
+    fit.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per training worker (default: 1)")
+    fit.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (default: 10)")
+    fit.add_argument("--storage-path", help="where checkpoints go: a folder or s3:// / gs:// URI (default: a temp folder)")
+    fit.add_argument("--run-name", help="name of the training run; the same name resumes from its last checkpoint")
+    fit.add_argument("--max-failures", type=int, default=0, help="worker failures to retry from the last checkpoint (default: 0)")
+    fit.add_argument("--quiet", action="store_true", help="do not print the losses after every epoch")
+    fit.set_defaults(func=cmd_fit)
+
+    sample = sub.add_parser("sample", help="generate rows from a saved synthesizer")
+    sample.add_argument("model_dir", help="folder (or cloud URI) of a saved model")
+    sample.add_argument("--rows", type=int, required=True, help="number of rows to generate (exact)")
+    sample.add_argument("--condition", action="append", help="COLUMN=VALUE, or COLUMN>=X / <=X / >X / <X; repeatable")
+    sample.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives the same rows")
+    sample.add_argument("--out", required=True, help="output file: .parquet, .csv or .csv.gz")
+    sample.set_defaults(func=cmd_sample)
+
+    info = sub.add_parser("info", help="print a saved model's schema and training summary")
+    info.add_argument("model_dir", help="folder (or cloud URI) of a saved model")
+    info.set_defaults(func=cmd_info)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub) -> None:
+    """Commands whose layers are optional imports (evaluation)."""
+    ev = sub.add_parser("evaluate", help="compare a synthetic table with the real one; write report.json and report.html")
+    ev.add_argument("real", help="real data (CSV/Parquet file or Parquet folder)")
+    ev.add_argument("synthetic", help="synthetic data (CSV/Parquet file or Parquet folder)")
+    ev.add_argument("--holdout", help="real rows the synthesizer never saw (for ML efficacy and privacy)")
+    ev.add_argument("--target", help="target column for ML efficacy")
+    ev.add_argument("--out", required=True, help="folder for report.json and report.html")
+    ev.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.evaluation import evaluate_tables
+
+    report = evaluate_tables(args.real, args.synthetic, holdout=args.holdout, target=args.target)
+    report.save(args.out)
+    print(report.summary())
+    print(f"report written to {Path(args.out) / 'report.html'} and report.json")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SynthError as exc:
+        print(f"synth {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The user's request: conditions on the output and constraints that always hold."""
+from engine.requirements.conditions import (
+    CategoryCondition,
+    Conditions,
+    RangeCondition,
+    parse_condition_arg,
+    parse_conditions,
+)
+from engine.requirements.constraints import (
+    Bounds,
+    FixedCombinations,
+    Inequality,
+    Integer,
+    apply_constraints,
+    constraint_to_dict,
+    parse_constraints,
+)
+
+__all__ = [
+    "Bounds",
+    "CategoryCondition",
+    "Conditions",
+    "FixedCombinations",
+    "Inequality",
+    "Integer",
+    "RangeCondition",
+    "apply_constraints",
+    "constraint_to_dict",
+    "parse_condition_arg",
+    "parse_conditions",
+    "parse_constraints",
+]

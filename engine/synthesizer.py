@@ -1,0 +1,328 @@
+"""The tabular front door: ``TabularSynthesizer``.
+
+One class for every tabular model. ``fit`` reads and validates the data,
+infers the schema, fits the preprocessor and trains the model (torch models
+through the engine's one Ray Train loop; the Gaussian copula directly);
+``sample`` returns exactly the rows asked for, meeting conditions and
+constraints; ``save``/``load`` write and read a JSON + safetensors artifact.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from engine.errors import NotFittedError, SynthError
+from engine.models.gaussian_copula import GaussianCopula, GaussianCopulaConfig
+from engine.models.registry import MODEL_NAMES, get_model_class
+from engine.requirements.conditions import Conditions, parse_conditions
+from engine.requirements.constraints import Constraint, constraint_to_dict, parse_constraints
+from engine.sampling.rows import SamplingRequest, generate_rows
+from engine.sampling.sources import CopulaRowSource, TorchRowSource
+from engine.schema.infer import infer_schema
+from engine.schema.io import read_table
+from engine.schema.kinds import TableSchema
+from engine.store.artifact import Artifact, load_artifact, save_artifact
+from engine.training.config import InvalidOptionError, ScalingOptions, TrainOptions
+from engine.transforms.columns import TableCodec
+from engine.transforms.tabular import TabularEncoder
+
+COPULA = "gaussian_copula"
+DEFAULT_EPOCHS = {"ctgan": 300, "tvae": 300}
+DEFAULT_BATCH_SIZE = {"ctgan": 500, "tvae": 500}
+
+
+class TabularSynthesizer:
+    """Learn a table and generate synthetic rows like it.
+
+    Args:
+        model: ``"ctgan"``, ``"tvae"`` or ``"gaussian_copula"``.
+        model_config: hyperparameters of the model (see the model's config class),
+            e.g. ``{"embedding_dim": 64}`` for CTGAN.
+        constraints: rules that every output row satisfies, as objects from
+            ``engine.requirements`` or dicts such as
+            ``{"type": "inequality", "low": "start", "high": "end"}``.
+        num_workers, use_gpu, cpus_per_worker: how Ray Train scales training
+            (``use_gpu=None`` picks a GPU when there is one).
+        max_categories: categorical columns with more distinct values keep the
+            most frequent ``max_categories - 1`` and pool the rest.
+        max_fit_rows: rows of the random subsample the preprocessor is fitted on.
+
+    Example::
+
+        synth = TabularSynthesizer(model="ctgan").fit(df, epochs=300)
+        rows = synth.sample(num_rows=1000, conditions={"income": " >50K"}, seed=7)
+    """
+
+    def __init__(
+        self,
+        model: str = "ctgan",
+        *,
+        model_config: Mapping[str, Any] | None = None,
+        constraints: Sequence[Mapping[str, Any] | Constraint] | None = None,
+        num_workers: int = 1,
+        use_gpu: bool | None = None,
+        cpus_per_worker: float = 1.0,
+        max_categories: int = 1000,
+        max_fit_rows: int = 50_000,
+    ):
+        if model not in MODEL_NAMES:
+            raise InvalidOptionError(
+                f"The 'model' parameter of TabularSynthesizer must be one of {', '.join(map(repr, MODEL_NAMES))}. "
+                f"Got {model!r} instead."
+            )
+        self.model = model
+        self.model_config = dict(model_config or {})
+        self.constraints = list(constraints or [])
+        self.scaling = ScalingOptions(num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker)
+        self.max_categories = max_categories
+        self.max_fit_rows = max_fit_rows
+        parse_constraints(self.constraints)  # fail early on a malformed spec
+        self._source: TorchRowSource | CopulaRowSource | None = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        data: Any,
+        *,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        seed: int = 0,
+        categorical_columns: Sequence[str] | None = None,
+        continuous_columns: Sequence[str] | None = None,
+        integer_columns: Sequence[str] | None = None,
+        boolean_columns: Sequence[str] | None = None,
+        datetime_columns: Sequence[str] | None = None,
+        identifier_columns: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 10,
+        storage_path: str | None = None,
+        run_name: str | None = None,
+        max_failures: int = 0,
+        show_progress: bool = True,
+    ) -> "TabularSynthesizer":
+        """Learn ``data`` (a DataFrame, a pyarrow Table, or a CSV/Parquet path).
+
+        Column kinds are inferred; the ``*_columns`` lists and ``metadata``
+        override them. ``epochs`` and ``batch_size`` default per model; the
+        checkpoint options go to the training loop (see ``TrainOptions``).
+        """
+        table = read_table(data)
+        schema = infer_schema(
+            table,
+            categorical_columns=categorical_columns,
+            continuous_columns=continuous_columns,
+            integer_columns=integer_columns,
+            boolean_columns=boolean_columns,
+            datetime_columns=datetime_columns,
+            identifier_columns=identifier_columns,
+            metadata=metadata,
+        )
+        constraints = parse_constraints(self.constraints)
+        for c in constraints:
+            c.validate(schema)
+            c.fit(table)
+
+        if self.model == COPULA:
+            config = GaussianCopulaConfig(**self.model_config)
+            codec = TableCodec(max_categories=self.max_categories).fit(table, schema)
+            frame = codec.to_numeric(table)
+            kinds = {c.name: c.kind for c in schema.columns if c.name in frame.columns}
+            copula = GaussianCopula(config).fit(frame, kinds, seed=seed)
+            self._source = CopulaRowSource(copula, codec, schema)
+            self.training_options_ = {"seed": seed}
+            self.history_: list[dict[str, float]] = []
+        else:
+            from engine.runtime import ray_session
+            from engine.training.loop import train_torch_model
+
+            options = TrainOptions(
+                epochs=epochs if epochs is not None else DEFAULT_EPOCHS[self.model],
+                batch_size=batch_size if batch_size is not None else DEFAULT_BATCH_SIZE[self.model],
+                seed=seed,
+                checkpoint_every=checkpoint_every,
+                storage_path=storage_path,
+                run_name=run_name,
+                max_failures=max_failures,
+                show_progress=show_progress,
+            )
+            model_cls = get_model_class(self.model)
+            config = model_cls.config_from_dict(self.model_config)
+            encoder = TabularEncoder(
+                max_fit_rows=self.max_fit_rows, max_categories=self.max_categories, seed=seed
+            ).fit(table, schema)
+            encoded = encoder.transform(table)
+            with ray_session():
+                result = train_torch_model(
+                    model_name=self.model,
+                    model_config=asdict(config),
+                    layout=encoder.layout_,
+                    data=encoded,
+                    options=options,
+                    scaling=self.scaling,
+                )
+            model = model_cls(config, encoder.layout_)
+            model.load_state_tensors(result.state_tensors)
+            model.load_extra_state(result.extra_state)
+            self._source = TorchRowSource(model, encoder, schema)
+            self.training_options_ = asdict(options)
+            self.history_ = list(result.history)
+        self.schema_: TableSchema = schema
+        self.constraints_: list[Constraint] = constraints
+        return self
+
+    # --------------------------------------------------------------- sample
+    def _require_fitted(self) -> TorchRowSource | CopulaRowSource:
+        if self._source is None:
+            raise NotFittedError("This TabularSynthesizer is not fitted yet: call fit(data) or load(path) first.")
+        return self._source
+
+    @property
+    def codec_(self) -> TableCodec:
+        source = self._require_fitted()
+        return source.codec if isinstance(source, CopulaRowSource) else source.encoder.codec_
+
+    def parse_conditions(self, conditions: Mapping[str, Any] | None) -> Conditions:
+        """Validate ``conditions`` against the fitted schema (raises with what is valid)."""
+        self._require_fitted()
+        codec = self.codec_
+        return parse_conditions(
+            conditions, self.schema_, category_code=codec.category_code, numeric_range=codec.numeric_range
+        )
+
+    def sample(
+        self,
+        num_rows: int,
+        *,
+        conditions: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        row_offset: int = 0,
+        stream: int = 0,
+    ) -> pd.DataFrame:
+        """Generate exactly ``num_rows`` rows as a pandas DataFrame.
+
+        Args:
+            num_rows: how many rows.
+            conditions: ``{column: value}`` for categories, ``{column: {"between":
+                [low, high]}}`` (or ``">="``, ``"<="``, ``">"``, ``"<"``) for
+                numeric or datetime ranges. Every returned row satisfies them.
+            seed: the same seed gives the same rows; ``None`` draws a fresh one.
+            row_offset, stream: used by the sharded sampler so that shards
+                are independent and identifiers stay unique across them.
+        """
+        source = self._require_fitted()
+        if isinstance(num_rows, bool) or not isinstance(num_rows, (int, np.integer)) or num_rows < 0:
+            raise InvalidOptionError(f"The 'num_rows' parameter of sample must be an integer >= 0. Got {num_rows!r} instead.")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise InvalidOptionError(f"The 'seed' parameter of sample must be an integer or None. Got {seed!r} instead.")
+        parsed = self.parse_conditions(conditions)
+        if num_rows == 0:
+            return source.draw(1, None, *_zero_seeds()).iloc[:0]
+        request = SamplingRequest(int(num_rows), parsed, int(seed), stream=stream, row_offset=row_offset)
+        return generate_rows(source, self.constraints_, request)
+
+    # ------------------------------------------------------------- evaluate
+    def evaluate(
+        self,
+        real_data: Any,
+        synthetic_data: Any = None,
+        *,
+        target: str | None = None,
+        holdout_data: Any = None,
+        seed: int = 0,
+    ):
+        """Evaluation report of ``synthetic_data`` (or of ``len(real_data)`` fresh rows) against ``real_data``."""
+        from engine.evaluation import evaluate_tables
+
+        real = read_table(real_data)
+        synthetic = read_table(synthetic_data) if synthetic_data is not None else self.sample(len(real), seed=seed)
+        holdout = read_table(holdout_data) if holdout_data is not None else None
+        return evaluate_tables(real, synthetic, holdout=holdout, target=target, schema=self.schema_)
+
+    # ------------------------------------------------------------ save/load
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the fitted synthesizer to a folder (or cloud URI) of JSON and safetensors."""
+        source = self._require_fitted()
+        if isinstance(source, CopulaRowSource):
+            state, arrays = source.model.to_state()
+            tensors = {k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()}
+            preprocessor = source.codec.to_dict()
+            model_config = asdict(source.model.config)
+        else:
+            state = source.model.extra_state()
+            tensors = source.model.state_tensors()
+            preprocessor = source.encoder.to_dict()
+            model_config = source.model.config_dict()
+        artifact = Artifact(
+            model=self.model,
+            config={
+                "model_config": model_config,
+                "training": self.training_options_,
+                "scaling": asdict(self.scaling),
+                "max_categories": self.max_categories,
+                "max_fit_rows": self.max_fit_rows,
+            },
+            schema=self.schema_.to_dict(),
+            preprocessor=preprocessor,
+            requirements={"constraints": [constraint_to_dict(c) for c in self.constraints_]},
+            model_state=state,
+            metrics={"history": self.history_},
+            tensors=tensors,
+        )
+        return save_artifact(artifact, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "TabularSynthesizer":
+        """Read a synthesizer saved by :meth:`save` (never unpickles)."""
+        from engine.errors import ArtifactError
+
+        art = load_artifact(path)
+        if art.model not in MODEL_NAMES:
+            raise ArtifactError(f"The model at {str(path)!r} is a {art.model!r}; this engine knows {', '.join(MODEL_NAMES)}.")
+        try:
+            cfg = art.config
+            synth = cls(
+                art.model,
+                model_config=cfg.get("model_config", {}),
+                constraints=art.requirements.get("constraints", []),
+                max_categories=int(cfg.get("max_categories", 1000)),
+                max_fit_rows=int(cfg.get("max_fit_rows", 50_000)),
+                **cfg.get("scaling", {}),
+            )
+            schema = TableSchema.from_dict(art.schema)
+            if art.model == COPULA:
+                codec = TableCodec.from_dict(art.preprocessor)
+                arrays = {k: v.numpy() for k, v in art.tensors.items()}
+                copula = GaussianCopula.from_state(art.model_state, arrays)
+                synth._source = CopulaRowSource(copula, codec, schema)
+            else:
+                model_cls = get_model_class(art.model)
+                encoder = TabularEncoder.from_dict(art.preprocessor)
+                model = model_cls(model_cls.config_from_dict(cfg.get("model_config", {})), encoder.layout_)
+                model.load_state_tensors(art.tensors)
+                model.load_extra_state(art.model_state)
+                synth._source = TorchRowSource(model, encoder, schema)
+        except SynthError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ArtifactError(
+                f"The model at {str(path)!r} does not match this engine's format: {type(exc).__name__}: {exc}"
+            ) from None
+        synth.schema_ = schema
+        synth.constraints_ = parse_constraints(art.requirements.get("constraints", []))
+        synth.training_options_ = dict(art.config.get("training", {}))
+        synth.history_ = list(art.metrics.get("history", []))
+        return synth
+
+
+def _zero_seeds() -> tuple[torch.Generator, np.random.Generator]:
+    from engine.sampling.rows import seed_streams
+
+    return seed_streams(0, 0)
