@@ -27,6 +27,13 @@ def test_cluster_yaml_matches_ray_schema():
     assert any("pip install" in c and "synth-engine" in c for c in config["setup_commands"])
 
 
+def test_cluster_yaml_passes_ray_launcher_validation():
+    # What `ray up` itself runs: provider defaults merged in, then the full validation.
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    validate_config(prepare_config(yaml.safe_load(CLUSTER_YAML.read_text())))
+
+
 def test_schema_check_rejects_a_broken_config():
     # The validation above must be able to fail: a node type without resources is invalid.
     config = copy.deepcopy(yaml.safe_load(CLUSTER_YAML.read_text()))
