@@ -1,0 +1,197 @@
+"""Layer 2 of the tabular encoding: the numeric frame <-> the float32 matrix models train on.
+
+Per column, in schema order (CTGAN paper, section 4.2):
+
+- continuous / integer / datetime: a ``value`` span (tanh, width 1) and a
+  ``mode`` span (one-hot over the column's mixture modes), plus a ``missing``
+  span ([present, missing]) when the column has missing values;
+- categorical / boolean: a ``category`` span, one-hot over the codes, plus one
+  slot for "missing" when the column has missing values.
+
+Everything is vectorised over whole columns.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import NotFittedError
+from engine.schema.kinds import ColumnKind, TableSchema
+from engine.transforms.columns import TableCodec
+from engine.transforms.layout import EncodedLayout, Span
+from engine.transforms.mode_normalizer import ModeNormalizer
+
+_DISCRETE = (ColumnKind.CATEGORICAL.value, ColumnKind.BOOLEAN.value)
+
+
+class TabularEncoder:
+    """Reversible encoder of a table into a float32 matrix described by ``layout_``.
+
+    Args:
+        max_modes: mixture components per continuous column at most.
+        weight_threshold: components lighter than this are dropped.
+        max_fit_rows: the mixtures are fitted on a random subsample of at most
+            this many rows, so a million-row table costs no more than 50,000.
+        max_categories: see :class:`TableCodec`.
+        seed: seeds the subsample, the mixtures and the mode sampling.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_modes: int = 10,
+        weight_threshold: float = 0.005,
+        max_fit_rows: int = 50_000,
+        max_categories: int = 1000,
+        seed: int = 0,
+    ):
+        self.max_modes = max_modes
+        self.weight_threshold = weight_threshold
+        self.max_fit_rows = max_fit_rows
+        self.max_categories = max_categories
+        self.seed = seed
+        self.codec_: TableCodec | None = None
+        self.normalizers_: dict[str, ModeNormalizer] = {}
+        self.nullable_: dict[str, bool] = {}
+        self.layout_: EncodedLayout | None = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: pd.DataFrame, schema: TableSchema) -> "TabularEncoder":
+        rng = np.random.default_rng(self.seed)
+        self.codec_ = TableCodec(max_categories=self.max_categories).fit(data, schema)
+        if len(data) > self.max_fit_rows:
+            data = data.iloc[np.sort(rng.choice(len(data), size=self.max_fit_rows, replace=False))]
+        frame = self.codec_.to_numeric(data)
+        self.normalizers_, self.nullable_ = {}, {}
+        for st in self.codec_.modelled_columns:
+            x = frame[st.name].to_numpy(dtype=np.float64)
+            self.nullable_[st.name] = bool(st.null_rate > 0)
+            if st.kind not in _DISCRETE:
+                self.normalizers_[st.name] = ModeNormalizer.fit(
+                    x,
+                    max_modes=self.max_modes,
+                    weight_threshold=self.weight_threshold,
+                    max_fit_rows=self.max_fit_rows,
+                    rng=rng,
+                )
+        self.layout_ = self._build_layout()
+        return self
+
+    def _build_layout(self) -> EncodedLayout:
+        spans: list[Span] = []
+        pos = 0
+
+        def add(column: str, width: int, activation: str, role: str) -> None:
+            nonlocal pos
+            spans.append(Span(column, pos, width, activation, role))  # type: ignore[arg-type]
+            pos += width
+
+        for st in self._codec().modelled_columns:
+            if st.kind in _DISCRETE:
+                add(st.name, st.num_codes + int(self.nullable_[st.name]), "softmax", "category")
+            else:
+                add(st.name, 1, "tanh", "value")
+                add(st.name, self.normalizers_[st.name].num_modes, "softmax", "mode")
+                if self.nullable_[st.name]:
+                    add(st.name, 2, "softmax", "missing")
+        return EncodedLayout(tuple(spans))
+
+    def _codec(self) -> TableCodec:
+        if self.codec_ is None:
+            raise NotFittedError("This TabularEncoder is not fitted yet: call fit(data, schema) first.")
+        return self.codec_
+
+    @property
+    def output_dim(self) -> int:
+        self._codec()
+        return self.layout_.dim
+
+    # ------------------------------------------------------------ transform
+    def transform(self, data: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
+        """Encode ``data`` into a float32 matrix ``(len(data), layout_.dim)``."""
+        codec = self._codec()
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        frame = codec.to_numeric(data)
+        n = len(frame)
+        out = np.zeros((n, self.layout_.dim), dtype=np.float32)
+        rows = np.arange(n)
+        by_column: dict[str, dict[str, Span]] = {}
+        for span in self.layout_.spans:
+            by_column.setdefault(span.column, {})[span.role] = span
+        for name, spans in by_column.items():
+            x = frame[name].to_numpy(dtype=np.float64)
+            missing = np.isnan(x)
+            if "category" in spans:
+                span = spans["category"]
+                st = codec.column(name)
+                codes = np.where(missing, st.num_codes, np.nan_to_num(x)).astype(np.int64)
+                out[rows, span.start + codes] = 1.0
+                continue
+            alpha, mode = self.normalizers_[name].transform(x, rng)
+            out[:, spans["value"].start] = alpha
+            out[rows, spans["mode"].start + mode] = 1.0
+            if "missing" in spans:
+                out[rows, spans["missing"].start + missing.astype(np.int64)] = 1.0
+        return out
+
+    def inverse_transform(self, encoded: np.ndarray, *, rng: np.random.Generator, row_offset: int = 0) -> pd.DataFrame:
+        """Decode a matrix (hard or soft one-hots) back into the original table."""
+        codec = self._codec()
+        encoded = np.asarray(encoded)
+        if encoded.ndim != 2 or encoded.shape[1] != self.layout_.dim:
+            raise ValueError(f"Expected an encoded matrix of width {self.layout_.dim}; got shape {encoded.shape}.")
+        frame: dict[str, np.ndarray] = {}
+        by_column: dict[str, dict[str, Span]] = {}
+        for span in self.layout_.spans:
+            by_column.setdefault(span.column, {})[span.role] = span
+        for name, spans in by_column.items():
+            if "category" in spans:
+                s = spans["category"]
+                codes = encoded[:, s.start : s.stop].argmax(axis=1).astype(np.float64)
+                codes[codes >= codec.column(name).num_codes] = np.nan
+                frame[name] = codes
+                continue
+            v, m = spans["value"], spans["mode"]
+            mode = encoded[:, m.start : m.stop].argmax(axis=1)
+            x = self.normalizers_[name].inverse(encoded[:, v.start].astype(np.float64), mode)
+            if "missing" in spans:
+                ms = spans["missing"]
+                x[encoded[:, ms.start : ms.stop].argmax(axis=1) == 1] = np.nan
+            frame[name] = x
+        return codec.from_numeric(pd.DataFrame(frame), rng=rng, row_offset=row_offset)
+
+    # ---------------------------------------------------------- conditions
+    def category_index(self, column: str, value: Any) -> int:
+        """Index of ``value`` inside ``column``'s category span (validated by the codec)."""
+        return self._codec().category_code(column, value)
+
+    def category_frequencies(self, column: str) -> np.ndarray:
+        return self._codec().category_frequencies(column)
+
+    # --------------------------------------------------------------- state
+    def to_dict(self) -> dict[str, Any]:
+        codec = self._codec()
+        return {
+            "params": {
+                "max_modes": self.max_modes,
+                "weight_threshold": self.weight_threshold,
+                "max_fit_rows": self.max_fit_rows,
+                "max_categories": self.max_categories,
+                "seed": self.seed,
+            },
+            "codec": codec.to_dict(),
+            "normalizers": {k: v.to_dict() for k, v in self.normalizers_.items()},
+            "nullable": self.nullable_,
+            "layout": self.layout_.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TabularEncoder":
+        enc = cls(**d["params"])
+        enc.codec_ = TableCodec.from_dict(d["codec"])
+        enc.normalizers_ = {k: ModeNormalizer.from_dict(v) for k, v in d["normalizers"].items()}
+        enc.nullable_ = {k: bool(v) for k, v in d["nullable"].items()}
+        enc.layout_ = EncodedLayout.from_dict(d["layout"])
+        return enc
