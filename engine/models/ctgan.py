@@ -1,0 +1,273 @@
+"""CTGAN (Xu et al. 2019, arXiv 1907.00503): a conditional GAN for tables.
+
+Residual generator conditioned on the conditional vector; PacGAN critic;
+WGAN-GP loss; training-by-sampling so that rare categories are learned.
+Only the maths lives here; the training loop owns epochs, devices and DDP.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.models.base import BatchSampler, TorchSynthModel
+from engine.models.conditional import ConditionalVector, TrainingSampler
+from engine.transforms.layout import EncodedLayout
+
+
+@dataclass
+class CTGANConfig:
+    """Hyperparameters of CTGAN (defaults follow the paper unless noted)."""
+
+    embedding_dim: int = 128  # size of the noise vector
+    generator_dims: tuple[int, ...] = (256, 256)  # widths of the residual blocks
+    discriminator_dims: tuple[int, ...] = (256, 256)
+    generator_lr: float = 2e-4
+    discriminator_lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = 1e-6
+    pac: int = 10  # rows the critic judges together (PacGAN)
+    discriminator_steps: int = 1  # critic updates per generator update
+    gradient_penalty_weight: float = 10.0
+    gumbel_tau: float = 0.2  # temperature of the Gumbel-softmax on one-hot blocks
+
+    def __post_init__(self) -> None:
+        self.generator_dims = tuple(int(d) for d in self.generator_dims)
+        self.discriminator_dims = tuple(int(d) for d in self.discriminator_dims)
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        for name in ("embedding_dim", "pac", "discriminator_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"The {name!r} parameter of CTGAN must be an integer >= 1. Got {value!r} instead.")
+
+
+class Residual(nn.Module):
+    """Linear -> BatchNorm -> ReLU, concatenated with its input."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.fc = nn.Linear(in_dim, out_dim)
+        # Under DDP on CPU, SyncBatchNorm is unavailable: the training loop keeps
+        # this BatchNorm and DDP broadcasts rank 0's running statistics each forward.
+        self.bn = nn.BatchNorm1d(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
+
+
+class Generator(nn.Module):
+    def __init__(self, in_dim: int, dims: tuple[int, ...], data_dim: int):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width = in_dim
+        for d in dims:
+            blocks.append(Residual(width, d))
+            width += d
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Linear(width, data_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(x))  # raw logits / pre-activations, (B, data_dim)
+
+
+class Discriminator(nn.Module):
+    """The PacGAN critic: scores groups of ``pac`` rows together."""
+
+    def __init__(self, in_dim: int, dims: tuple[int, ...], pac: int):
+        super().__init__()
+        self.pac = pac
+        layers: list[nn.Module] = []
+        width = in_dim * pac
+        for d in dims:
+            layers += [nn.Linear(width, d), nn.LeakyReLU(0.2), nn.Dropout(0.5)]
+            width = d
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.reshape(-1, x.shape[1] * self.pac))  # (B / pac, 1)
+
+
+def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, generator: torch.Generator | None) -> torch.Tensor:
+    """Gumbel-softmax that draws its noise from ``generator`` (so generation is seeded)."""
+    u = torch.rand(logits.shape, generator=generator, device="cpu").to(logits.device)
+    g = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
+    y = F.softmax((logits + g) / tau, dim=1)
+    if not hard:
+        return y
+    return F.one_hot(y.argmax(dim=1), logits.shape[1]).to(logits.dtype)
+
+
+class _CTGANBatches(BatchSampler):
+    """Per step: real rows and conditional vectors for the critic, and fresh ones for the generator."""
+
+    def __init__(self, model: "CTGAN", data: np.ndarray, batch_size: int, rng: np.random.Generator):
+        self.model = model
+        self.sampler = TrainingSampler(data, model.cond)
+        self.batch_size = batch_size
+        self.rng = rng
+        self.steps = max(1, len(data) // batch_size)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def _conditioned(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = self.batch_size
+        if self.model.cond.num_columns == 0:
+            idx = torch.from_numpy(self.rng.integers(0, len(self.sampler.data), size=n))
+            empty = torch.zeros(n, 0)
+            return self.sampler.data[idx], empty, empty
+        columns, categories = self.sampler.sample_conditions(n, self.rng)
+        real = self.sampler.sample_rows(columns, categories, self.rng)
+        return real, self.model.cond.one_hot(columns, categories), self.model.cond.mask(columns)
+
+    def epoch(self) -> Iterator[dict[str, torch.Tensor]]:
+        for _ in range(self.steps):
+            d_steps = [self._conditioned() for _ in range(self.model.config.discriminator_steps)]
+            _, cond_g, mask_g = self._conditioned()
+            yield {
+                "real": torch.stack([r for r, _, _ in d_steps]),  # (S, B, data_dim)
+                "cond_d": torch.stack([c for _, c, _ in d_steps]),  # (S, B, cond_dim)
+                "cond_g": cond_g,  # (B, cond_dim)
+                "mask_g": mask_g,  # (B, num_discrete_columns)
+            }
+
+
+class CTGAN(TorchSynthModel):
+    """Conditional tabular GAN on the model contract."""
+
+    name: ClassVar[str] = "ctgan"
+    config_class: ClassVar[type] = CTGANConfig
+    supports_native_conditions: ClassVar[bool] = True
+
+    def __init__(self, config: CTGANConfig, layout: EncodedLayout):
+        super().__init__(config, layout)
+        self.cond = ConditionalVector(layout)
+        self.nets["generator"] = Generator(config.embedding_dim + self.cond.dim, config.generator_dims, layout.dim)
+        self.nets["discriminator"] = Discriminator(layout.dim + self.cond.dim, config.discriminator_dims, config.pac)
+
+    # ------------------------------------------------------------ training
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {
+            "generator": torch.optim.Adam(self.nets["generator"].parameters(), lr=c.generator_lr, betas=c.betas, weight_decay=c.weight_decay),
+            "discriminator": torch.optim.Adam(
+                self.nets["discriminator"].parameters(), lr=c.discriminator_lr, betas=c.betas, weight_decay=c.weight_decay
+            ),
+        }
+
+    def batch_sampler(self, data: np.ndarray, batch_size: int, rng: np.random.Generator) -> BatchSampler:
+        # Rows are judged in groups of `pac`: the batch is rounded down to a multiple of it.
+        batch_size = max(self.config.pac, batch_size - batch_size % self.config.pac)
+        sampler = _CTGANBatches(self, data, batch_size, rng)
+        self.cond.frequencies = sampler.sampler.frequencies
+        return sampler
+
+    def _activate(self, raw: torch.Tensor, hard: bool, generator: torch.Generator | None) -> torch.Tensor:
+        parts = []
+        for span in self.layout.spans:
+            block = raw[:, span.start : span.stop]
+            if span.activation == "tanh":
+                parts.append(torch.tanh(block))
+            else:
+                parts.append(gumbel_softmax(block, self.config.gumbel_tau, hard, generator))
+        return torch.cat(parts, dim=1)
+
+    def _noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.randn(n, self.config.embedding_dim, generator=generator, device="cpu").to(self.device)
+
+    def _condition_loss(self, raw: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each row's generated category block against its conditional vector."""
+        if self.cond.num_columns == 0:
+            return raw.new_zeros(())
+        losses = []
+        for j, span in enumerate(self.cond.spans):
+            offset = int(self.cond.offsets[j])
+            target = cond[:, offset : offset + span.width].argmax(dim=1)
+            losses.append(F.cross_entropy(raw[:, span.start : span.stop], target, reduction="none"))
+        return (torch.stack(losses, dim=1) * mask).sum() / raw.shape[0]
+
+    def train_step(
+        self, batch: Mapping[str, torch.Tensor], optimizers: Mapping[str, torch.optim.Optimizer], generator: torch.Generator
+    ) -> dict[str, float]:
+        g_net, d_net = self.nets["generator"], self.nets["discriminator"]
+        bare_g, bare_d = self.unwrapped("generator"), self.unwrapped("discriminator")
+        opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
+        lam = self.config.gradient_penalty_weight
+        pac = self.config.pac
+
+        for real, cond in zip(batch["real"], batch["cond_d"]):
+            n = real.shape[0]
+            with torch.no_grad():
+                # Fakes for the critic need no generator gradients; the bare module avoids a DDP forward
+                # whose backward would never come.
+                fake = self._activate(bare_g(torch.cat([self._noise(n, generator), cond], dim=1)), False, generator)
+            real_in = torch.cat([real, cond], dim=1)
+            fake_in = torch.cat([fake, cond], dim=1)
+            alpha = torch.rand(n // pac, 1, 1, generator=generator, device="cpu").to(real.device)
+            alpha = alpha.expand(-1, pac, real_in.shape[1]).reshape(n, -1)
+            interp = (alpha * real_in + (1 - alpha) * fake_in).requires_grad_(True)
+            # One critic forward for real, fake and interpolates: under DDP a second forward before the
+            # backward (the gradient penalty's double backward) would break the reducer's bookkeeping.
+            scores = d_net(torch.cat([real_in, fake_in, interp], dim=0))
+            y_real, y_fake, y_interp = scores.split(n // pac)
+            grad = torch.autograd.grad(y_interp.sum(), interp, create_graph=True)[0]
+            penalty = ((grad.reshape(-1, pac * interp.shape[1]).norm(2, dim=1) - 1) ** 2).mean() * lam
+            loss_d = y_fake.mean() - y_real.mean()
+            opt_d.zero_grad(set_to_none=True)
+            (loss_d + penalty).backward()
+            opt_d.step()
+
+        cond_g, mask_g = batch["cond_g"], batch["mask_g"]
+        n = cond_g.shape[0]
+        raw = g_net(torch.cat([self._noise(n, generator), cond_g], dim=1))
+        fake = self._activate(raw, False, generator)
+        # The bare critic scores the fakes: its gradients here are discarded (zeroed before its next step),
+        # so DDP must not all-reduce them.
+        y_fake = bare_d(torch.cat([fake, cond_g], dim=1))
+        cond_loss = self._condition_loss(raw, cond_g, mask_g)
+        loss_g = -y_fake.mean() + cond_loss
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return {
+            "loss_d": float(loss_d.detach()),
+            "gradient_penalty": float(penalty.detach()),
+            "loss_g": float(loss_g.detach()),
+            "loss_condition": float(cond_loss.detach()),
+        }
+
+    # ----------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(self, num_rows: int, category_conditions: Mapping[str, int] | None, generator: torch.Generator) -> np.ndarray:
+        g = self.unwrapped("generator")
+        was_training = g.training
+        g.eval()
+        out = []
+        chunk = 8192
+        try:
+            for start in range(0, num_rows, chunk):
+                n = min(chunk, num_rows - start)
+                cond = (
+                    self.cond.sample_for_generation(n, category_conditions, generator)
+                    if self.cond.num_columns
+                    else torch.zeros(n, 0)
+                )
+                raw = g(torch.cat([self._noise(n, generator), cond.to(self.device)], dim=1))
+                out.append(self._activate(raw, True, generator).cpu().numpy())
+        finally:
+            g.train(was_training)
+        return np.concatenate(out, axis=0).astype(np.float32) if out else np.zeros((0, self.layout.dim), np.float32)
+
+    # ---------------------------------------------------------------- state
+    def extra_state(self) -> dict[str, Any]:
+        return {"category_frequencies": [f.tolist() for f in self.cond.frequencies]}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        if "category_frequencies" in state:
+            self.cond.frequencies = [np.asarray(f, dtype=np.float64) for f in state["category_frequencies"]]
