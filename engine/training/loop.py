@@ -1,0 +1,257 @@
+"""The engine's one training loop, on Ray Train.
+
+Every torch model of the engine trains here: the per-worker loop builds the
+model from its config, puts its networks on the worker's device and wraps
+each of them with DDP (through ``ray.train.torch.prepare_model``), reads the
+worker's shard of encoded rows, and calls the model's ``train_step``; it
+reports metrics every epoch and checkpoints every N epochs. Local runs use the
+same loop on a local Ray instance: there is no second loop.
+"""
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.errors import SynthError
+from engine.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from engine.training.config import ScalingOptions, TrainOptions
+from engine.transforms.layout import EncodedLayout
+
+ENCODED_COLUMN = "data"  # the column of encoded row vectors in the training Dataset (ray.data.from_numpy's name)
+
+
+class TrainingError(SynthError, RuntimeError):
+    """Training failed; the message carries the root cause from the worker."""
+
+
+@dataclass
+class TrainResult:
+    state_tensors: dict[str, torch.Tensor]
+    extra_state: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    epochs_completed: int = 0
+    checkpoint_path: str | None = None
+
+
+def _worker_seed(seed: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, dtype=np.uint32)[0])
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _read_shard() -> np.ndarray:
+    """This worker's encoded rows, materialised on the worker (never on the driver)."""
+    import ray.train
+
+    shard = ray.train.get_dataset_shard("train")
+    parts = [b[ENCODED_COLUMN] for b in shard.iter_batches(batch_size=8192, batch_format="numpy")]
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(parts).astype(np.float32, copy=False))
+
+
+def train_loop_per_worker(cfg: dict[str, Any]) -> None:
+    """The Ray Train worker function (plain PyTorch with Ray at its edges)."""
+    import ray.train
+    import ray.train.torch
+
+    from engine.models.registry import TORCH_MODELS
+
+    options = TrainOptions(**cfg["options"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    seed = _worker_seed(options.seed, rank)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    step_gen = torch.Generator().manual_seed(seed)
+
+    registry = cfg.get("registry") or TORCH_MODELS
+    model_cls = registry[cfg["model_name"]]
+    model = model_cls(model_cls.config_from_dict(cfg["model_config"]), EncodedLayout.from_dict(cfg["layout"]))
+    device = ray.train.torch.get_device()
+    model.nets.to(device)
+    if world > 1 and device.type == "cuda":
+        # Batch statistics over all workers' batches; SyncBatchNorm needs GPUs, so on CPU the
+        # BatchNorm layers stay and DDP broadcasts rank 0's running statistics each forward.
+        for key in list(model.nets):
+            model.nets[key] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.nets[key])
+    for key in list(model.nets):
+        # A DDP wrapper with 2+ workers, the bare module with one: models call unwrapped() where it matters.
+        model.nets[key] = ray.train.torch.prepare_model(model.nets[key], move_to_device=device)
+    optimizers = model.configure_optimizers()
+
+    data = _read_shard()
+    if len(data) == 0:
+        raise TrainingError(f"Training worker {rank} received no rows: the data set has fewer rows than workers.")
+    sampler = model.batch_sampler(data, options.batch_size, rng)
+
+    start_epoch, history = 0, []
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            st = load_checkpoint(d)
+        model.load_state_tensors(st.model_tensors)
+        for name, opt in optimizers.items():
+            opt.load_state_dict(st.optimizers[name])
+        model.load_extra_state(st.extra_state)
+        start_epoch, history = st.epoch, list(st.history)
+        if st.numpy_rng and rank == 0:
+            rng.bit_generator.state = st.numpy_rng
+        if st.torch_rng is not None and rank == 0:
+            step_gen.set_state(st.torch_rng)
+        if rank == 0 and options.show_progress:
+            print(f"resuming from the checkpoint after epoch {start_epoch}", flush=True)
+
+    fail_at = cfg.get("fail_once_at_epoch")  # test hook: a worker raises once, to exercise recovery
+    for epoch in range(start_epoch, options.epochs):
+        if fail_at is not None and epoch == fail_at and rank == 0 and _first_failure(cfg["fail_once_marker"]):
+            raise RuntimeError(f"injected failure at epoch {epoch}")
+        sums: dict[str, float] = {}
+        steps = 0
+        for batch in sampler.epoch():
+            metrics = model.train_step(_to_device(batch, device), optimizers, step_gen)
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+        row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}}
+        history.append(row)
+        if rank == 0 and options.show_progress:
+            losses = "  ".join(f"{k} {v:+.4f}" for k, v in row.items() if k != "epoch")
+            print(f"epoch {epoch + 1}/{options.epochs}  {losses}", flush=True)
+        last = epoch + 1 == options.epochs
+        if rank == 0 and (last or (epoch + 1) % options.checkpoint_every == 0):
+            with tempfile.TemporaryDirectory() as tmp:
+                save_checkpoint(
+                    tmp,
+                    TrainingState(
+                        epoch=epoch + 1,
+                        model_tensors=model.state_tensors(),
+                        optimizers={k: o.state_dict() for k, o in optimizers.items()},
+                        history=history,
+                        extra_state=model.extra_state(),
+                        numpy_rng=rng.bit_generator.state,
+                        torch_rng=step_gen.get_state(),
+                        torch_global_rng=torch.get_rng_state(),
+                    ),
+                )
+                ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        else:
+            ray.train.report(row)
+
+
+def _first_failure(marker: str) -> bool:
+    from pathlib import Path
+
+    p = Path(marker)
+    if p.exists():
+        return False
+    p.write_text("failed once")
+    return True
+
+
+def train_torch_model(
+    *,
+    model_name: str,
+    model_config: Mapping[str, Any],
+    layout: EncodedLayout,
+    data: Any,
+    options: TrainOptions,
+    scaling: ScalingOptions,
+    model_registry: Mapping[str, type] | None = None,
+    _test_hooks: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Train a registered torch model on encoded rows with Ray Train; return the final state.
+
+    ``data`` is a float32 matrix of encoded rows or a Ray Dataset with a column
+    ``"data"`` of row vectors. A run started again with the same ``run_name``
+    and ``storage_path`` resumes from its last checkpoint.
+    """
+    import ray
+    import ray.data
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    if isinstance(data, ray.data.Dataset):
+        dataset = data
+    else:
+        matrix = np.ascontiguousarray(np.asarray(data, dtype=np.float32))
+        if matrix.ndim != 2 or len(matrix) == 0:
+            raise TrainingError(f"Training data must be a non-empty 2-D matrix of encoded rows; got shape {matrix.shape}.")
+        # Blocks of ~4,096 rows so the rows spread evenly over the workers' shards.
+        dataset = ray.data.from_numpy(np.array_split(matrix, max(1, len(matrix) // 4096)))
+    use_gpu = scaling.use_gpu
+    if use_gpu is None:
+        use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    storage = options.storage_path or tempfile.mkdtemp(prefix="synth-train-")
+    name = options.run_name or f"{model_name}-{uuid.uuid4().hex[:8]}"
+    cfg = {
+        "model_name": model_name,
+        "model_config": dict(model_config),
+        "layout": layout.to_dict(),
+        "options": asdict(options),
+        "registry": dict(model_registry) if model_registry else None,
+        **dict(_test_hooks or {}),
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=cfg,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=scaling.num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": scaling.cpus_per_worker, **({"GPU": 1} if use_gpu else {})},
+        ),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=options.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+        datasets={"train": dataset},
+    )
+    try:
+        result = trainer.fit()
+    except ray.train.TrainingFailedError as exc:
+        raise TrainingError(f"Training of {model_name!r} failed: {_root_cause(exc)}") from None
+    if result.checkpoint is None:
+        raise TrainingError(f"Training of {model_name!r} finished without a checkpoint.")
+    with result.checkpoint.as_directory() as d:
+        st = load_checkpoint(d)
+    return TrainResult(
+        state_tensors=st.model_tensors,
+        extra_state=st.extra_state,
+        history=st.history,
+        epochs_completed=st.epoch,
+        checkpoint_path=result.checkpoint.path,
+    )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error message of a Ray Train failure, one line per worker at most."""
+    seen = exc
+    while True:
+        inner = getattr(seen, "worker_failures", None)
+        if isinstance(inner, Mapping) and inner:
+            seen = next(iter(inner.values()))
+            continue
+        nxt = seen.__cause__ or getattr(seen, "error", None) or getattr(seen, "cause", None)
+        if isinstance(nxt, BaseException) and nxt is not seen:
+            seen = nxt
+            continue
+        break
+    text = str(seen).strip().splitlines()
+    tail = [line for line in text if line.strip()]
+    return f"{type(seen).__name__}: {tail[-1] if tail else ''}"
