@@ -64,6 +64,7 @@ class ColumnCodecState:
     constant: Any = None
     id_prefix: str | None = None  # identifiers: None for integers, else text prefix
     id_width: int = 0
+    time_step_ns: int = 1  # datetimes: the coarsest unit (s, ms, us, ns) all training values are whole multiples of
 
     @property
     def pooled(self) -> bool:
@@ -101,6 +102,11 @@ class TableCodec:
             x = x[~np.isnan(x)]
             if len(x):
                 st.low, st.high = float(x.min()), float(x.max())
+            if kind == ColumnKind.DATETIME:
+                stamps = (pd.to_datetime(s, format=fmt) if fmt else pd.to_datetime(s)).dropna()
+                ns = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+                # Seconds as float64 carry ~0.2 us of error near today's dates: decoding rounds to this step.
+                st.time_step_ns = next((u for u in (10**9, 10**6, 10**3) if len(ns) and np.all(ns % u == 0)), 1)
         elif kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
             counts = values.value_counts(sort=False)
             # Frequency order, ties broken by the label's text so the order is deterministic.
@@ -232,7 +238,8 @@ class TableCodec:
         if st.low is not None:
             x = np.clip(x, st.low, st.high)
         if st.kind == ColumnKind.DATETIME.value:
-            ns = np.round(np.nan_to_num(x) * 1e9).astype(np.int64)
+            step = st.time_step_ns
+            ns = (np.round(np.nan_to_num(x) * (1e9 / step)).astype(np.int64)) * step
             stamps = pd.Series(ns.astype("datetime64[ns]"))
             stamps[missing] = pd.NaT
             if st.datetime_format:
