@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--model-config", help="model hyperparameters as a JSON object, e.g. '{\"embedding_dim\": 64}'")
     fit.add_argument("--workers", type=int, default=1, help="Ray Train workers for data-parallel training (default: 1)")
     fit.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None, help="train on GPUs (default: when available)")
-    fit.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per training worker (default: 1)")
+    fit.add_argument("--cpus-per-worker", type=float, default=None, help="CPUs reserved per training worker (default: the cluster's CPUs shared among the workers)")
     fit.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (default: 10)")
     fit.add_argument("--storage-path", help="where checkpoints go: a folder or s3:// / gs:// URI (default: a temp folder)")
     fit.add_argument("--run-name", help="name of the training run; the same name resumes from its last checkpoint")

@@ -67,7 +67,7 @@ class TabularSynthesizer:
         constraints: Sequence[Mapping[str, Any] | Constraint] | None = None,
         num_workers: int = 1,
         use_gpu: bool | None = None,
-        cpus_per_worker: float = 1.0,
+        cpus_per_worker: float | None = None,
         max_categories: int = 1000,
         max_fit_rows: int = 50_000,
     ):

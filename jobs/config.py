@@ -21,7 +21,7 @@ class _Strict(BaseModel):
 class ScalingConfig(_Strict):
     num_workers: int = Field(1, ge=1, description="Ray Train workers")
     use_gpu: bool | None = Field(None, description="None: use a GPU when the cluster has one")
-    cpus_per_worker: float = Field(1.0, gt=0)
+    cpus_per_worker: float | None = Field(None, gt=0, description="None: the cluster's CPUs shared among workers")
 
 
 class CheckpointConfig(_Strict):

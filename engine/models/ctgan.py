@@ -93,16 +93,6 @@ class Discriminator(nn.Module):
         return self.net(x.reshape(-1, x.shape[1] * self.pac))  # (B / pac, 1)
 
 
-def gumbel_softmax(logits: torch.Tensor, tau: float, hard: bool, generator: torch.Generator | None) -> torch.Tensor:
-    """Gumbel-softmax that draws its noise from ``generator`` (so generation is seeded)."""
-    u = torch.rand(logits.shape, generator=generator, device="cpu").to(logits.device)
-    g = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
-    y = F.softmax((logits + g) / tau, dim=1)
-    if not hard:
-        return y
-    return F.one_hot(y.argmax(dim=1), logits.shape[1]).to(logits.dtype)
-
-
 class _CTGANBatches(BatchSampler):
     """Per step: real rows and conditional vectors for the critic, and fresh ones for the generator."""
 
@@ -155,9 +145,9 @@ class CTGAN(TorchSynthModel):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         return {
-            "generator": torch.optim.Adam(self.nets["generator"].parameters(), lr=c.generator_lr, betas=c.betas, weight_decay=c.weight_decay),
+            "generator": torch.optim.Adam(self.nets["generator"].parameters(), lr=c.generator_lr, betas=c.betas, weight_decay=c.weight_decay, foreach=True),
             "discriminator": torch.optim.Adam(
-                self.nets["discriminator"].parameters(), lr=c.discriminator_lr, betas=c.betas, weight_decay=c.weight_decay
+                self.nets["discriminator"].parameters(), lr=c.discriminator_lr, betas=c.betas, weight_decay=c.weight_decay, foreach=True
             ),
         }
 
@@ -169,13 +159,18 @@ class CTGAN(TorchSynthModel):
         return sampler
 
     def _activate(self, raw: torch.Tensor, hard: bool, generator: torch.Generator | None) -> torch.Tensor:
+        # One draw of Gumbel noise for the whole matrix; each one-hot block takes its slice.
+        u = torch.rand(raw.shape, generator=generator, device="cpu").to(raw.device)
+        noisy = raw - torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
         parts = []
         for span in self.layout.spans:
-            block = raw[:, span.start : span.stop]
             if span.activation == "tanh":
-                parts.append(torch.tanh(block))
+                parts.append(torch.tanh(raw[:, span.start : span.stop]))
+            elif hard:
+                block = noisy[:, span.start : span.stop]
+                parts.append(F.one_hot(block.argmax(dim=1), span.width).to(raw.dtype))
             else:
-                parts.append(gumbel_softmax(block, self.config.gumbel_tau, hard, generator))
+                parts.append(F.softmax(noisy[:, span.start : span.stop] / self.config.gumbel_tau, dim=1))
         return torch.cat(parts, dim=1)
 
     def _noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:

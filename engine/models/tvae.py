@@ -77,7 +77,7 @@ class TVAE(TorchSynthModel):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         params = list(self.nets["encoder"].parameters()) + list(self.nets["decoder"].parameters())
-        return {"vae": torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.l2scale)}
+        return {"vae": torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.l2scale, foreach=True)}
 
     def train_step(
         self, batch: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer], generator: torch.Generator

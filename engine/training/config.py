@@ -20,16 +20,18 @@ class ScalingOptions:
     """Where training runs. ``num_workers=1`` on a laptop and
     ``num_workers=8, use_gpu=True`` on a cluster are the same call.
 
-    ``use_gpu=None`` picks a GPU when the cluster has one.
+    ``use_gpu=None`` picks a GPU when the cluster has one. ``cpus_per_worker=None``
+    shares the cluster's CPUs among the workers (torch in a worker uses as many
+    threads as CPUs it reserves, so one worker on a laptop gets all cores).
     """
 
     num_workers: int = 1
     use_gpu: bool | None = None
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.num_workers, int) and self.num_workers >= 1, "num_workers", "an integer >= 1", self.num_workers)
-        _check(self.cpus_per_worker > 0, "cpus_per_worker", "a number > 0", self.cpus_per_worker)
+        _check(self.cpus_per_worker is None or self.cpus_per_worker > 0, "cpus_per_worker", "a number > 0 or None (auto)", self.cpus_per_worker)
         _check(self.use_gpu in (None, True, False), "use_gpu", "True, False or None (auto)", self.use_gpu)
 
 

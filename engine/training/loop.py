@@ -210,6 +210,9 @@ def train_torch_model(
     use_gpu = scaling.use_gpu
     if use_gpu is None:
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    cpus = scaling.cpus_per_worker
+    if cpus is None:
+        cpus = max(1.0, float(int(ray.available_resources().get("CPU", 1) // scaling.num_workers)))
     storage = options.storage_path or tempfile.mkdtemp(prefix="synth-train-")
     name = options.run_name or f"{model_name}-{uuid.uuid4().hex[:8]}"
     cfg = {
@@ -226,7 +229,7 @@ def train_torch_model(
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers,
             use_gpu=use_gpu,
-            resources_per_worker={"CPU": scaling.cpus_per_worker, **({"GPU": 1} if use_gpu else {})},
+            resources_per_worker={"CPU": cpus, **({"GPU": 1} if use_gpu else {})},
         ),
         run_config=ray.train.RunConfig(
             name=name,
