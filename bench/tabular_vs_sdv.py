@@ -49,18 +49,22 @@ def run_sdv(real: pd.DataFrame, epochs: int, sample_rows: int) -> dict:
     from sdv.single_table import CTGANSynthesizer
     from sdv.sampling import Condition
 
-    metadata = Metadata.detect_from_dataframe(real, table_name="adult")
+    metadata = Metadata.detect_from_dataframes({"adult": real})
     synth = CTGANSynthesizer(metadata, epochs=epochs, verbose=False)
     t0 = time.perf_counter()
-    synth.fit(real)
+    synth.fit({"adult": real})  # SDV 2 takes and returns {table name: DataFrame}
     fit_s = time.perf_counter() - t0
-    rate = rows_per_second(lambda n: synth.sample(num_rows=n), sample_rows)
-    score = quality(real, synth.sample(num_rows=len(real)), metadata.to_dict()["tables"]["adult"])
+
+    def sample(n: int) -> pd.DataFrame:
+        return synth.sample(num_rows=n)["adult"]
+
+    rate = rows_per_second(sample, sample_rows)
+    score = quality(real, sample(len(real)), metadata.to_dict()["tables"]["adult"])
     t0 = time.perf_counter()
     try:
         rare = synth.sample_from_conditions(
             [Condition(num_rows=1000, column_values={RARE_COLUMN: RARE_VALUE})], max_tries_per_batch=100
-        )
+        )["adult"]
         rare_rate = len(rare) / (time.perf_counter() - t0) if len(rare) else 0.0
         rare_note = f"{len(rare)} of 1000 rows"
     except Exception as exc:  # SDV raises when rejection sampling finds nothing

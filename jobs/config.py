@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.errors import SynthError
 
@@ -53,10 +53,19 @@ class TrainJobConfig(_Strict):
 
 class SampleJobConfig(_Strict):
     model: str = Field(..., description="saved model folder or URI")
-    out: str = Field(..., description="output file (.parquet/.csv) or, with shards, a Parquet folder")
+    out: str | None = Field(None, description="output file (.parquet/.csv), written in-process")
+    out_dir: str | None = Field(None, description="output folder of Parquet shards, written by Ray Data")
     num_rows: int = Field(..., ge=0)
     conditions: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
+    rows_per_shard: int = Field(100_000, ge=1)
+    num_actors: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_output(self) -> "SampleJobConfig":
+        if (self.out is None) == (self.out_dir is None):
+            raise ValueError("give exactly one of 'out' (a file) and 'out_dir' (a folder of shards)")
+        return self
 
 
 def load_config(cls: type[BaseModel], path: str | None, overrides: dict[str, Any]) -> Any:
