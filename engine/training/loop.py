@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -132,15 +133,16 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             raise RuntimeError(f"injected failure at epoch {epoch}")
         sums: dict[str, float] = {}
         steps = 0
+        started = time.perf_counter()
         for batch in sampler.epoch():
             metrics = model.train_step(_to_device(batch, device), optimizers, step_gen)
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
-        row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}}
+        row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "seconds": time.perf_counter() - started}
         history.append(row)
         if rank == 0 and options.show_progress:
-            losses = "  ".join(f"{k} {v:+.4f}" for k, v in row.items() if k != "epoch")
+            losses = "  ".join(f"{k} {v:+.4f}" for k, v in row.items() if k not in ("epoch", "seconds"))
             print(f"epoch {epoch + 1}/{options.epochs}  {losses}", flush=True)
         last = epoch + 1 == options.epochs
         if rank == 0 and (last or (epoch + 1) % options.checkpoint_every == 0):

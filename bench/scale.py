@@ -1,0 +1,122 @@
+"""Scaling figures for the tabular CTGAN on Adult (issue 3).
+
+Prints: sampling rows/s with 1 and 2 actors of one CPU each and their ratio;
+peak memory (RSS of the driver and every Ray process, sampled every 0.2 s) of
+the whole sharded sampling job for 1 and 10 million rows and their ratio;
+training seconds per epoch with 1 and 2 Ray Train workers; and rows/s of Ray
+Data's write_parquet against pyarrow writing the same table alone.
+
+    python bench/scale.py                 # about 10 minutes on 2 cores
+    python bench/scale.py --big-rows 2000000
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+
+class PeakRSS:
+    """Peak of the summed RSS of this process and all its descendants (Ray's raylet and workers)."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def _sample(self) -> int:
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def __enter__(self) -> "PeakRSS":
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.thread.join()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=3, help="training epochs per worker count")
+    p.add_argument("--rate-rows", type=int, default=400_000, help="rows for the 1-vs-2-actor rate")
+    p.add_argument("--small-rows", type=int, default=1_000_000)
+    p.add_argument("--big-rows", type=int, default=10_000_000)
+    p.add_argument("--rows-per-shard", type=int, default=50_000)
+    args = p.parse_args()
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import ray
+
+    from engine import TabularSynthesizer
+    from engine.data import load_adult
+    from engine.sampling.sharded import sample_to_parquet
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    real = load_adult()
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+
+    per_epoch = {}
+    for workers in (1, 2):
+        synth = TabularSynthesizer("ctgan", num_workers=workers, cpus_per_worker=1).fit(real, epochs=args.epochs, show_progress=False)
+        # The first epoch includes warm-up; the median of the rest is the steady rate.
+        secs = sorted(h["seconds"] for h in synth.history_[1:]) or [synth.history_[0]["seconds"]]
+        per_epoch[workers] = secs[len(secs) // 2]
+    model = str(work / "model")
+    synth.save(model)
+
+    rates = {}
+    for actors in (1, 2):
+        t0 = time.perf_counter()
+        sample_to_parquet(model, str(work / f"rate-{actors}"), num_rows=args.rate_rows, rows_per_shard=args.rows_per_shard,
+                          seed=0, num_actors=actors, cpus_per_actor=1)
+        rates[actors] = args.rate_rows / (time.perf_counter() - t0)
+
+    peaks = {}
+    for rows in (args.small_rows, args.big_rows):
+        with PeakRSS() as mem:
+            sample_to_parquet(model, str(work / f"mem-{rows}"), num_rows=rows, rows_per_shard=args.rows_per_shard,
+                              seed=0, num_actors=2, cpus_per_actor=1)
+        peaks[rows] = mem.peak
+
+    table = synth.sample(500_000, seed=1)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    t0 = time.perf_counter()
+    pq.write_table(arrow, work / "pyarrow.parquet")
+    pyarrow_rate = len(table) / (time.perf_counter() - t0)
+    ds = ray.data.from_arrow(arrow).repartition(10).materialize()
+    t0 = time.perf_counter()
+    ds.write_parquet(str(work / "raydata"))
+    ray_rate = len(table) / (time.perf_counter() - t0)
+
+    print("\n=== scale (CTGAN on Adult, this machine) ===")
+    print(f"training: {per_epoch[1]:.2f} s/epoch with 1 worker, {per_epoch[2]:.2f} s/epoch with 2 workers "
+          f"(each worker 1 CPU; ratio {per_epoch[1] / per_epoch[2]:.2f}x)")
+    print(f"sampling {args.rate_rows:,} rows: {rates[1]:,.0f} rows/s with 1 actor, {rates[2]:,.0f} rows/s with 2 actors "
+          f"-> {rates[2] / rates[1]:.2f}x (target >= 1.7x)")
+    print(f"peak memory of the sampling job: {peaks[args.small_rows] / 2**20:,.0f} MiB for {args.small_rows:,} rows, "
+          f"{peaks[args.big_rows] / 2**20:,.0f} MiB for {args.big_rows:,} rows -> {peaks[args.big_rows] / peaks[args.small_rows]:.2f}x (target <= 1.3x)")
+    print(f"write_parquet: Ray Data {ray_rate:,.0f} rows/s, pyarrow alone {pyarrow_rate:,.0f} rows/s "
+          f"-> {ray_rate / pyarrow_rate:.2f} of the ceiling")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
