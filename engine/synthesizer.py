@@ -29,6 +29,7 @@ from engine.schema.io import read_table
 from engine.schema.kinds import TableSchema
 from engine.store.artifact import Artifact, load_artifact, save_artifact
 from engine.training.config import InvalidOptionError, ScalingOptions, TrainOptions
+from engine.training.data import encode_dataset, is_large_source, read_dataset, sample_rows
 from engine.transforms.columns import TableCodec
 from engine.transforms.tabular import TabularEncoder
 
@@ -112,7 +113,17 @@ class TabularSynthesizer:
         override them. ``epochs`` and ``batch_size`` default per model; the
         checkpoint options go to the training loop (see ``TrainOptions``).
         """
-        table = read_table(data)
+        large = None
+        if is_large_source(data) and self.model != COPULA:
+            from engine.runtime import ray_session
+
+            # Read with Ray Data: the driver only ever holds a bounded sample.
+            with ray_session():
+                dataset = read_dataset(str(data))
+                table = sample_rows(dataset, max_rows=self.max_fit_rows, seed=seed)
+                large = dataset
+        else:
+            table = read_table(data)
         schema = infer_schema(
             table,
             categorical_columns=categorical_columns,
@@ -156,8 +167,8 @@ class TabularSynthesizer:
             encoder = TabularEncoder(
                 max_fit_rows=self.max_fit_rows, max_categories=self.max_categories, seed=seed
             ).fit(table, schema)
-            encoded = encoder.transform(table)
             with ray_session():
+                encoded = encode_dataset(large, encoder) if large is not None else encoder.transform(table)
                 result = train_torch_model(
                     model_name=self.model,
                     model_config=asdict(config),

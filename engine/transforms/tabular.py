@@ -127,6 +127,9 @@ class TabularEncoder:
                 span = spans["category"]
                 st = codec.column(name)
                 codes = np.where(missing, st.num_codes, np.nan_to_num(x)).astype(np.int64)
+                # Rows outside what the encoder was fitted on (a category or a missing value unseen in the
+                # fitting sample of a large table) take the most frequent category.
+                codes[codes >= span.width] = 0
                 out[rows, span.start + codes] = 1.0
                 continue
             alpha, mode = self.normalizers_[name].transform(x, rng)
