@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from engine.errors import InvalidDataError
-from engine.schema.kinds import TableSchema
 from engine.training.loop import ENCODED_COLUMN
 
 
@@ -27,13 +25,6 @@ def is_large_source(data: Any) -> bool:
         return False
     text = str(data)
     return "://" in text or any(ch in text for ch in "*?[") or os.path.isdir(text)
-
-
-@dataclass
-class EncodedSource:
-    sample: pd.DataFrame  # the bounded random sample the schema and encoder were fitted on
-    dataset: Any  # ray.data.Dataset with the encoded rows in column ENCODED_COLUMN
-    num_rows: int
 
 
 def read_dataset(source: str):
@@ -73,8 +64,3 @@ def encode_dataset(dataset, encoder) -> Any:
         return {ENCODED_COLUMN: encoder.transform(batch)}
 
     return dataset.map_batches(encode, batch_format="pandas", batch_size=8192).materialize()
-
-
-def schema_of(sample: pd.DataFrame, schema: TableSchema, total_rows: int) -> TableSchema:
-    """The sample's schema, with the full table's row count."""
-    return TableSchema(columns=schema.columns, num_rows=total_rows, metadata={**schema.metadata, "fitted_on_rows": len(sample)})
