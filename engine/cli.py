@@ -183,6 +183,18 @@ def _add_optional_commands(sub) -> None:
     ev.add_argument("--out", required=True, help="folder for report.json and report.html")
     ev.set_defaults(func=cmd_evaluate)
 
+    sv = sub.add_parser("serve", help="serve the models of a store over HTTP (Ray Serve) until interrupted")
+    sv.add_argument("--models-dir", required=True, help="the model store: a folder (or URI) with one saved model per sub-folder")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
+    sv.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    sv.add_argument("--api-key-env", default="SYNTH_API_KEY", help="environment variable holding the API key (default: SYNTH_API_KEY)")
+    sv.add_argument("--api-key-file", help="file holding the API key, if the variable is unset")
+    sv.add_argument("--no-auth", action="store_true", help="serve without an API key (local experiments only)")
+    sv.add_argument("--data-root", help="local folder /v1/evaluate may read tables from by reference")
+    sv.add_argument("--replicas", type=int, default=1, help="generation replicas (default: 1)")
+    sv.add_argument("--gpu", action="store_true", help="give each generation replica a GPU")
+    sv.set_defaults(func=cmd_serve)
+
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.evaluation import evaluate_tables
@@ -192,6 +204,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(report.summary())
     print(f"report written to {Path(args.out) / 'report.html'} and report.json")
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import time
+
+    from pydantic import ValidationError
+    from ray import serve
+
+    from engine.runtime import ray_session
+    # The one place the library reaches the serving layer: this command only starts it.
+    from serve_apps.app import build_app
+    from serve_apps.config import AppArgs
+
+    try:
+        app_args = AppArgs(
+            models_dir=args.models_dir,
+            data_root=args.data_root,
+            auth=not args.no_auth,
+            api_key_env=args.api_key_env,
+            api_key_file=args.api_key_file,
+            generator={"num_replicas": args.replicas, "num_gpus": 1 if args.gpu else 0},
+        )
+    except ValidationError as exc:
+        raise SynthError(f"invalid option: {exc}") from None
+    app = build_app(app_args)  # checks the key and the folders before Ray starts
+    with ray_session():
+        serve.start(http_options={"host": args.host, "port": args.port})
+        serve.run(app, name="synth", route_prefix="/")
+        auth = "off" if args.no_auth else f"on (Bearer key from {args.api_key_env})"
+        print(f"serving {args.models_dir} at http://{args.host}:{args.port} (docs at /docs, auth {auth}); Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        finally:
+            serve.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:

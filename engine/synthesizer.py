@@ -114,10 +114,11 @@ class TabularSynthesizer:
         checkpoint options go to the training loop (see ``TrainOptions``).
         """
         large = None
-        if is_large_source(data) and self.model != COPULA:
+        if is_large_source(data):
             from engine.runtime import ray_session
 
-            # Read with Ray Data: the driver only ever holds a bounded sample.
+            # Read with Ray Data: the driver only ever holds a bounded sample
+            # (the Gaussian copula is fitted on that sample itself).
             with ray_session():
                 dataset = read_dataset(str(data))
                 table = sample_rows(dataset, max_rows=self.max_fit_rows, seed=seed)
@@ -238,6 +239,19 @@ class TabularSynthesizer:
             return source.draw(1, None, *_zero_seeds()).iloc[:0]
         request = SamplingRequest(int(num_rows), parsed, int(seed), stream=stream, row_offset=row_offset)
         return generate_rows(source, self.constraints_, request)
+
+    def to_device(self, device: str | torch.device) -> str:
+        """Move a torch model (ctgan, tvae) to ``device``; the copula always runs on NumPy.
+
+        Sampling gives the same rows on any device for a given seed only up to
+        floating-point differences: noise is always drawn on the CPU.
+        Returns the device the model now runs on.
+        """
+        source = self._require_fitted()
+        if isinstance(source, TorchRowSource):
+            source.model.nets.to(torch.device(device))
+            return str(source.model.device)
+        return "cpu"
 
     # ------------------------------------------------------------- evaluate
     def evaluate(

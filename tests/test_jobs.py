@@ -1,10 +1,14 @@
 """Jobs: run locally through main(), and submitted to a real Ray head through the Job Submission API."""
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,10 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    """Distinct free TCP ports (all held open together, so none is handed out twice)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 def test_local_train_and_sample_jobs(tmp_path, adult_small):
@@ -45,23 +52,109 @@ def test_bad_job_config_names_the_field(tmp_path, capsys):
     assert "model" in err and "scaling.num_workers" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["--model", "m", "--rows", "-1", "--out", "r.csv"], "num_rows"),
+        (["--model", "m", "--rows", "10"], "give exactly one of 'out'"),
+        (["--model", "m", "--rows", "10", "--out-dir", "d", "--rows-per-shard", "0"], "rows_per_shard"),
+    ],
+)
+def test_bad_sample_flags_name_the_field(argv, field, capsys):
+    from jobs import sample as sample_job
+
+    assert sample_job.main(argv) == 2
+    err = capsys.readouterr().err
+    assert field in err and "Traceback" not in err
+
+
+def _head_processes(temp: str) -> list:
+    """Processes of the head started below: its command lines name its own temporary folder."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(temp in part for part in (p.info["cmdline"] or [])):
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found
+
+
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
-    """A real Ray head with the dashboard (the Job Submission API), started as a user would."""
-    port, dash = _free_port(), _free_port()
-    temp = tmp_path_factory.mktemp("rayhead")
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    start = subprocess.run(
-        [RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=true",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--temp-dir={temp}", "--disable-usage-stats"],
-        capture_output=True, text=True, env=env, timeout=180,
+def ray_head():
+    """A real Ray head with the dashboard (the Job Submission API), started as a user would.
+
+    ``ray start --block`` keeps the head's processes tied to one process of ours;
+    stopping it ends only this head. (``ray stop`` would end every Ray on the
+    machine, including other sessions' and this test session's own.)
+    """
+    import psutil
+    from ray.job_submission import JobSubmissionClient
+
+    # Every fixed default port (the agent's 52365, the client server's 10001, ...) may be taken by another
+    # Ray on this machine: give this head free ports of its own.
+    port, dash, agent, agent_grpc, runtime_env, metrics, client = _free_ports(7)
+    temp = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # short: Ray's socket paths live under it
+    # Ray 2.60 asks for a token on the dashboard: this head gets one of its own, the client sends it.
+    token = secrets.token_hex(32)
+    token_path = Path(temp) / "auth_token"
+    token_path.write_text(token)
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+    log_path = Path(temp) / "ray-start.log"
+    log = log_path.open("w")
+    head = subprocess.Popen(
+        [RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=true",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--dashboard-agent-listen-port={agent}",
+         f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={runtime_env}",
+         f"--metrics-export-port={metrics}", f"--ray-client-server-port={client}", f"--temp-dir={temp}",
+         "--disable-usage-stats"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
-    if start.returncode != 0:
-        pytest.fail(f"ray start failed: {start.stderr[-2000:]}")
+    address = f"http://127.0.0.1:{dash}"
+    headers = {"Authorization": f"Bearer {token}"}
     try:
-        yield f"http://127.0.0.1:{dash}"
+        deadline = time.monotonic() + 180
+        while True:
+            if head.poll() is not None:
+                pytest.fail(f"ray start exited with {head.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                JobSubmissionClient(address, headers=headers).list_jobs()
+                break
+            except Exception as exc:  # noqa: BLE001 - the dashboard is not up yet
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the Ray dashboard did not answer within 180 s: {exc}\n{log_path.read_text()[-2000:]}")
+                time.sleep(2)
+        yield address, headers
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        head.terminate()  # SIGTERM: the head drains and takes its processes down with it
+        try:
+            head.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait(timeout=30)
+        leftovers = _head_processes(temp)
+        for p in leftovers:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(leftovers, timeout=30)
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _submit(client, **kwargs) -> str:
+    """Submit, retrying while the head's job agent is still registering (the dashboard answers before it)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return client.submit_job(**kwargs)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(3)
 
 
 def _wait(client, job_id: str, timeout: float = 600) -> str:
@@ -85,13 +178,14 @@ def test_submitted_jobs_train_and_sample(ray_head, tmp_path, adult_small):
     cfg = tmp_path / "train.yaml"
     cfg.write_text(yaml.safe_dump({"data": str(data), "out": str(tmp_path / "model"), "model": "ctgan", "epochs": 1,
                                    "batch_size": 200, "model_config": {"embedding_dim": 16, "generator_dims": [32], "discriminator_dims": [32]}}))
-    client = JobSubmissionClient(ray_head)
+    address, headers = ray_head
+    client = JobSubmissionClient(address, headers=headers)
     runtime_env = {"working_dir": str(REPO), "excludes": [".venv", ".git", "outputs", "**/__pycache__"]}
-    train_id = client.submit_job(entrypoint=f"{sys.executable} -m jobs.train --config {cfg}", runtime_env=runtime_env)
+    train_id = _submit(client, entrypoint=f"{sys.executable} -m jobs.train --config {cfg}", runtime_env=runtime_env)
     status = _wait(client, train_id)
     assert status == JobStatus.SUCCEEDED, client.get_job_logs(train_id)[-3000:]
     assert "model saved to" in client.get_job_logs(train_id)
-    sample_id = client.submit_job(
+    sample_id = _submit(client, 
         entrypoint=f"{sys.executable} -m jobs.sample --model {tmp_path / 'model'} --rows 2500 --out-dir {tmp_path / 'rows'} "
         "--rows-per-shard 1000 --num-actors 1 --seed 3",
         runtime_env=runtime_env,

@@ -1,6 +1,7 @@
 """Sharded sampling with Ray Data: exact counts, same files for 1 or 2 actors, resumable, no duplicates."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def test_exact_count_and_identical_files_for_one_and_two_actors(model_dir, tmp_p
     assert other.num_rows == 2_345 and not _read(tmp_path / "other").equals(a)
 
 
+def test_a_pool_holding_every_cpu_still_runs(model_dir, tmp_path, ray_session):
+    # Regression: with ray.data.range as the source, its read tasks waited forever for a CPU held by the pool.
+    cpus = int(ray_session.cluster_resources()["CPU"])
+    result = sample_to_parquet(model_dir, tmp_path / "all", num_rows=cpus * 100, rows_per_shard=100, num_actors=cpus)
+    assert result.num_rows == cpus * 100 and len(_read(tmp_path / "all")) == cpus * 100
+
+
 def test_conditions_hold_in_every_shard(model_dir, tmp_path, ray_session):
     sample_to_parquet(model_dir, str(tmp_path / "c"), num_rows=1_500, rows_per_shard=500, seed=1,
                       conditions={"sex": " Female", "age": {"between": [30, 40]}}, num_actors=2)
@@ -58,12 +66,37 @@ def test_interrupted_run_writes_only_missing_shards(model_dir, tmp_path, ray_ses
     assert again.written_shards == [1, 2] and again.skipped_shards == [0]
     assert os.path.getmtime(out / shard_name(0)) == keep_mtime
     pd.testing.assert_frame_equal(_read(out), full)  # same rows, none duplicated
+    assert not list(out.glob(".*.tmp")) and sorted(p.name for p in out.glob("part-*")) == [shard_name(i) for i in range(3)]
+    # A complete folder is left as it is.
+    mtimes = [os.path.getmtime(out / shard_name(i)) for i in range(3)]
+    third = sample_to_parquet(model_dir, str(out), num_rows=3_000, rows_per_shard=1_000, seed=7, num_actors=1)
+    assert third.written_shards == [] and [os.path.getmtime(out / shard_name(i)) for i in range(3)] == mtimes
 
 
-def test_a_different_request_into_the_same_folder_is_refused(model_dir, tmp_path, ray_session):
-    sample_to_parquet(model_dir, str(tmp_path / "x"), num_rows=100, rows_per_shard=50, seed=1, num_actors=1)
-    with pytest.raises(ShardedSamplingError, match="different request"):
-        sample_to_parquet(model_dir, str(tmp_path / "x"), num_rows=100, rows_per_shard=50, seed=2, num_actors=1)
+def test_a_different_request_into_the_same_folder_is_refused(model_dir, tmp_path, ray_session, adult_small):
+    out = tmp_path / "x"
+    sample_to_parquet(model_dir, str(out), num_rows=100, rows_per_shard=50, seed=1, num_actors=1)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["num_rows"] == 100 and manifest["seed"] == 1 and manifest["rows_per_shard"] == 50
+    with pytest.raises(ShardedSamplingError, match="different request: seed differ"):
+        sample_to_parquet(model_dir, str(out), num_rows=100, rows_per_shard=50, seed=2, num_actors=1)
+    with pytest.raises(ShardedSamplingError, match="conditions differ"):
+        sample_to_parquet(model_dir, str(out), num_rows=100, rows_per_shard=50, seed=1, conditions={"sex": " Male"})
+    # The same path holding a model fitted again is a different model.
+    other = tmp_path / "other-model"
+    TabularSynthesizer("gaussian_copula").fit(adult_small.iloc[:500]).save(other)
+    sample_to_parquet(other, tmp_path / "y", num_rows=10, rows_per_shard=5, num_actors=1)
+    TabularSynthesizer("gaussian_copula").fit(adult_small.iloc[500:1000]).save(other)
+    with pytest.raises(ShardedSamplingError, match="model_sha256 differ"):
+        sample_to_parquet(other, tmp_path / "y", num_rows=10, rows_per_shard=5, num_actors=1)
+
+
+@pytest.mark.parametrize(("option", "value"), [("num_rows", 0), ("num_rows", 2.5), ("rows_per_shard", 0), ("num_actors", 0)])
+def test_bad_options_name_the_parameter(model_dir, tmp_path, option, value):
+    kwargs = {"num_rows": 10, option: value}
+    with pytest.raises(ShardedSamplingError, match=f"'{option}' parameter .* Got {value!r}"):
+        sample_to_parquet(model_dir, str(tmp_path / "bad"), **kwargs)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_bad_condition_is_refused_before_any_actor_starts(model_dir, tmp_path, ray_session):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from engine.errors import InvalidDataError, InvalidSchemaError
-from engine.schema import ColumnKind, TableSchema, infer_schema, read_table
+from engine.schema import ColumnKind, TableSchema, infer_schema, read_metadata, read_table, validate_table
 
 K = ColumnKind
 
@@ -106,3 +106,69 @@ def test_read_table_errors(tmp_path):
         read_table(tmp_path / "bad.parquet")
     every_kind().to_parquet(tmp_path / "ok.parquet")
     assert len(read_table(tmp_path / "ok.parquet")) == 40
+
+
+def test_read_table_sources(tmp_path):
+    df = every_kind()
+    assert read_table(df) is df
+    import pyarrow as pa
+
+    assert read_table(pa.Table.from_pandas(df)).shape == df.shape
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    df.iloc[:15].to_parquet(folder / "a.parquet")
+    df.iloc[15:].to_parquet(folder / "b.parquet")
+    assert len(read_table(folder)) == 40
+    df.to_csv(tmp_path / "t.csv.gz", index=False)
+    assert read_table(str(tmp_path / "t.csv.gz"))["colour"].tolist() == df["colour"].tolist()
+    (tmp_path / "broken.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(InvalidDataError, match="broken.csv.gz"):
+        read_table(tmp_path / "broken.csv.gz")
+    (tmp_path / "no_parquet").mkdir()
+    with pytest.raises(InvalidDataError, match="no_parquet.*no .parquet"):
+        read_table(tmp_path / "no_parquet")
+    with pytest.raises(InvalidDataError, match="no columns"):
+        read_table(pd.DataFrame(index=range(3)))
+
+
+def test_inference_rules_for_nulls_and_object_columns():
+    n = 30
+    df = pd.DataFrame(
+        {
+            "b": [True, False, None] * 10,  # object column of Python bools and nulls
+            "f": [1.0, np.nan, 3.0] * 10,  # float only because of NaN
+            "allnull": [None] * n,
+            "label": ["x", "y", "z"] * 10,
+            "user_id": np.arange(n) * 7,  # unique integers named like an id
+            "amount": np.arange(n) * 7,  # the same values under an ordinary name
+        }
+    )
+    s = infer_schema(df)
+    assert [s[c].kind for c in df.columns] == [K.BOOLEAN, K.INTEGER, K.CONSTANT, K.CATEGORICAL, K.IDENTIFIER, K.INTEGER]
+    assert s["allnull"].null_rate == 1.0 and np.isclose(s["b"].null_rate, 1 / 3)
+
+
+def test_metadata_in_saved_schema_format_and_as_file(tmp_path):
+    df = every_kind()
+    saved = infer_schema(df, categorical_columns=["count"]).to_dict()
+    assert infer_schema(df, metadata=saved)["count"].kind == K.CATEGORICAL
+    assert read_metadata({"columns": {"a": {"kind": "integer"}}}) == {"a": "integer"}
+    with pytest.raises(InvalidSchemaError, match="nope.json"):
+        infer_schema(df, metadata=str(tmp_path / "nope.json"))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(InvalidSchemaError, match="not valid JSON"):
+        infer_schema(df, metadata=str(tmp_path / "bad.json"))
+    with pytest.raises(InvalidSchemaError, match=r"metadata names column 'ghost'.*'price'"):
+        infer_schema(df, metadata={"columns": {"ghost": {"kind": "integer"}}})
+
+
+def test_validate_table_names_the_column():
+    df = every_kind()
+    schema = infer_schema(df)
+    validate_table(df, schema)
+    with pytest.raises(InvalidDataError, match=r"lacks column\(s\) 'colour'"):
+        validate_table(df.drop(columns="colour"), schema)
+    with pytest.raises(InvalidDataError, match=r"'price' should hold numbers.*'oops'"):
+        validate_table(df.assign(price=["oops"] + [1.0] * 39), schema)
+    with pytest.raises(InvalidDataError, match=r"'when_text' should hold dates in the layout '%Y-%m-%d'.*'soon'"):
+        validate_table(df.assign(when_text=["soon"] + df["when_text"].tolist()[1:]), schema)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from engine import TabularSynthesizer
 from engine.errors import ArtifactError, InvalidConditionError, NotFittedError, SynthError
@@ -59,6 +60,16 @@ def test_same_seed_same_rows_different_seed_different(fitted):
     c = fitted.sample(300, seed=6)
     pd.testing.assert_frame_equal(a, b)
     assert not a.equals(c)
+
+
+def test_to_device_keeps_the_rows_of_a_seed(fitted):
+    before = fitted.sample(64, seed=5)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    expected = device if fitted.model != "gaussian_copula" else "cpu"  # the copula runs on NumPy
+    assert fitted.to_device(device).startswith(expected)
+    after = fitted.sample(64, seed=5)
+    fitted.to_device("cpu")
+    pd.testing.assert_frame_equal(before, after, check_exact=device == "cpu", rtol=1e-4)
 
 
 def test_constraints_hold_on_every_row(fitted, adult_small):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.errors import InvalidConditionError, InvalidDataError
 from engine.schema import infer_schema
 from engine.transforms import TableCodec, TabularEncoder
 from engine.transforms.mode_normalizer import MIXTURE_FIT_ROWS, ModeNormalizer
@@ -26,8 +27,9 @@ def test_codec_round_trip_is_exact_on_every_kind():
     back = codec.from_numeric(frame, rng=_rng(), row_offset=1000)
     for col in ("price", "count", "count_nullable", "colour", "flag", "when", "when_text", "site", "empty"):
         pd.testing.assert_series_equal(back[col], df[col], check_names=False)
-    assert back["customer_id"].tolist() == list(range(1000, 1200))  # regenerated, unique, same dtype
-    assert back["code"].iloc[0] == "C-01000" and back["code"].is_unique
+    # Regenerated after the largest real key (1199), shifted by the row offset; same dtype.
+    assert back["customer_id"].tolist() == list(range(2200, 2400))
+    assert back["code"].iloc[0] == "C-01200" and back["code"].is_unique
     assert list(back.columns) == list(df.columns) and back.dtypes.equals(df.dtypes)
 
 
@@ -106,3 +108,103 @@ def test_unknown_category_lists_valid_values(adult):
     enc = TabularEncoder().fit(adult.head(500), infer_schema(adult.head(500)))
     with pytest.raises(Exception, match="Valid values:.* Male"):
         enc.category_index("sex", "Robot")
+
+
+def test_identifiers_are_unique_across_shards_and_never_reuse_real_keys():
+    df = every_kind(100)
+    codec = TableCodec().fit(df, infer_schema(df))
+    frame = codec.to_numeric(df)
+    shards = [codec.from_numeric(frame, rng=_rng(), row_offset=off) for off in (0, 100, 200)]
+    for col in ("customer_id", "code"):
+        ids = pd.concat([s[col] for s in shards], ignore_index=True)
+        assert ids.is_unique and not set(ids) & set(df[col]), col
+        assert all(s[col].dtype == df[col].dtype for s in shards)
+    assert shards[0]["code"].iloc[0] == "C-00100"
+
+
+def test_codec_accessors_and_condition_errors():
+    rng = np.random.default_rng(1)
+    common = rng.choice(["x", "y"], 3000)
+    rare = np.char.add("r", np.arange(3000).astype(str))
+    df = pd.DataFrame({"tag": np.where(np.arange(3000) % 2 == 0, common, rare), "n": rng.integers(5, 50, 3000)})
+    codec = TableCodec(max_categories=10).fit(df, infer_schema(df, categorical_columns=["tag"]))
+    cats = codec.categories("tag")
+    assert len(cats) == 9 and cats[:2] in (["x", "y"], ["y", "x"])
+    freq = codec.category_frequencies("tag")
+    assert len(freq) == 10 and np.isclose(freq.sum(), 1.0) and freq[-1] > 0.4  # pooled slot last
+    assert codec.category_code("tag", cats[1]) == 1
+    with pytest.raises(InvalidConditionError, match=r"'tag'.*Valid values: 'x'|'tag'.*Valid values: 'y'"):
+        codec.category_code("tag", "nope")
+    pooled = next(v for v in df["tag"] if v not in cats)
+    with pytest.raises(InvalidConditionError, match=rf"{pooled!r} is one of the .* rare values of column 'tag'"):
+        codec.category_code("tag", pooled)
+    assert codec.numeric_range("n") == (float(df["n"].min()), float(df["n"].max()))
+
+
+def test_decoding_clips_to_the_observed_range_and_accepts_soft_outputs():
+    df = every_kind(200)
+    flag = df["flag"].astype("boolean")
+    flag[::9] = pd.NA
+    df["flag"] = flag  # nullable boolean
+    df["colour"] = df["colour"].astype("category")
+    enc = TabularEncoder().fit(df, infer_schema(df))
+    exact = enc.inverse_transform(enc.transform(df), rng=_rng())
+    pd.testing.assert_series_equal(exact["flag"], df["flag"])
+    pd.testing.assert_series_equal(exact["colour"], df["colour"])
+    # What a generator emits: tanh values anywhere in [-1, 1], unnormalised soft blocks.
+    soft = np.random.default_rng(2).uniform(-1, 1, (500, enc.layout_.dim)).astype(np.float32)
+    back = enc.inverse_transform(soft, rng=_rng())
+    assert back.dtypes.equals(df.dtypes) and list(back.columns) == list(df.columns)
+    for col in ("price", "count", "when"):
+        assert back[col].min() >= df[col].min() and back[col].max() <= df[col].max(), col
+    assert set(back["colour"].dropna()) <= set(df["colour"].dropna())
+    assert pd.to_datetime(back["when_text"]).between(pd.to_datetime(df["when_text"]).min(), pd.to_datetime(df["when_text"]).max()).all()
+    with pytest.raises(InvalidDataError, match=str(enc.layout_.dim)):
+        enc.inverse_transform(soft[:, :-1], rng=_rng())
+
+
+def test_encoder_fits_its_mixtures_on_at_most_max_fit_rows_of_a_million():
+    rng = np.random.default_rng(0)
+    n = 1_000_000
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice(["a", "b", "c"], n)})
+    enc = TabularEncoder(max_fit_rows=5_000).fit(df, infer_schema(df))
+    assert enc.normalizers_["x"].fit_rows == 5_000
+    assert enc.codec_.column("x").low == df["x"].min()  # the codec still sees every row's range
+    assert enc.layout_.category_span("g").width == 3
+
+
+def test_variational_mixture_agrees_with_scikit_learn():
+    from sklearn.mixture import BayesianGaussianMixture
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(-10, 1, 900), rng.normal(0, 2, 600), rng.normal(20, 0.5, 500)])
+    ours = ModeNormalizer.fit(x, rng=np.random.default_rng(0))
+    ref = BayesianGaussianMixture(
+        n_components=10, weight_concentration_prior_type="dirichlet_process", weight_concentration_prior=1e-3,
+        max_iter=200, random_state=0,
+    ).fit(x[:, None])
+    ref_means = ref.means_[ref.weights_ > 0.05, 0]
+    big = ours.means[ours.weights > 0.05]
+    # Every heavy component of one fit sits on a heavy component of the other.
+    for a, b in ((big, ref_means), (ref_means, big)):
+        assert np.abs(a[:, None] - b[None, :]).min(axis=1).max() < 1.0
+    for centre, share in ((-10, 0.45), (0, 0.3), (20, 0.25)):
+        assert abs(ours.weights[np.abs(ours.means - centre) < 3].sum() - share) < 0.05
+
+
+def test_category_dtype_keeps_its_categories_order_and_unused_values():
+    df = pd.DataFrame(
+        {
+            "size": pd.Categorical(["M", "S", "L", "M", "M", "S"] * 10, categories=["S", "M", "L", "XL"], ordered=True),
+            "level": pd.Categorical([3, 1, 2, 1, 1, 2] * 10, categories=[1, 2, 3]),
+            "x": np.arange(60.0),
+        }
+    )
+    enc = TabularEncoder().fit(df, infer_schema(df))
+    enc = TabularEncoder.from_dict(json.loads(json.dumps(enc.to_dict())))
+    assert enc.codec_.categories("size") == ["M", "S", "L"]  # "XL" never occurs, so it is not modelled
+    with pytest.raises(InvalidConditionError, match="'XL' for column 'size'"):
+        enc.category_index("size", "XL")
+    back = enc.inverse_transform(enc.transform(df), rng=_rng())
+    pd.testing.assert_series_equal(back["size"], df["size"])
+    pd.testing.assert_series_equal(back["level"], df["level"])

@@ -1,51 +1,58 @@
-"""A small feature encoding of tables for the utility and privacy metrics.
+"""A plain numeric encoding of tables for the utility and privacy metrics.
 
-Numbers are scaled by the real column's range (missing -> the real median plus
-a missing flag); categories become one-hot columns over the real table's most
-frequent values (the rest share one column). Fitted on real rows, applied to
-any table with the same columns.
+Numbers are standardised by the real column's mean and standard deviation
+(missing -> the mean, plus a missing flag); categories become one-hot columns
+over the real table's most frequent values (the rest share one column).
+Fitted on real rows, applied to any table with the same columns.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from engine.evaluation.fidelity import as_numeric
+from engine.evaluation.metrics import numeric_values
 from engine.schema.kinds import ColumnKind, TableSchema
 
-MAX_ONE_HOT = 50
+MAX_ONE_HOT = 50  # categories beyond the 50 most frequent share one column: bounds the width of the encoding
 
 
 @dataclass
 class FeatureEncoder:
+    """Standardised numbers and one-hot categories (learned state ends in ``_``)."""
+
     schema: TableSchema
-    exclude: tuple[str, ...] = ()
-    numeric_: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # min, span, median
-    categories_: dict[str, list] = field(default_factory=dict)
+    exclude: Sequence[str] = ()
+    numeric_: dict[str, tuple[float, float]] = field(default_factory=dict)  # mean, std
+    missing_flags_: list[str] = field(default_factory=list)
+    categories_: dict[str, list[object]] = field(default_factory=dict)
 
     def fit(self, real: pd.DataFrame) -> "FeatureEncoder":
         for col in self.schema.columns:
             if col.name in self.exclude or col.kind in (ColumnKind.IDENTIFIER, ColumnKind.CONSTANT):
                 continue
             if col.kind.is_numeric:
-                x = as_numeric(real[col.name])
-                x = x[~np.isnan(x)]
-                if len(x):
-                    self.numeric_[col.name] = (float(x.min()), float(x.max() - x.min()) or 1.0, float(np.median(x)))
+                x = numeric_values(real[col.name])
+                ok = x[~np.isnan(x)]
+                if len(ok):
+                    self.numeric_[col.name] = (float(ok.mean()), float(ok.std()) or 1.0)
+                    if len(ok) < len(x) or col.null_rate > 0:
+                        self.missing_flags_.append(col.name)
             else:
-                top = real[col.name].astype(object).value_counts().index[:MAX_ONE_HOT]
-                self.categories_[col.name] = list(top)
+                self.categories_[col.name] = list(real[col.name].astype(object).value_counts().index[:MAX_ONE_HOT])
         return self
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """The encoded rows, shape (rows, features)."""
         parts = []
-        for name, (lo, span, median) in self.numeric_.items():
-            x = as_numeric(frame[name])
+        for name, (mean, std) in self.numeric_.items():
+            x = numeric_values(frame[name])
             missing = np.isnan(x)
-            parts.append(((np.where(missing, median, x) - lo) / span)[:, None])
-            parts.append(missing[:, None].astype(np.float64))
+            parts.append(((np.where(missing, mean, x) - mean) / std)[:, None])
+            if name in self.missing_flags_:
+                parts.append(missing[:, None].astype(np.float64))
         for name, cats in self.categories_.items():
             codes = pd.Categorical(frame[name].astype(object), categories=pd.Index(cats, dtype=object)).codes
             onehot = np.zeros((len(frame), len(cats) + 1))

@@ -1,158 +1,254 @@
-"""Fidelity metrics: does the synthetic table have the real table's shapes and trends?
+"""Fidelity of a whole table: column shapes, column pair trends and the overall score.
 
-Each metric is a small stateless function of a real and a synthetic column (or
-pair of columns) returning a score in [0, 1], 1 being best. The column-shape
-and pair-trend scores are defined as in SDMetrics (KSComplement,
-TVComplement, CorrelationSimilarity, ContingencySimilarity) so that the
-overall score can be compared with SDMetrics' QualityReport.
+Built as SDMetrics' QualityReport builds its score, so a user can compare:
+
+- Column Shapes: the mean of KSComplement (numeric, datetime) and TVComplement
+  (categorical, boolean) over the columns;
+- Column Pair Trends: the mean of CorrelationSimilarity (Pearson; two numeric
+  columns) and ContingencySimilarity (otherwise, numeric columns binned) over
+  the pairs where the real data shows a relationship to preserve (|Pearson| >
+  0.5 or Cramér's V > 0.3, SDMetrics' default thresholds);
+- the overall score: the mean of the two properties.
+
+Each column and pair is first reduced to counts (``ColumnSummary``,
+``Moments``, joint counts); the scores are computed from those. The local path
+takes the counts of whole columns, the distributed path merges them block by
+block, and both then share the code below, so they agree.
 """
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
-from scipy.stats import ks_2samp, wasserstein_distance
 
-from engine.schema.kinds import ColumnKind
+from engine.evaluation.metrics import (
+    COLUMN_SHAPE_METRICS,
+    MISSING,
+    AssociationSimilarity,
+    CategoryCoverage,
+    ContingencySimilarity,
+    KSComplement,
+    Moments,
+    RangeCoverage,
+    TVComplement,
+    correlation,
+    cramers_v_from_counts,
+    cramers_v,
+    discretise,
+    labels,
+    numeric_values,
+)
+from engine.evaluation.metrics.contingency_similarity import bin_codes, bin_edges
+from engine.evaluation.metrics.correlation_similarity import similarity
+from engine.evaluation.metrics.ks_complement import ks_statistic_from_counts, ks_statistic_from_histograms
+from engine.evaluation.metrics.missing_rate import MissingRateSimilarity
+from engine.evaluation.metrics.wasserstein import normalised_wasserstein_from_counts
+from engine.schema.kinds import ColumnKind, TableSchema
 
-CONTINGENCY_BINS = 10
-
-
-def as_numeric(s: pd.Series) -> np.ndarray:
-    """Numbers of a numeric or datetime column (datetimes as epoch nanoseconds), NaN for missing."""
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        out = s.astype("int64").to_numpy().astype(np.float64)
-        out[s.isna().to_numpy()] = np.nan
-        return out
-    if s.dtype == object:
-        try:
-            stamps = pd.to_datetime(s, errors="raise", format="ISO8601")
-            return as_numeric(stamps)
-        except (ValueError, TypeError):
-            pass
-    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def ks_complement(real: pd.Series, synthetic: pd.Series) -> float:
-    """1 - the two-sample Kolmogorov-Smirnov statistic of the non-missing values."""
-    r, s = as_numeric(real), as_numeric(synthetic)
-    r, s = r[~np.isnan(r)], s[~np.isnan(s)]
-    if len(r) == 0 or len(s) == 0:
-        return float("nan")
-    return float(1.0 - ks_2samp(r, s).statistic)
-
-
-def normalised_wasserstein(real: pd.Series, synthetic: pd.Series) -> float:
-    """Wasserstein-1 distance after scaling both columns by the real column's range (0 is best)."""
-    r, s = as_numeric(real), as_numeric(synthetic)
-    r, s = r[~np.isnan(r)], s[~np.isnan(s)]
-    if len(r) == 0 or len(s) == 0:
-        return float("nan")
-    span = float(r.max() - r.min()) or 1.0
-    return float(wasserstein_distance((r - r.min()) / span, (s - r.min()) / span))
+# SDMetrics' QualityReport defaults: a pair counts towards Column Pair Trends only when the real data
+# shows a relationship to preserve.
+REAL_CORRELATION_THRESHOLD = 0.5
+REAL_ASSOCIATION_THRESHOLD = 0.3
 
 
-def _frequencies(s: pd.Series) -> pd.Series:
-    return s.astype(object).where(s.notna(), "__missing__").value_counts(normalize=True)
+@dataclass
+class ColumnSummary:
+    """Everything the column metrics need to know about one column of one table.
+
+    ``counts`` maps each value (numbers for numeric columns, labels with
+    ``MISSING`` for discrete ones) to its count; it is ``None`` for a numeric
+    column with too many distinct values to count exactly, which then carries
+    ``histogram`` (counts in equal-width bins over ``histogram_range``).
+    """
+
+    rows: int
+    missing: int
+    counts: pd.Series | None
+    minimum: float = float("nan")
+    maximum: float = float("nan")
+    histogram: np.ndarray | None = None
+    histogram_range: tuple[float, float] | None = None
+
+    @classmethod
+    def of(cls, column: pd.Series, numeric: bool) -> "ColumnSummary":
+        """Exact summary of a whole (in-memory) column."""
+        if not numeric:
+            return cls(len(column), int(column.isna().sum()), labels(column).value_counts().astype(np.float64))
+        x = numeric_values(column)
+        ok = x[~np.isnan(x)]
+        values, counts = np.unique(ok, return_counts=True)
+        lo, hi = (float(ok.min()), float(ok.max())) if len(ok) else (float("nan"), float("nan"))
+        return cls(len(column), len(x) - len(ok), pd.Series(counts.astype(np.float64), index=values), lo, hi)
 
 
-def tv_complement(real: pd.Series, synthetic: pd.Series) -> float:
-    """1 - the total variation distance between the category frequencies (missing counts as a category)."""
-    fr, fs = _frequencies(real), _frequencies(synthetic)
-    cats = fr.index.union(fs.index)
-    return float(1.0 - 0.5 * np.abs(fr.reindex(cats, fill_value=0) - fs.reindex(cats, fill_value=0)).sum())
-
-
-def missing_rate_similarity(real: pd.Series, synthetic: pd.Series) -> float:
-    """1 - |real missing share - synthetic missing share|."""
-    return float(1.0 - abs(real.isna().mean() - synthetic.isna().mean()))
-
-
-def category_coverage(real: pd.Series, synthetic: pd.Series) -> float:
-    """Share of the real categories that appear in the synthetic column."""
-    cats = set(real.dropna().unique())
-    return float(len(cats & set(synthetic.dropna().unique())) / len(cats)) if cats else float("nan")
-
-
-def range_coverage(real: pd.Series, synthetic: pd.Series) -> float:
-    """Share of the real range [min, max] covered by the synthetic range (clipped to [0, 1])."""
-    r, s = as_numeric(real), as_numeric(synthetic)
-    r, s = r[~np.isnan(r)], s[~np.isnan(s)]
-    if len(r) == 0 or len(s) == 0:
-        return float("nan")
-    lo, hi = r.min(), r.max()
-    if hi == lo:
-        return 1.0
-    covered = max(0.0, min(hi, s.max()) - max(lo, s.min())) / (hi - lo)
-    return float(np.clip(covered, 0.0, 1.0))
-
-
-def correlation_similarity(real: pd.DataFrame, synthetic: pd.DataFrame, a: str, b: str, method: str = "pearson") -> float:
-    """1 - |corr_real - corr_synthetic| / 2 for two numeric columns (rows with both present)."""
-
-    def corr(frame: pd.DataFrame) -> float:
-        x, y = as_numeric(frame[a]), as_numeric(frame[b])
-        ok = ~(np.isnan(x) | np.isnan(y))
-        x, y = x[ok], y[ok]
-        if len(x) < 2 or x.std() == 0 or y.std() == 0:
-            return float("nan")
-        if method == "spearman":
-            x, y = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
-        return float(np.corrcoef(x, y)[0, 1])
-
-    cr, cs = corr(real), corr(synthetic)
-    if np.isnan(cr) or np.isnan(cs):
-        return float("nan")
-    return float(1.0 - abs(cr - cs) / 2.0)
-
-
-def discretise(real: pd.Series, synthetic: pd.Series, kind: ColumnKind) -> tuple[pd.Series, pd.Series]:
-    """Numeric columns cut into bins of the real column's range, as SDMetrics does for contingency."""
+def score_column(kind: ColumnKind, real: ColumnSummary, synthetic: ColumnSummary) -> dict[str, Any]:
+    """Column-shape score and the other column metrics from two summaries."""
+    entry: dict[str, Any] = {"kind": kind.value, "metric": COLUMN_SHAPE_METRICS[kind].name}
+    entry["missing_rate_similarity"] = MissingRateSimilarity.from_rates(real.missing / max(real.rows, 1), synthetic.missing / max(synthetic.rows, 1))
     if not kind.is_numeric:
-        return real.astype(object), synthetic.astype(object)
-    r, s = as_numeric(real), as_numeric(synthetic)
-    finite = r[~np.isnan(r)]
-    if len(finite) == 0:
-        return real.astype(object), synthetic.astype(object)
-    edges = np.histogram_bin_edges(finite, bins=CONTINGENCY_BINS)
-
-    def cut(x: np.ndarray) -> pd.Series:
-        # All edges, as SDMetrics does: the real maximum gets a bin of its own.
-        codes = np.digitize(x, edges).astype(object)
-        codes[np.isnan(x)] = None
-        return pd.Series(codes)
-    return cut(r), cut(s)
-
-
-def contingency_similarity(real_a: pd.Series, real_b: pd.Series, syn_a: pd.Series, syn_b: pd.Series) -> float:
-    """1 - total variation distance between the joint frequency tables of two (discretised) columns."""
-
-    def table(x: pd.Series, y: pd.Series) -> pd.Series:
-        frame = pd.DataFrame({"a": x.to_numpy(), "b": y.to_numpy()}).astype(object)
-        frame = frame.where(frame.notna(), "__missing__")
-        return frame.value_counts(normalize=True)
-
-    tr, ts = table(real_a, real_b), table(syn_a, syn_b)
-    idx = tr.index.union(ts.index)
-    return float(1.0 - 0.5 * np.abs(tr.reindex(idx, fill_value=0) - ts.reindex(idx, fill_value=0)).sum())
-
-
-def cramers_v(x: pd.Series, y: pd.Series) -> float:
-    """Cramér's V association of two discrete columns (no bias correction; missing is a category), in [0, 1]."""
-    from scipy.stats.contingency import association
-
-    frame = pd.DataFrame({"a": x.to_numpy(), "b": y.to_numpy()}).astype(object)
-    frame = frame.where(frame.notna(), "__missing__")
-    table = frame.groupby(["a", "b"]).size().unstack(fill_value=0).to_numpy()
-    if table.sum() == 0 or min(table.shape) < 2:
-        return float("nan")
-    return float(association(table, method="cramer"))
+        entry["score"] = TVComplement.from_counts(real.counts, synthetic.counts)
+        entry["coverage"] = CategoryCoverage.from_categories(
+            [c for c in real.counts.index if c != MISSING], [c for c in synthetic.counts.index if c != MISSING]
+        )
+        return entry
+    if real.rows == real.missing or synthetic.rows == synthetic.missing:
+        raise ValueError("a table has no value in this column, so its distribution cannot be compared")
+    span = real.maximum - real.minimum
+    if real.counts is not None and synthetic.counts is not None:
+        ks = ks_statistic_from_counts(real.counts, synthetic.counts)
+        entry["wasserstein"] = normalised_wasserstein_from_counts(real.counts, synthetic.counts, real.minimum, span)
+    else:
+        ks, bound = ks_statistic_from_histograms(real.histogram, synthetic.histogram)
+        lo, hi = real.histogram_range
+        centres = lo + (np.arange(len(real.histogram)) + 0.5) * (hi - lo) / len(real.histogram)
+        entry["wasserstein"] = normalised_wasserstein_from_counts(
+            pd.Series(real.histogram, index=centres), pd.Series(synthetic.histogram, index=centres), real.minimum, span
+        )
+        entry["approximation"] = {
+            "ks_statistic_max_error": bound,
+            "wasserstein_max_error": float((hi - lo) / len(real.histogram) / (span or 1.0)),
+        }
+    entry["score"] = 1.0 - ks
+    entry["ks_statistic"] = ks
+    entry["coverage"] = RangeCoverage.from_ranges(real.minimum, real.maximum, synthetic.minimum, synthetic.maximum)
+    return entry
 
 
-def pearson(x: pd.Series, y: pd.Series) -> float:
-    """Pearson correlation over the rows where both are present (NaN when undefined)."""
-    a, b = as_numeric(x), as_numeric(y)
-    ok = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[ok], b[ok]
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+def score_numeric_pair(real: Moments, synthetic: Moments, spearman_similarity: float) -> dict[str, Any]:
+    """Pair-trend entry of two numeric columns."""
+    r_real = real.pearson()
+    return {
+        "metric": "CorrelationSimilarity",
+        "score": similarity(r_real, synthetic.pearson()),
+        "spearman_similarity": spearman_similarity,
+        "real_correlation": r_real,
+        "synthetic_correlation": synthetic.pearson(),
+        "meets_threshold": bool(not np.isnan(r_real) and abs(r_real) > REAL_CORRELATION_THRESHOLD),
+    }
+
+
+def score_discrete_pair(real: pd.Series, synthetic: pd.Series) -> dict[str, Any]:
+    """Pair-trend entry from the joint counts of two (discretised) columns."""
+    return _discrete_entry(ContingencySimilarity.from_counts(real, synthetic), cramers_v_from_counts(real), cramers_v_from_counts(synthetic))
+
+
+def _score_dense_pair(a: tuple[np.ndarray, np.ndarray, int], b: tuple[np.ndarray, np.ndarray, int]) -> dict[str, Any]:
+    """``score_discrete_pair`` for codes that real and synthetic share (one factorisation of both): dense tables."""
+    (ra, sa, na), (rb, sb, nb) = a, b
+    real = np.bincount(ra * nb + rb, minlength=na * nb).reshape(na, nb)
+    syn = np.bincount(sa * nb + sb, minlength=na * nb).reshape(na, nb)
+    score = 1.0 - 0.5 * float(np.abs(real / real.sum() - syn / syn.sum()).sum())
+    return _discrete_entry(score, cramers_v(real), cramers_v(syn))
+
+
+def _discrete_entry(score: float, v_real: float, v_syn: float) -> dict[str, Any]:
+    return {
+        "metric": "ContingencySimilarity",
+        "score": score,
+        "cramers_v_real": v_real,
+        "cramers_v_synthetic": v_syn,
+        "association_similarity": AssociationSimilarity.from_values(v_real, v_syn),
+        "meets_threshold": bool(not np.isnan(v_real) and v_real > REAL_ASSOCIATION_THRESHOLD),
+    }
+
+
+def scored_columns(schema: TableSchema) -> list:
+    """The columns the report scores: all but identifiers (unique keys carry no distribution)."""
+    return [c for c in schema.columns if c.kind is not ColumnKind.IDENTIFIER]
+
+
+def _nanmean(values: Sequence[float | None]) -> float:
+    arr = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if len(arr) else float("nan")
+
+
+def summarise(columns: dict[str, dict[str, Any]], pairs: dict[str, dict[str, Any]], errors: list[str]) -> dict[str, Any]:
+    """The properties and the overall score from per-column and per-pair entries."""
+    shapes = _nanmean([c.get("score") for c in columns.values()])
+    trends = _nanmean([p.get("score") for p in pairs.values() if p.get("meets_threshold")])
+    return {
+        "column_shapes": shapes,
+        "column_pair_trends": trends,
+        "score": _nanmean([shapes, trends]),
+        "column_pair_trends_all_pairs": _nanmean([p.get("score") for p in pairs.values()]),
+        "correlation": _nanmean([p.get("score") for p in pairs.values() if p.get("metric") == "CorrelationSimilarity"]),
+        "spearman": _nanmean([p.get("spearman_similarity") for p in pairs.values()]),
+        "ks_statistic": _nanmean([c.get("ks_statistic") for c in columns.values()]),
+        "wasserstein": _nanmean([c.get("wasserstein") for c in columns.values()]),
+        "missing_rate_similarity": _nanmean([c.get("missing_rate_similarity") for c in columns.values()]),
+        "coverage": _nanmean([c.get("coverage") for c in columns.values()]),
+        "association": _nanmean([p.get("association_similarity") for p in pairs.values()]),
+        "columns": columns,
+        "pairs": pairs,
+        "errors": errors,
+    }
+
+
+def _spearman_similarity(a: str, b: str, numbers: dict, ranks: dict) -> float:
+    """Spearman similarity; the per-column ranks serve when neither column has missing values."""
+    out = []
+    for i in (0, 1):
+        x, y = numbers[a][i], numbers[b][i]
+        if np.isnan(x).any() or np.isnan(y).any():  # ranks over the rows where both are present
+            out.append(correlation(pd.Series(x), pd.Series(y), "spearman"))
+        else:
+            out.append(Moments.of(ranks[a][i], ranks[b][i]).pearson())
+    return similarity(*out)
+
+
+def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> dict[str, Any]:
+    """Column shapes, column pair trends and the overall score of two in-memory tables.
+
+    A metric that fails on one column or pair is recorded in ``errors`` and left
+    out of the averages; the rest of the report goes on.
+    """
+    errors: list[str] = []
+    cols = scored_columns(schema)
+    columns: dict[str, dict[str, Any]] = {}
+    for col in cols:
+        try:
+            numeric = col.kind.is_numeric
+            columns[col.name] = score_column(col.kind, ColumnSummary.of(real[col.name], numeric), ColumnSummary.of(synthetic[col.name], numeric))
+        except Exception as exc:  # noqa: BLE001 - one failing column must not abort the report
+            errors.append(f"column {col.name!r}: {type(exc).__name__}: {exc}")
+            columns[col.name] = {"kind": col.kind.value, "score": float("nan"), "error": str(exc)}
+
+    # Each column is discretised (numbers binned over the real range), factorised and ranked once; pairs reuse it.
+    discrete: dict[str, tuple[Any, Any]] = {}
+    numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    ranks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for col in cols:
+        try:
+            r, s = discretise(real[col.name], synthetic[col.name], col.kind.is_numeric)
+            codes, uniques = pd.factorize(np.concatenate([r.to_numpy(), s.to_numpy()]))
+            discrete[col.name] = (codes[: len(r)], codes[len(r):], len(uniques))
+            if col.kind.is_numeric:
+                numbers[col.name] = numeric_values(real[col.name]), numeric_values(synthetic[col.name])
+                ranks[col.name] = tuple(pd.Series(x).rank().to_numpy() for x in numbers[col.name])
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"column {col.name!r} (pairs): {type(exc).__name__}: {exc}")
+
+    pairs: dict[str, dict[str, Any]] = {}
+    for a, b in itertools.combinations(cols, 2):
+        key = f"{a.name} / {b.name}"
+        try:
+            if a.kind.is_numeric and b.kind.is_numeric:
+                (ra, sa), (rb, sb) = numbers[a.name], numbers[b.name]
+                pairs[key] = score_numeric_pair(Moments.of(ra, rb), Moments.of(sa, sb), _spearman_similarity(a.name, b.name, numbers, ranks))
+            else:
+                pairs[key] = _score_dense_pair(discrete[a.name], discrete[b.name])
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"pair {key!r}: {type(exc).__name__}: {exc}")
+            pairs[key] = {"score": float("nan"), "error": str(exc)}
+    return summarise(columns, pairs, errors)
+
+
+__all__ = [
+    "ColumnSummary", "bin_codes", "bin_edges", "quality_scores", "score_column", "score_discrete_pair",
+    "score_numeric_pair", "scored_columns", "summarise",
+]

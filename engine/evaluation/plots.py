@@ -1,10 +1,17 @@
-"""Inline SVG charts for the HTML report (no network, no plotting library)."""
+"""The report's charts: the data behind them, and inline SVG (no network, no plotting library)."""
 from __future__ import annotations
 
 import html
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from engine.evaluation.metrics import numeric_values
+from engine.schema.kinds import ColumnKind, TableSchema
+
+PLOT_BINS = 20
+PLOT_CATEGORIES = 20
 
 REAL, SYN = "#4C72B0", "#DD8452"
 
@@ -64,3 +71,40 @@ def histogram_pair(title: str, series: dict[str, list[float]], width: int = 480,
         paths.append(f"<polyline points='{pts}' fill='none' stroke='{colour}' stroke-width='2'><title>{html.escape(name)}</title></polyline>")
     legend = "".join(f"<text x='{10 + 200 * i}' y='28' font-size='10' fill='{c}'>{html.escape(n)}</text>" for i, (n, c) in enumerate(zip(series, colours)))
     return f"<figure><svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'><text x='10' y='14' font-size='12'>{html.escape(title)}</text>{legend}{''.join(paths)}</svg></figure>"
+
+
+def plot_data(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> dict[str, Any]:
+    """Per-column distributions (shares per bin of the real range, or per category) and correlation matrices."""
+    out: dict[str, Any] = {"columns": {}}
+    numeric = []
+    for col in schema.columns:
+        if col.kind in (ColumnKind.IDENTIFIER, ColumnKind.CONSTANT):
+            continue
+        if col.kind.is_numeric:
+            r, s = numeric_values(real[col.name]), numeric_values(synthetic[col.name])
+            r, s = r[~np.isnan(r)], s[~np.isnan(s)]
+            if not len(r):
+                continue
+            numeric.append(col.name)
+            edges = np.histogram_bin_edges(r, bins=PLOT_BINS)
+            # Synthetic values outside the real range are drawn in the outer bins rather than dropped.
+            hr = np.histogram(r, edges)[0] / len(r)
+            hs = np.histogram(np.clip(s, edges[0], edges[-1]), edges)[0] / max(len(s), 1)
+            labels = [f"{e:.3g}" for e in edges[:-1]]
+            if col.kind is ColumnKind.DATETIME:
+                labels = [str(pd.Timestamp(int(e)).date()) for e in edges[:-1]]
+            out["columns"][col.name] = {"labels": labels, "real": hr.tolist(), "synthetic": hs.tolist()}
+        else:
+            fr = real[col.name].astype(object).value_counts(normalize=True)
+            fs = synthetic[col.name].astype(object).value_counts(normalize=True)
+            cats = list(fr.index[:PLOT_CATEGORIES])
+            out["columns"][col.name] = {
+                "labels": [str(c) for c in cats],
+                "real": fr.reindex(cats, fill_value=0).tolist(),
+                "synthetic": fs.reindex(cats, fill_value=0).tolist(),
+            }
+    if len(numeric) >= 2:
+        cr = pd.DataFrame({c: numeric_values(real[c]) for c in numeric}).corr().to_numpy()
+        cs = pd.DataFrame({c: numeric_values(synthetic[c]) for c in numeric}).corr().to_numpy()
+        out["correlation"] = {"columns": numeric, "real": cr.tolist(), "synthetic": cs.tolist(), "difference": (cs - cr).tolist()}
+    return out

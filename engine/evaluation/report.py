@@ -54,6 +54,7 @@ class TabularReport:
 
     # ---------------------------------------------------------------- text
     def summary(self) -> str:
+        """A few plain lines: fidelity, utility, realism, privacy, and anything that could not be computed."""
         lines = [
             f"Fidelity  {self.similarity_score:.1%}  (column shapes {self.column_shapes_score:.1%}, "
             f"pair trends {self.column_pair_trends_score:.1%}; 100% = identical statistics)",
@@ -75,12 +76,15 @@ class TabularReport:
                     f" membership-inference AUC {p['membership_inference_auc']:.3f} (0.5 ideal)"
                 )
             lines.append(text)
+        for note in self.details.get("notes", []):
+            lines.append(f"Note      {note}")
         failed = self.details.get("errors", [])
         if failed:
             lines.append(f"Note      {len(failed)} metric(s) could not be computed; see details.errors")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data."""
         return _clean(
             {
                 "similarity_score": self.similarity_score,
@@ -97,9 +101,11 @@ class TabularReport:
         )
 
     def to_json(self) -> str:
+        """The report as JSON (no NaN: undefined numbers are null; plot data left out)."""
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
     def save(self, out_dir: str | Path) -> Path:
+        """Write ``report.json`` and ``report.html`` into ``out_dir`` (created if needed); returns the folder."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(self.to_json())
@@ -108,6 +114,7 @@ class TabularReport:
 
     # ---------------------------------------------------------------- html
     def to_html(self) -> str:
+        """One self-contained HTML page (inline CSS and SVG charts; opens without a network)."""
         from engine.evaluation.plots import correlation_heatmap, distribution_chart, histogram_pair
 
         esc = html.escape
@@ -120,7 +127,7 @@ class TabularReport:
             ".big{font-size:2em;font-weight:600}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}"
             "th{background:#f4f4f4}.grid{display:flex;flex-wrap:wrap;gap:1em}.muted{color:#666}",
             "</style></head><body><h1>Synthetic data report</h1>",
-            f"<p class='muted'>{esc(str(d.get('rows', {})))}</p>",
+            "<p class='muted'>Rows compared: " + esc(", ".join(f"{k} {v:,}" for k, v in d.get("rows", {}).items() if v)) + "</p>",
             "<div class='cards'>",
             self._card("Fidelity", f"{self.similarity_score:.1%}", "how closely column shapes and pair trends match (100% = identical)"),
         ]
@@ -184,6 +191,15 @@ class TabularReport:
             if hist:
                 parts.append(histogram_pair("Distance to closest training row", hist))
             parts.append(f"<p class='muted'>Sample sizes: {esc(str(self.privacy.get('sample_rows')))}</p>")
+        dist = d.get("distributed")
+        if dist:
+            parts.append("<h2>How these numbers were computed</h2><p>Fidelity scores from every row with Ray Data; "
+                         f"samples for the rest: {esc(str(dist['sample_rows']))}. Exact: {esc(dist['exact'])}.</p>")
+            if dist["approximate"]:
+                parts.append("<table><tr><th>column</th><th>KS statistic: max error</th><th>Wasserstein: max error</th></tr>")
+                for name, b in dist["approximate"].items():
+                    parts.append(f"<tr><td>{esc(name)}</td><td>{b['ks_statistic_max_error']:.4f}</td><td>{b['wasserstein_max_error']:.4f}</td></tr>")
+                parts.append("</table>")
         errors = d.get("errors", [])
         if errors:
             parts.append("<h2>Metrics that could not be computed</h2><ul>" + "".join(f"<li>{esc(e)}</li>" for e in errors) + "</ul>")

@@ -223,7 +223,11 @@ def infer_schema(
 
 
 def validate_table(data: pd.DataFrame, schema: TableSchema) -> None:
-    """Check that ``data`` has the schema's columns (e.g. real data given to an evaluator)."""
+    """Check that ``data`` fits ``schema`` (e.g. real data given to an evaluator).
+
+    Raises ``InvalidDataError`` naming the column when a schema column is absent,
+    a numeric column holds text, or a datetime column holds values that are not dates.
+    """
     missing = [c for c in schema.names if c not in data.columns]
     if missing:
         raise InvalidDataError(
@@ -232,7 +236,21 @@ def validate_table(data: pd.DataFrame, schema: TableSchema) -> None:
             + "."
         )
     for col in schema.columns:
-        if col.kind.is_numeric and col.kind != ColumnKind.DATETIME:
-            s = data[col.name]
-            if not pd.api.types.is_numeric_dtype(s.dtype) and pd.to_numeric(s.dropna(), errors="coerce").isna().any():
-                raise InvalidDataError(f"Column {col.name!r} should hold numbers ({col.kind.value}) but holds text.")
+        s = data[col.name]
+        values = s.dropna()
+        if col.kind in (ColumnKind.CONTINUOUS, ColumnKind.INTEGER) and not pd.api.types.is_numeric_dtype(s.dtype):
+            bad = values[pd.to_numeric(values, errors="coerce").isna()]
+            if len(bad):
+                raise InvalidDataError(
+                    f"Column {col.name!r} should hold numbers ({col.kind.value}) but {len(bad)} value(s) are not "
+                    f"numbers (e.g. {bad.iloc[0]!r})."
+                )
+        if col.kind == ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(s.dtype):
+            parsed = pd.to_datetime(values, format=col.datetime_format, errors="coerce")
+            bad = values[parsed.isna()]
+            if len(bad):
+                layout = f" in the layout {col.datetime_format!r}" if col.datetime_format else ""
+                raise InvalidDataError(
+                    f"Column {col.name!r} should hold dates{layout} but {len(bad)} value(s) are not dates "
+                    f"(e.g. {bad.iloc[0]!r})."
+                )

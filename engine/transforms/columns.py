@@ -64,6 +64,9 @@ class ColumnCodecState:
     constant: Any = None
     id_prefix: str | None = None  # identifiers: None for integers, else text prefix
     id_width: int = 0
+    id_start: int = 0  # identifiers: generated numbers start here (after the largest training key)
+    dtype_categories: list[Any] | None = None  # category dtype: its categories, in their original order
+    dtype_ordered: bool = False
     time_step_ns: int = 1  # datetimes: the coarsest unit (s, ms, us, ns) all training values are whole multiples of
 
     @property
@@ -109,10 +112,14 @@ class TableCodec:
                 st.time_step_ns = next((u for u in (10**9, 10**6, 10**3) if len(ns) and np.all(ns % u == 0)), 1)
         elif kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
             counts = values.value_counts(sort=False)
+            counts = counts[counts > 0]  # a pandas category never seen in the data gets no code
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                st.dtype_categories = [_json_scalar(v) for v in s.cat.categories.tolist()]
+                st.dtype_ordered = bool(s.cat.ordered)
             # Frequency order, ties broken by the label's text so the order is deterministic.
-            order = sorted(range(len(counts)), key=lambda i: (-int(counts.iloc[i]), str(counts.index[i])))
-            labels = [_json_scalar(counts.index[i]) for i in order]
-            n = np.asarray([int(counts.iloc[i]) for i in order], dtype=np.int64)
+            order = np.lexsort((counts.index.astype(str).to_numpy(dtype=str), -counts.to_numpy()))
+            labels = [_json_scalar(v) for v in counts.index[order].tolist()]
+            n = counts.to_numpy(dtype=np.int64)[order]
             keep = len(labels) if len(labels) <= self.max_categories else self.max_categories - 1
             st.categories = labels[:keep]
             freqs = list(n[:keep])
@@ -121,7 +128,7 @@ class TableCodec:
                 st.pooled_counts = [int(c) for c in n[keep : keep + MAX_POOLED_VALUES]]
                 freqs.append(int(n[keep:].sum()))
             total = float(sum(freqs)) or 1.0
-            st.frequencies = [f / total for f in freqs]
+            st.frequencies = (np.asarray(freqs, dtype=np.float64) / total).tolist()
         elif kind == ColumnKind.CONSTANT:
             st.constant = _json_scalar(values.iloc[0]) if len(values) else None
         elif kind == ColumnKind.IDENTIFIER:
@@ -129,10 +136,15 @@ class TableCodec:
                 text = values.astype(str)
                 m = text.str.extract(_PREFIXED_ID)
                 prefixes = m[0].dropna().unique()
-                if m[1].notna().all() and len(prefixes) == 1:
+                # More than 18 digits would overflow int64 numbering: such keys get the generic style.
+                if m[1].notna().all() and len(prefixes) == 1 and int(m[1].str.len().max()) <= 18:
                     st.id_prefix, st.id_width = str(prefixes[0]), int(m[1].str.len().max())
+                    st.id_start = int(m[1].astype(np.int64).max()) + 1
                 else:
                     st.id_prefix, st.id_width = "id_", 0
+            elif len(values):
+                # Generated keys start after the largest real one, so no synthetic row reuses a real key.
+                st.id_start = int(np.floor(float(values.max()))) + 1
         return st
 
     @staticmethod
@@ -169,6 +181,7 @@ class TableCodec:
         return list(self.column(column).categories)
 
     def category_frequencies(self, column: str) -> np.ndarray:
+        """Training share of each code, in code order (the pooled rare code last, if any)."""
         return np.asarray(self.column(column).frequencies, dtype=np.float64)
 
     def category_code(self, column: str, value: Any) -> int:
@@ -190,6 +203,7 @@ class TableCodec:
         raise InvalidConditionError(f"Unknown value {value!r} for column {column!r}. Valid values: {shown}{more}.")
 
     def numeric_range(self, column: str) -> tuple[float, float]:
+        """The ``(min, max)`` seen in training, in numeric-frame units (epoch seconds for datetimes)."""
         st = self.column(column)
         if st.low is None:
             return (float("nan"), float("nan"))
@@ -281,15 +295,22 @@ class TableCodec:
         labels[missing] = None
         s = pd.Series(labels, dtype=object)
         if st.dtype == "category":
+            if st.dtype_categories is not None:
+                return pd.Categorical(s, categories=pd.Index(st.dtype_categories), ordered=st.dtype_ordered)
             return pd.Categorical(s, categories=pd.Index(st.categories + list(st.pooled_values), dtype=object))
         if st.dtype == "bool" and missing.any():
             return s
         return _cast(s, st.dtype)
 
     def identifier_values(self, column: str, *, start: int, count: int) -> Any:
-        """``count`` unique identifiers of ``column``'s style, numbered from ``start``."""
+        """``count`` unique identifiers of ``column``'s style for rows ``start .. start + count - 1``.
+
+        Row ``i`` gets number ``id_start + i``, where ``id_start`` follows the
+        largest key seen in training, so shards with distinct row offsets never
+        collide with each other or with a real key.
+        """
         st = self.column(column)
-        numbers = np.arange(start, start + count, dtype=np.int64)
+        numbers = np.arange(st.id_start + start, st.id_start + start + count, dtype=np.int64)
         if st.id_prefix is None:
             return _cast(pd.Series(numbers), st.dtype)
         text = pd.Series(numbers).astype(str)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.errors import NotFittedError
+from engine.errors import InvalidDataError, NotFittedError
 from engine.schema.kinds import ColumnKind, TableSchema
 from engine.transforms.columns import TableCodec
 from engine.transforms.layout import EncodedLayout, Span
@@ -144,7 +144,9 @@ class TabularEncoder:
         codec = self._codec()
         encoded = np.asarray(encoded)
         if encoded.ndim != 2 or encoded.shape[1] != self.layout_.dim:
-            raise ValueError(f"Expected an encoded matrix of width {self.layout_.dim}; got shape {encoded.shape}.")
+            raise InvalidDataError(
+                f"inverse_transform expects a 2-D encoded matrix of width {self.layout_.dim}; got shape {encoded.shape}."
+            )
         frame: dict[str, np.ndarray] = {}
         by_column: dict[str, dict[str, Span]] = {}
         for span in self.layout_.spans:

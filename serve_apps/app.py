@@ -1,0 +1,406 @@
+"""The HTTP API: a FastAPI ingress in front of the generation and evaluation deployments.
+
+Routes (OpenAPI page at ``/docs``)::
+
+    GET  /healthz                          liveness (no key needed)
+    GET  /v1/models                        the models in the store
+    GET  /v1/models/{model_id}             schema, columns, categories, training metrics
+    POST /v1/models/{model_id}/sample      rows as JSON, CSV or Parquet (large answers streamed)
+    POST /v1/evaluate                      evaluation report (JSON, or HTML on request)
+
+Build it with ``build_app`` (``serve run serve_apps/config.yaml``, ``synth
+serve``, or ``serve.run(build_app({...}))``).
+"""
+# No `from __future__ import annotations` here: Serve reads build_app's parameter
+# annotation as a class to validate the YAML args, and FastAPI reads the routes' ones.
+import asyncio
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pyarrow as pa
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from ray import serve
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
+from starlette.datastructures import UploadFile
+
+from serve_apps.config import AppArgs, ServeConfigError, key_digest, read_api_key, token_matches
+from serve_apps.errors import Failure, RequestRejected
+from serve_apps.evaluator import TABLE_FIELDS, Evaluator, TableInput
+from serve_apps.formats import ipc_to_table, make_encoder
+from serve_apps.generator import Generator
+from serve_apps.store import StoreIndex
+
+logger = logging.getLogger("ray.serve")
+API_VERSION = "v1"
+MAX_SEED = 2**63 - 1
+
+
+# ---------------------------------------------------------------- request bodies
+class SampleRequest(BaseModel):
+    """Body of ``POST /v1/models/{model_id}/sample``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_rows: StrictInt = Field(ge=1, description="exact number of rows to generate", examples=[1000])
+    conditions: dict[str, Any] | None = Field(
+        default=None,
+        description="{column: value} for categories; {column: {'between': [lo, hi]}} or '>=', '<=', '>', '<' for ranges",
+        examples=[{"income": ">50K", "age": {"between": [30, 50]}}],
+    )
+    seed: StrictInt | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="the same seed gives the same rows; omitted: a fresh one, returned in X-Synth-Seed"
+    )
+    format: Literal["json", "csv", "parquet"] = Field(default="json", description="response format")
+
+
+class EvaluateRequest(BaseModel):
+    """JSON body of ``POST /v1/evaluate`` (tables by reference; upload them with multipart/form-data instead)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    real: str = Field(description="path of the real table, relative to the server's data root")
+    synthetic: str = Field(description="path of the synthetic table, relative to the data root")
+    holdout: str | None = Field(default=None, description="real rows the synthesizer never saw (ML efficacy, privacy)")
+    target: str | None = Field(default=None, description="target column for ML efficacy")
+    format: Literal["json", "html"] = Field(default="json", description="report as JSON or as a self-contained HTML page")
+    privacy: StrictBool = True
+    detection: StrictBool = True
+
+
+# ---------------------------------------------------------------- body size limit
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over its route's limit, counted as it arrives."""
+
+    def __init__(self, app: Any, limit_for: Callable[[str], int]):
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit_for(scope["path"])
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        what = "upload" if scope["path"].endswith("/evaluate") else "request body"
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            detail = f"The {what} is {int(declared):,} bytes; this server accepts at most {limit:,} bytes."
+            response = JSONResponse({"detail": detail}, status_code=413)
+            return await response(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, f"The {what} exceeds {limit:,} bytes, the most this server accepts.")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+# ---------------------------------------------------------------- chunk pipeline
+class ChunkPipeline:
+    """The chunks of one response, requested from the generation deployment a few at a time.
+
+    At most ``prefetch + 1`` chunks are in flight or held, so memory stays
+    bounded whatever the size of the response, while the next chunks are
+    generated during the encoding and sending of the current one.
+    """
+
+    def __init__(self, handle: DeploymentHandle, num_rows: int, chunk_rows: int, conditions, seed: int, prefetch: int):
+        self._handle = handle
+        self._plan = iter(
+            (k, min(chunk_rows, num_rows - k * chunk_rows), k * chunk_rows) for k in range(-(-num_rows // chunk_rows))
+        )
+        self._conditions = conditions
+        self._seed = seed
+        self._pending: deque[DeploymentResponse] = deque()
+        for _ in range(prefetch + 1):
+            self._submit()
+
+    def _submit(self) -> None:
+        step = next(self._plan, None)
+        if step is not None:
+            index, rows, offset = step
+            self._pending.append(self._handle.chunk.remote(index, rows, offset, self._conditions, self._seed))
+
+    async def next(self) -> pa.Table | None:
+        """The next chunk, ``None`` after the last; raises ``RequestRejected`` if it could not be made."""
+        if not self._pending:
+            return None
+        response = self._pending.popleft()
+        self._submit()
+        try:
+            result = await response
+        except Exception as exc:  # noqa: BLE001 - a dead or overloaded replica is a 503, not a crash
+            raise RequestRejected(503, f"The generation service failed: {type(exc).__name__}: {exc}") from None
+        if isinstance(result, Failure):
+            raise result.reject()
+        return ipc_to_table(result)
+
+    def cancel(self) -> None:
+        while self._pending:
+            self._pending.popleft().cancel()
+
+
+# ---------------------------------------------------------------- the FastAPI app
+def _validation_message(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            return f"The request body is not valid JSON ({e.get('ctx', {}).get('error', 'decode error')})."
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        got = e.get("input")
+        parts.append(f"{where}: {e.get('msg')} (got {json.dumps(got, default=str)[:80]})")
+    return "Invalid request: " + "; ".join(parts)
+
+
+def create_api(service: "SynthAPI") -> FastAPI:
+    """The FastAPI application of one ingress replica, bound to its handles and settings."""
+    args = service.args
+    api = FastAPI(
+        title="Synthetic data engine",
+        version=API_VERSION,
+        description="Generate synthetic rows from trained models and evaluate synthetic tables. "
+        "Send `Authorization: Bearer <key>` on every /v1 route when auth is on.",
+    )
+    api.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: args.max_upload_bytes if path.endswith("/evaluate") else args.max_request_bytes,
+    )
+
+    @api.exception_handler(RequestRejected)
+    async def _rejected(_: Request, exc: RequestRejected) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        return JSONResponse({"detail": _validation_message(errors), "errors": json.loads(json.dumps(errors, default=str))}, 422)
+
+    async def authorize(request: Request) -> None:
+        if service.key_digest is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "Missing API key: send 'Authorization: Bearer <key>'.", {"WWW-Authenticate": "Bearer"})
+        if not token_matches(token.strip(), service.key_digest):
+            raise HTTPException(401, "Invalid API key.", {"WWW-Authenticate": "Bearer"})
+
+    auth = [Depends(authorize)]
+
+    @api.get("/healthz", summary="Liveness check (no key needed)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/v1/models", dependencies=auth, summary="Models in the store")
+    async def list_models() -> dict[str, Any]:
+        names = await asyncio.to_thread(service.index.names)
+        return {"models": [{"id": n, "url": f"/v1/models/{n}"} for n in names]}
+
+    @api.get("/v1/models/{model_id}", dependencies=auth, summary="Schema, columns, categories and training metrics")
+    async def describe(model_id: str) -> dict[str, Any]:
+        await asyncio.to_thread(service.index.require, model_id)
+        handle = service.generator.options(multiplexed_model_id=model_id)
+        try:
+            result = await handle.describe.remote()
+        except Exception as exc:  # noqa: BLE001
+            raise RequestRejected(503, f"The generation service failed: {type(exc).__name__}: {exc}") from None
+        if isinstance(result, Failure):
+            raise result.reject()
+        return result
+
+    @api.post(
+        "/v1/models/{model_id}/sample",
+        dependencies=auth,
+        summary="Generate rows",
+        response_class=Response,
+        responses={200: {"description": "the rows", "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.parquet": {}}}},
+    )
+    async def sample(model_id: str, body: SampleRequest) -> Response:
+        """Exactly ``num_rows`` rows meeting ``conditions``. Up to ``chunk_rows`` rows come in one
+        response; more are streamed chunk by chunk (``X-Synth-Num-Rows`` says how many to expect)."""
+        await asyncio.to_thread(service.index.require, model_id)
+        if body.num_rows > args.max_rows_per_request:
+            raise RequestRejected(
+                422,
+                f"num_rows is {body.num_rows:,}; this server generates at most {args.max_rows_per_request:,} rows "
+                "per request. Split the request, or use the sharded sampler (jobs.sample) for bulk output.",
+            )
+        seed = body.seed if body.seed is not None else secrets.randbits(63)
+        handle = service.generator.options(multiplexed_model_id=model_id)
+        pipeline = ChunkPipeline(handle, body.num_rows, args.chunk_rows, body.conditions, seed, args.prefetch_chunks)
+        encoder = make_encoder(body.format)
+        headers = {"X-Synth-Seed": str(seed), "X-Synth-Num-Rows": str(body.num_rows), "X-Synth-Model": model_id}
+        if body.format != "json":
+            headers["Content-Disposition"] = f'attachment; filename="{model_id}.{body.format}"'
+        try:
+            first = await pipeline.next()  # errors (bad condition, failed load) still get their status code
+        except BaseException:
+            pipeline.cancel()
+            raise
+        if body.num_rows <= args.chunk_rows:
+            content = await asyncio.to_thread(lambda: encoder.begin() + encoder.encode(first) + encoder.end())
+            return Response(content, media_type=encoder.media_type, headers=headers)
+
+        async def stream() -> AsyncIterator[bytes]:
+            table = first
+            try:
+                yield encoder.begin()
+                while table is not None:
+                    yield await asyncio.to_thread(encoder.encode, table)
+                    table = await pipeline.next()
+                yield await asyncio.to_thread(encoder.end)
+            except RequestRejected as exc:
+                # Headers are gone: breaking the connection is the only way left to say the body is incomplete.
+                logger.error("streamed sample of %r aborted: %s", model_id, exc.detail)
+                raise
+            finally:
+                pipeline.cancel()
+
+        return StreamingResponse(stream(), media_type=encoder.media_type, headers=headers)
+
+    @api.post(
+        "/v1/evaluate",
+        dependencies=auth,
+        summary="Evaluation report of a synthetic table against the real one",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": EvaluateRequest.model_json_schema()},
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["real", "synthetic"],
+                            "properties": {
+                                **{f: {"type": "string", "format": "binary", "description": "upload, or a data-root path as text"} for f in TABLE_FIELDS},
+                                "target": {"type": "string"},
+                                "format": {"type": "string", "enum": ["json", "html"]},
+                            },
+                        }
+                    },
+                },
+            }
+        },
+    )
+    async def evaluate(request: Request) -> Response:
+        """Tables by reference (JSON body: paths under the data root) or uploaded (multipart form:
+        files ``real``, ``synthetic`` and optionally ``holdout``). ``format=html`` returns the HTML report."""
+        options, tables = await _read_evaluate_request(request)
+        html = options.format == "html" or "text/html" in request.headers.get("accept", "")
+        try:
+            result = await service.evaluator.evaluate.remote(
+                tables, target=options.target, privacy=options.privacy, detection=options.detection, html=html
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise RequestRejected(503, f"The evaluation service failed: {type(exc).__name__}: {exc}") from None
+        if isinstance(result, Failure):
+            raise result.reject()
+        if html:
+            return HTMLResponse(result["html"])
+        return Response(result["json"], media_type="application/json")
+
+    return api
+
+
+async def _read_evaluate_request(request: Request) -> tuple[EvaluateRequest, dict[str, TableInput]]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            payload = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestRejected(422, f"The request body is not valid JSON ({exc}).") from None
+        try:
+            options = EvaluateRequest.model_validate(payload)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        refs = {f: getattr(options, f) for f in TABLE_FIELDS if getattr(options, f) is not None}
+        return options, {f: TableInput(field=f, reference=r) for f, r in refs.items()}
+    if content_type == "multipart/form-data":
+        form = await request.form(max_files=len(TABLE_FIELDS), max_fields=16)
+        unknown = sorted(set(form.keys()) - {*TABLE_FIELDS, "target", "format", "privacy", "detection"})
+        if unknown:
+            raise RequestRejected(422, f"Unknown form field(s) {unknown}; expected real, synthetic, holdout, target, format.")
+        tables: dict[str, TableInput] = {}
+        fields: dict[str, Any] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name not in TABLE_FIELDS:
+                    raise RequestRejected(422, f"Form field {name!r} must be text, not a file.")
+                tables[name] = TableInput(field=name, data=await value.read(), filename=value.filename)
+            elif name in TABLE_FIELDS:
+                tables[name] = TableInput(field=name, reference=value)
+            else:
+                fields[name] = value if name in ("target", "format") else value.strip().lower() in ("1", "true", "yes")
+        for needed in ("real", "synthetic"):
+            if needed not in tables:
+                raise RequestRejected(422, f"The form has no {needed!r} table: upload a file or give a data-root path.")
+        refs = {f: (t.reference if t.reference is not None else "<upload>") for f, t in tables.items()}
+        try:
+            options = EvaluateRequest.model_validate({**refs, **fields})
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        return options, tables
+    raise RequestRejected(
+        415, f"Send the evaluation request as application/json (paths) or multipart/form-data (uploads); got {content_type or 'no content type'!r}."
+    )
+
+
+# ---------------------------------------------------------------- deployments and builder
+@serve.deployment(name="SynthAPI")
+@serve.ingress()
+class SynthAPI:
+    """The ingress: validation, limits and auth, in front of the generation and evaluation deployments."""
+
+    def __init__(self, generator: DeploymentHandle, evaluator: DeploymentHandle, *, args: AppArgs, key_digest: str | None):
+        self.generator = generator
+        self.evaluator = evaluator
+        self.args = args
+        self.key_digest = key_digest
+        self.index = StoreIndex(args.models_dir)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_api(self)
+
+
+def _check_locations(args: AppArgs) -> None:
+    if "://" not in args.models_dir or args.models_dir.startswith("file://"):
+        root = Path(args.models_dir.removeprefix("file://")).expanduser()
+        if not root.is_dir():
+            raise ServeConfigError(f"models_dir {args.models_dir!r} is not a folder: point it at the model store.")
+    if args.data_root is not None:
+        if "://" in args.data_root:
+            raise ServeConfigError(f"data_root {args.data_root!r} must be a local folder (uploads work for any data).")
+        if not Path(args.data_root).expanduser().is_dir():
+            raise ServeConfigError(f"data_root {args.data_root!r} is not a folder.")
+
+
+def build_app(args: AppArgs) -> serve.Application:
+    """The application: ingress -> (generator, evaluator), configured by ``args``.
+
+    Reads the API key here (when auth is on) and hands the replicas only its digest.
+    """
+    if not isinstance(args, AppArgs):
+        args = AppArgs.model_validate(args)
+    digest = key_digest(read_api_key(args)) if args.auth else None
+    _check_locations(args)
+    generator = Generator.options(**args.generator.serve_options(default_max_ongoing=8)).bind(
+        models_dir=args.models_dir,
+        max_models_per_replica=args.max_models_per_replica,
+        failed_load_retry_s=args.failed_load_retry_s,
+    )
+    evaluator = Evaluator.options(**args.evaluator.serve_options(default_max_ongoing=2)).bind(data_root=args.data_root)
+    ingress = SynthAPI.options(**args.ingress.serve_options(default_max_ongoing=128))
+    return ingress.bind(generator, evaluator, args=args, key_digest=digest)

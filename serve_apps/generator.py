@@ -1,0 +1,177 @@
+"""The generation deployment: models loaded on demand from the store, multiplexed by model id.
+
+Each replica keeps at most ``max_models_per_replica`` synthesizers loaded and
+evicts the least recently used (Serve's model multiplexing, which also routes
+a model's requests to the replicas that already hold it). A request produces
+one chunk of rows: chunk ``k`` of a response is always
+``sample(rows, seed=seed, stream=k, row_offset=offset)``, so the same seed gives
+the same rows whichever replica makes each chunk.
+
+Nothing a request sends can take a replica down: every method returns a
+``Failure`` (status and message) instead of raising.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+from ray import serve
+
+from engine.errors import ArtifactError, SynthError
+from engine.requirements.conditions import coerce_text_value
+from engine.requirements.constraints import constraint_to_dict
+from engine.synthesizer import TabularSynthesizer
+from serve_apps.errors import Failure, RequestRejected
+from serve_apps.formats import table_to_ipc
+from serve_apps.store import model_path
+
+logger = logging.getLogger("ray.serve")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars made plain and NaN/inf made ``None`` (JSON has neither)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _use_gpu_if_present(synth: TabularSynthesizer) -> str:
+    """Move a torch model to this replica's GPU when Serve gave it one; return the device used."""
+    import ray
+    import torch
+
+    return synth.to_device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
+
+
+def _coerce_conditions(synth: TabularSynthesizer, raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Match category labels loosely (``">50K"`` finds ``" >50K"``), as the CLI does; validation comes after."""
+    if not raw:
+        return None
+    out: dict[str, Any] = {}
+    for column, value in raw.items():
+        if column in synth.schema_ and synth.schema_[column].kind.is_discrete and not isinstance(value, Mapping):
+            value = coerce_text_value(column, value, synth.codec_.categories(column))
+        out[column] = value
+    return out
+
+
+def describe_model(model_id: str, synth: TabularSynthesizer) -> dict[str, Any]:
+    """Schema, columns with their categories, constraints and training metrics of a loaded model."""
+    codec = synth.codec_
+    columns = []
+    for col in synth.schema_.columns:
+        entry = col.to_dict()
+        entry["kind"] = col.kind.value
+        if col.kind.is_discrete:
+            entry["categories"] = codec.categories(col.name)
+        elif col.kind.is_numeric:
+            low, high = codec.numeric_range(col.name)
+            entry["range"] = [low, high]
+        columns.append(entry)
+    history = synth.history_
+    return json_safe(
+        {
+            "id": model_id,
+            "model": synth.model,
+            "num_training_rows": synth.schema_.num_rows,
+            "columns": columns,
+            "constraints": [constraint_to_dict(c) for c in synth.constraints_],
+            "training": synth.training_options_,
+            "metrics": {
+                "epochs_trained": len(history),
+                "last_epoch": history[-1] if history else None,
+                "history": history,
+            },
+        }
+    )
+
+
+@serve.deployment(name="Generator")
+class Generator:
+    """Holds synthesizers from the store and generates chunks of rows on request."""
+
+    def __init__(self, *, models_dir: str, max_models_per_replica: int, failed_load_retry_s: float):
+        self.models_dir = models_dir
+        self.failed_load_retry_s = failed_load_retry_s
+        # model id -> (monotonic time of the failure, message): answered 503 without retrying for a while,
+        # because Serve evicts the least recently used model before every load attempt.
+        self._failed: dict[str, tuple[float, str]] = {}
+
+        async def load(model_id: str) -> TabularSynthesizer:
+            return await self._load(model_id)
+
+        # Built here, not as a decorated method, so the cache size comes from the application's arguments.
+        self._get_model = serve.multiplexed(max_num_models_per_replica=max_models_per_replica)(load)
+
+    async def _load(self, model_id: str) -> TabularSynthesizer:
+        path = model_path(self.models_dir, model_id)
+        started = time.perf_counter()
+        synth = await asyncio.to_thread(TabularSynthesizer.load, path)
+        device = _use_gpu_if_present(synth)
+        logger.info("loaded model %r (%s) on %s in %.2fs", model_id, synth.model, device, time.perf_counter() - started)
+        return synth
+
+    async def _model(self, model_id: str) -> TabularSynthesizer | Failure:
+        failed = self._failed.get(model_id)
+        if failed is not None and time.monotonic() - failed[0] < self.failed_load_retry_s:
+            return Failure(503, failed[1])
+        try:
+            synth = await self._get_model(model_id)
+        except RequestRejected as exc:
+            return Failure(exc.status, exc.detail)
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported, the replica keeps serving
+            reason = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
+            message = f"Model {model_id!r} could not be loaded: {reason}"
+            self._failed[model_id] = (time.monotonic(), message)
+            logger.warning(message)
+            return Failure(503, message)
+        self._failed.pop(model_id, None)
+        return synth
+
+    async def describe(self) -> dict[str, Any] | Failure:
+        """The model card of the request's model (``GET /v1/models/{id}``)."""
+        model_id = serve.get_multiplexed_model_id()
+        synth = await self._model(model_id)
+        if isinstance(synth, Failure):
+            return synth
+        try:
+            return describe_model(model_id, synth)
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("describing model %r failed", model_id)
+            return Failure(500, f"Describing model {model_id!r} failed: {type(exc).__name__}: {exc}")
+
+    async def chunk(
+        self, index: int, num_rows: int, row_offset: int, conditions: dict[str, Any] | None, seed: int
+    ) -> bytes | Failure:
+        """Chunk ``index`` of a response: ``num_rows`` rows as Arrow IPC bytes."""
+        model_id = serve.get_multiplexed_model_id()
+        synth = await self._model(model_id)
+        if isinstance(synth, Failure):
+            return synth
+
+        def work() -> bytes:
+            rows = synth.sample(
+                num_rows, conditions=_coerce_conditions(synth, conditions), seed=seed, stream=index, row_offset=row_offset
+            )
+            return table_to_ipc(pa.Table.from_pandas(rows, preserve_index=False))
+
+        try:
+            return await asyncio.to_thread(work)
+        except SynthError as exc:
+            return Failure(422, str(exc))
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("sampling model %r failed", model_id)
+            return Failure(500, f"Sampling model {model_id!r} failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,428 @@
+"""The HTTP API over real HTTP against a real ``serve.run`` on the shared Ray instance."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from engine.client import ServiceError, SynthClient
+from engine.synthesizer import TabularSynthesizer
+
+KEY = "test-key-" + "x" * 24
+KEY_ENV = "SYNTH_TEST_SERVE_KEY"
+CHUNK = 2_000
+MAX_ROWS = 400_000
+MAX_UPLOAD = 300_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(ray_session, adult_small, tmp_path_factory):
+    """Three good models and a broken one in a store, served once for the whole module."""
+    from ray import serve
+
+    from serve_apps.app import build_app
+
+    root = tmp_path_factory.mktemp("serve")
+    store, data = root / "models", root / "data"
+    data.mkdir()
+    TabularSynthesizer("gaussian_copula").fit(adult_small, seed=0).save(store / "adult-gc")
+    TabularSynthesizer("gaussian_copula").fit(adult_small.iloc[:1000, :8], seed=1).save(store / "adult-gc-narrow")
+    TabularSynthesizer("ctgan").fit(adult_small, epochs=1, batch_size=500, show_progress=False).save(store / "adult-ctgan")
+    shutil.copytree(store / "adult-gc", store / "broken")
+    (store / "broken" / "weights.safetensors").write_bytes(b"not safetensors at all")
+    adult_small.iloc[:300].to_csv(data / "real.csv", index=False)
+    adult_small.iloc[300:600].to_csv(data / "synthetic.csv", index=False)
+
+    os.environ[KEY_ENV] = KEY
+    if serve.status().applications:  # another module's Serve instance: start ours on our own port
+        serve.shutdown()
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    app = build_app(
+        {
+            "models_dir": str(store),
+            "data_root": str(data),
+            "api_key_env": KEY_ENV,
+            "chunk_rows": CHUNK,
+            "max_rows_per_request": MAX_ROWS,
+            "max_request_bytes": 4096,
+            "max_upload_bytes": MAX_UPLOAD,
+            "max_models_per_replica": 2,  # fewer than the good models: the tests cycle through evictions
+            "generator": {"num_cpus": 0.5, "max_ongoing_requests": 8},
+            "evaluator": {"num_cpus": 0.25},
+            "ingress": {"num_cpus": 0.25},
+        }
+    )
+    serve.run(app, name="synth-test", route_prefix="/")
+    base = f"http://127.0.0.1:{port}"
+    http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
+    try:
+        yield {"base": base, "http": http, "store": store, "data": data}
+    finally:
+        http.close()
+        serve.shutdown()
+        os.environ.pop(KEY_ENV, None)
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    with SynthClient(served["base"], api_key=KEY) as c:
+        yield c
+
+
+def _local(served, model_id: str) -> TabularSynthesizer:
+    return TabularSynthesizer.load(served["store"] / model_id)
+
+
+def _expected(synth: TabularSynthesizer, num_rows: int, seed: int, conditions=None) -> pd.DataFrame:
+    """What the server must send: chunk k is sample(seed, stream=k, row_offset=k*CHUNK)."""
+    parts = [
+        synth.sample(min(CHUNK, num_rows - off), conditions=conditions, seed=seed, stream=k, row_offset=off)
+        for k, off in enumerate(range(0, num_rows, CHUNK))
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _parquet(content: bytes) -> pd.DataFrame:
+    return pq.read_table(pa.py_buffer(content)).to_pandas()
+
+
+# ------------------------------------------------------------------ routes and auth
+def test_healthz_and_openapi_need_no_key(served):
+    assert httpx.get(served["base"] + "/healthz").json() == {"status": "ok"}
+    spec = httpx.get(served["base"] + "/openapi.json").json()
+    assert {"/healthz", "/v1/models", "/v1/models/{model_id}", "/v1/models/{model_id}/sample", "/v1/evaluate"} <= set(spec["paths"])
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/models/adult-gc"])
+def test_v1_routes_need_the_key(served, path):
+    missing = httpx.get(served["base"] + path)
+    assert missing.status_code == 401 and "Missing API key" in missing.json()["detail"]
+    assert missing.headers["www-authenticate"] == "Bearer"
+    wrong = httpx.get(served["base"] + path, headers={"Authorization": "Bearer " + "y" * 32})
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "Invalid API key."
+    post = httpx.post(served["base"] + "/v1/models/adult-gc/sample", json={"num_rows": 1})
+    assert post.status_code == 401
+
+
+def test_models_lists_the_store(client):
+    assert client.models() == ["adult-ctgan", "adult-gc", "adult-gc-narrow", "broken"]
+
+
+def test_model_card(client, adult_small):
+    card = client.model("adult-gc")
+    assert card["model"] == "gaussian_copula" and card["num_training_rows"] == len(adult_small)
+    cols = {c["name"]: c for c in card["columns"]}
+    assert list(cols) == list(adult_small.columns)
+    assert cols["income"]["kind"] == "categorical" and sorted(cols["income"]["categories"]) == [" <=50K", " >50K"]
+    assert cols["age"]["range"] == [adult_small["age"].min(), adult_small["age"].max()]
+    ctgan = client.model("adult-ctgan")
+    assert ctgan["metrics"]["epochs_trained"] == 1 and ctgan["metrics"]["last_epoch"]
+
+
+# ------------------------------------------------------------------ sampling
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet"])
+def test_sample_formats_meet_conditions(client, fmt):
+    conditions = {"income": ">50K", "age": {"between": [30, 50]}}  # label matched without its leading space
+    rows = client.sample("adult-gc", 300, conditions=conditions, seed=5, format=fmt)
+    assert len(rows) == 300
+    assert (rows["income"].str.strip() == ">50K").all()
+    assert rows["age"].between(30, 50).all()
+
+
+def test_same_seed_same_rows(served, client):
+    a = client.sample("adult-gc", 500, seed=11, format="parquet")
+    b = client.sample("adult-gc", 500, seed=11, format="parquet")
+    c = client.sample("adult-gc", 500, seed=12, format="parquet")
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+    pd.testing.assert_frame_equal(a, _expected(_local(served, "adult-gc"), 500, 11), check_dtype=False)
+
+
+def test_seed_is_returned_when_not_given(served):
+    http = served["http"]
+    first = http.post("/v1/models/adult-gc/sample", json={"num_rows": 50, "format": "csv"})
+    seed = int(first.headers["x-synth-seed"])
+    again = http.post("/v1/models/adult-gc/sample", json={"num_rows": 50, "format": "csv", "seed": seed})
+    assert first.content == again.content
+
+
+def test_large_request_is_streamed_exactly_and_deterministically(served):
+    n = 10 * CHUNK + 123
+    body = {"num_rows": n, "seed": 3, "format": "parquet", "conditions": {"sex": "Female"}}
+    with served["http"].stream("POST", "/v1/models/adult-gc/sample", json=body) as r:
+        assert r.status_code == 200
+        assert r.headers.get("transfer-encoding") == "chunked" and "content-length" not in r.headers
+        assert r.headers["x-synth-num-rows"] == str(n)
+        content = r.read()
+    rows = _parquet(content)
+    assert len(rows) == n and (rows["sex"] == " Female").all()
+    assert pq.ParquetFile(pa.py_buffer(content)).num_row_groups == 11  # one row group per chunk
+    expected = _expected(_local(served, "adult-gc"), n, 3, conditions={"sex": " Female"})
+    pd.testing.assert_frame_equal(rows, expected, check_dtype=False)
+    again = served["http"].post("/v1/models/adult-gc/sample", json=body)
+    assert again.content == content
+
+
+def _replica_pid(deployment: str) -> int:
+    """PID of this module's replica, found by the process title Ray gives it (no dashboard needed)."""
+    import psutil
+
+    title = f"ServeReplica:synth-test:{deployment}"
+    for proc in psutil.process_iter(["cmdline", "username"]):
+        if proc.info["username"] == psutil.Process().username() and title in " ".join(proc.info["cmdline"] or []):
+            return proc.pid
+    raise AssertionError(f"no process titled {title!r}")
+
+
+def test_streaming_memory_stays_bounded(served):
+    """A CSV response much larger than a chunk never sits whole in the ingress replica."""
+    import psutil
+
+    proc = psutil.Process(_replica_pid("SynthAPI"))
+    # Warm up first: the first streamed CSVs import and allocate what every later one reuses
+    # (measured: ~20 MB the first time, a few MB afterwards whatever the size).
+    warm = served["http"].post("/v1/models/adult-gc/sample", json={"num_rows": MAX_ROWS // 4, "seed": 2, "format": "csv"})
+    assert warm.status_code == 200
+    baseline = proc.memory_info().rss
+    peak = [baseline]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    n, size, lines = MAX_ROWS, 0, 0
+    try:
+        with served["http"].stream("POST", "/v1/models/adult-gc/sample", json={"num_rows": n, "seed": 1, "format": "csv"}) as r:
+            assert r.status_code == 200
+            for part in r.iter_bytes():
+                size += len(part)
+                lines += part.count(b"\n")
+    finally:
+        done.set()
+        watcher.join()
+    assert lines == n + 1  # header + exactly n rows
+    growth = peak[0] - baseline
+    assert size > 30_000_000
+    print(f"ingress RSS growth {growth:,} bytes while streaming {size:,} bytes")
+    assert growth < size / 4, f"ingress grew by {growth:,} bytes while streaming {size:,}"
+
+
+def test_two_models_side_by_side(served):
+    gc, narrow = _local(served, "adult-gc"), _local(served, "adult-gc-narrow")
+    jobs = [("adult-gc", gc, 15), ("adult-gc-narrow", narrow, 15), ("adult-ctgan", None, 15)] * 2
+
+    def run(job):
+        model_id, _, seed = job
+        r = served["http"].post(f"/v1/models/{model_id}/sample", json={"num_rows": 200, "seed": seed, "format": "parquet"})
+        assert r.status_code == 200, r.text
+        return _parquet(r.content)
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(run, jobs))
+    for (model_id, synth, seed), rows in zip(jobs, results):
+        assert len(rows) == 200
+        if synth is not None:
+            pd.testing.assert_frame_equal(rows, _expected(synth, 200, seed), check_dtype=False)
+    assert list(results[1].columns) == list(narrow.schema_.names) and len(results[1].columns) == 8
+    assert len(results[2].columns) == 15
+
+
+def test_32_concurrent_clients(served):
+    gc = _local(served, "adult-gc")
+
+    def run(i: int):
+        model_id = "adult-ctgan" if i % 4 == 0 else "adult-gc"
+        fmt = ("json", "csv", "parquet")[i % 3]
+        with SynthClient(served["base"], api_key=KEY) as c:
+            return i, model_id, c.sample(model_id, 100 + i, seed=i, format=fmt)
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(run, range(32)))
+    assert len(results) == 32
+    for i, model_id, rows in results:
+        assert len(rows) == 100 + i
+        if model_id == "adult-gc" and i % 3 == 2:  # parquet keeps dtypes: compare with in-process rows
+            pd.testing.assert_frame_equal(rows, _expected(gc, 100 + i, i), check_dtype=False)
+
+
+# ------------------------------------------------------------------ errors
+def test_unknown_model_is_404(served):
+    r = served["http"].post("/v1/models/no-such-model/sample", json={"num_rows": 5})
+    assert r.status_code == 404
+    assert "No model 'no-such-model'" in r.json()["detail"] and "'adult-gc'" in r.json()["detail"]
+    assert served["http"].get("/v1/models/no-such-model").status_code == 404
+
+
+@pytest.mark.parametrize("model_id", ["bad..id", "-dash", "a%20b", "x" * 200, ".hidden"])
+def test_invalid_model_id_is_422(served, model_id):
+    r = served["http"].post(f"/v1/models/{model_id}/sample", json={"num_rows": 5})
+    assert r.status_code == 422
+    assert "Invalid model id" in r.json()["detail"]
+
+
+def test_path_traversal_never_reaches_a_file(served):
+    for path in ("/v1/models/..%2F..%2Fetc/sample", "/v1/models/%2E%2E/sample"):
+        r = served["http"].post(path, json={"num_rows": 5})
+        assert r.status_code in (404, 422), (path, r.status_code)
+
+
+def test_unknown_column_and_category_are_422_listing_what_is_valid(client):
+    with pytest.raises(ServiceError) as exc:
+        client.sample("adult-gc", 5, conditions={"incme": ">50K"})
+    assert exc.value.status == 422 and "Unknown column 'incme'" in exc.value.detail and "'income'" in exc.value.detail
+    with pytest.raises(ServiceError) as exc:
+        client.sample("adult-gc", 5, conditions={"income": "rich"})
+    assert exc.value.status == 422 and "'rich'" in exc.value.detail and "' >50K'" in exc.value.detail
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"num_rows": 0}, "num_rows"),
+        ({"num_rows": "ten"}, "num_rows"),
+        ({"num_rows": 5, "seed": -1}, "seed"),
+        ({"num_rows": 5, "format": "xml"}, "format"),
+        ({"num_rows": 5, "colour": "red"}, "colour"),
+        ({}, "num_rows"),
+    ],
+)
+def test_bad_sample_bodies_are_422(served, body, fragment):
+    r = served["http"].post("/v1/models/adult-gc/sample", json=body)
+    assert r.status_code == 422
+    assert fragment in r.json()["detail"]
+
+
+def test_malformed_json_is_422(served):
+    r = served["http"].post("/v1/models/adult-gc/sample", content=b'{"num_rows": 5,', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "not valid JSON" in r.json()["detail"]
+
+
+def test_row_limit_is_422(served):
+    r = served["http"].post("/v1/models/adult-gc/sample", json={"num_rows": MAX_ROWS + 1})
+    assert r.status_code == 422 and f"at most {MAX_ROWS:,} rows" in r.json()["detail"]
+
+
+def test_oversized_bodies_are_413(served):
+    big = {"num_rows": 5, "conditions": {"income": "x" * 5000}}
+    r = served["http"].post("/v1/models/adult-gc/sample", json=big)
+    assert r.status_code == 413 and "at most 4,096 bytes" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit is counted as the body arrives
+        yield b'--zz\r\nContent-Disposition: form-data; name="real"; filename="r.csv"\r\n\r\n'
+        for _ in range(10):
+            yield b"a,b\n" * 10_000
+
+    r = served["http"].post("/v1/evaluate", content=chunks(), headers={"content-type": "multipart/form-data; boundary=zz"})
+    assert r.status_code == 413 and "exceeds 300,000 bytes" in r.json()["detail"]
+    r = served["http"].post("/v1/evaluate", files={"real": ("r.csv", b"a\n" * MAX_UPLOAD), "synthetic": ("s.csv", b"a\n1\n")})
+    assert r.status_code == 413 and "at most 300,000 bytes" in r.json()["detail"]
+
+
+def test_failing_load_is_503_and_other_models_keep_working(served, client):
+    for _ in range(2):  # the second answer comes from the replica's memory of the failure
+        r = served["http"].post("/v1/models/broken/sample", json={"num_rows": 5})
+        assert r.status_code == 503
+        assert "Model 'broken' could not be loaded" in r.json()["detail"] and "weights.safetensors" in r.json()["detail"]
+    assert served["http"].get("/v1/models/broken").status_code == 503
+    assert len(client.sample("adult-gc", 10, seed=1)) == 10
+    assert httpx.get(served["base"] + "/healthz").status_code == 200
+
+
+# ------------------------------------------------------------------ evaluation
+def test_evaluate_by_reference(client):
+    report = client.evaluate("real.csv", "synthetic.csv", target="income")
+    assert 0.0 <= report["similarity_score"] <= 1.0
+    assert report["details"]["rows"] == {"real": 300, "synthetic": 300, "holdout": 0}
+
+
+def test_evaluate_uploads_and_html(client, adult_small):
+    page = client.evaluate(adult_small.iloc[:300], adult_small.iloc[300:600], html=True)
+    assert page.lstrip().lower().startswith("<!doctype html") or "<html" in page[:500].lower()
+    csv_bytes = adult_small.iloc[300:600].to_csv(index=False).encode()
+    report = client.evaluate("real.csv", csv_bytes)  # one by reference, one uploaded
+    assert report["details"]["rows"]["synthetic"] == 300
+
+
+@pytest.mark.parametrize(
+    "payload, status, fragment",
+    [
+        ({"real": "../real.csv", "synthetic": "synthetic.csv"}, 422, "without '..'"),
+        ({"real": "/etc/passwd", "synthetic": "synthetic.csv"}, 422, "relative to the server's data root"),
+        ({"real": "missing.csv", "synthetic": "synthetic.csv"}, 404, "no file or folder 'missing.csv'"),
+        ({"real": "real.csv"}, 422, "synthetic"),
+        ({"real": "real.csv", "synthetic": "synthetic.csv", "target": "nope"}, 422, "'nope'"),
+    ],
+)
+def test_evaluate_errors(served, payload, status, fragment):
+    r = served["http"].post("/v1/evaluate", json=payload)
+    assert r.status_code == status, r.text
+    assert fragment in r.json()["detail"]
+
+
+def test_evaluate_rejects_unreadable_uploads_and_other_content_types(served):
+    r = served["http"].post("/v1/evaluate", files={"real": ("r.parquet", b"PAR1 garbage"), "synthetic": ("s.csv", b"a\n1\n")})
+    assert r.status_code == 422, r.text
+    assert "'real'" in r.json()["detail"] and "r.parquet" in r.json()["detail"]
+    r = served["http"].post("/v1/evaluate", content=b"real=a", headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
+
+
+# ------------------------------------------------------------------ pieces without a server
+def test_encoders_join_chunks_into_one_document():
+    from serve_apps.formats import make_encoder
+
+    chunks = [pa.table({"a": [1, 2], "b": ["x", None]}), pa.table({"a": [3], "b": ["z"]})]
+    out = {}
+    for fmt in ("json", "csv", "parquet"):
+        enc = make_encoder(fmt)
+        out[fmt] = enc.begin() + b"".join(enc.encode(t) for t in chunks) + enc.end()
+    assert json.loads(out["json"]) == [{"a": 1, "b": "x"}, {"a": 2, "b": None}, {"a": 3, "b": "z"}]
+    assert out["csv"].decode().splitlines() == ['"a","b"', '1,"x"', "2,", '3,"z"']
+    assert pq.read_table(io.BytesIO(out["parquet"])).to_pydict() == {"a": [1, 2, 3], "b": ["x", None, "z"]}
+
+
+def test_api_key_resolution(tmp_path, monkeypatch):
+    from serve_apps.config import AppArgs, ServeConfigError, read_api_key
+
+    monkeypatch.delenv("SYNTH_TEST_NO_SUCH_KEY", raising=False)
+    args = AppArgs(models_dir=str(tmp_path), api_key_env="SYNTH_TEST_NO_SUCH_KEY")
+    with pytest.raises(ServeConfigError, match="no API key was found"):
+        read_api_key(args)
+    key_file = tmp_path / "key"
+    key_file.write_text("k" * 20 + "\n")
+    assert read_api_key(args.model_copy(update={"api_key_file": str(key_file)})) == "k" * 20
+    monkeypatch.setenv("SYNTH_TEST_NO_SUCH_KEY", "short")
+    with pytest.raises(ServeConfigError, match="at least 16"):
+        read_api_key(args)
+
+
+def test_cli_serve_refuses_to_start_without_a_key(tmp_path, monkeypatch, capsys):
+    from engine.cli import main
+
+    monkeypatch.delenv("SYNTH_TEST_NO_SUCH_KEY", raising=False)
+    assert main(["serve", "--models-dir", str(tmp_path), "--api-key-env", "SYNTH_TEST_NO_SUCH_KEY"]) == 2
+    assert "no API key was found" in capsys.readouterr().err
+    assert main(["serve", "--models-dir", str(tmp_path / "nope"), "--no-auth"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
