@@ -396,7 +396,7 @@ def build_app(args: AppArgs) -> serve.Application:
         args = AppArgs.model_validate(args)
     digest = key_digest(read_api_key(args)) if args.auth else None
     _check_locations(args)
-    generator = Generator.options(**args.generator.serve_options(default_max_ongoing=8)).bind(
+    generator = Generator.options(**args.generator.serve_options(default_max_ongoing=32)).bind(
         models_dir=args.models_dir,
         max_models_per_replica=args.max_models_per_replica,
         failed_load_retry_s=args.failed_load_retry_s,
