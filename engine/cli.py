@@ -58,8 +58,35 @@ def _parse_conditions(synth, items: list[str] | None) -> dict[str, Any] | None:
     return raw
 
 
+def _fit_images(args: argparse.Namespace) -> int:
+    from engine.image_synthesizer import ImageSynthesizer
+
+    synth = ImageSynthesizer(
+        args.model,
+        image_size=args.image_size,
+        channels=args.channels,
+        model_config=json.loads(args.model_config) if args.model_config else None,
+        num_workers=args.workers,
+        use_gpu=args.gpu,
+        cpus_per_worker=args.cpus_per_worker,
+        checkpoint_every=args.checkpoint_every,
+        storage_path=args.storage_path,
+        run_name=args.run_name,
+        max_failures=args.max_failures,
+        show_progress=not args.quiet,
+    )
+    synth.fit(args.data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    where = synth.save(args.out)
+    print(f"saved {args.model} model to {where}")
+    return 0
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
+    from engine.models.registry import IMAGE_MODELS
     from engine.synthesizer import TabularSynthesizer
+
+    if args.model in IMAGE_MODELS:
+        return _fit_images(args)
 
     constraints = None
     if args.constraints:
@@ -92,9 +119,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from engine.synthesizer import TabularSynthesizer
+    from engine.image_synthesizer import ImageSynthesizer
+    from engine.images.io import save_dataset
+    from engine.loading import load_synthesizer
 
-    synth = TabularSynthesizer.load(args.model_dir)
+    synth = load_synthesizer(args.model_dir)
+    if isinstance(synth, ImageSynthesizer):
+        if args.condition:
+            raise SynthError("--condition applies to tables; ask an image model for a class with --label.")
+        result = synth.sample(args.rows, labels=args.label, seed=args.seed)
+        fmt = "folder" if args.format == "folder" else "parquet"
+        save_dataset(result, args.out, format=fmt)
+        print(f"wrote {len(result)} images to {args.out} ({fmt})")
+        return 0
+    if args.label is not None:
+        raise SynthError("--label applies to image models; ask a table model with --condition COLUMN=VALUE.")
     rows = synth.sample(args.rows, conditions=_parse_conditions(synth, args.condition), seed=args.seed)
     _write_table(rows, args.out)
     print(f"wrote {len(rows)} rows to {args.out}")
@@ -102,12 +141,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from engine.synthesizer import TabularSynthesizer
+    from engine.image_synthesizer import ImageSynthesizer
+    from engine.loading import load_synthesizer
 
-    synth = TabularSynthesizer.load(args.model_dir)
+    synth = load_synthesizer(args.model_dir)
+    if isinstance(synth, ImageSynthesizer):
+        shape = synth._require_fitted()[1].layout
+        described = {"image": {"height": shape.height, "width": shape.width, "channels": shape.channels},
+                     "classes": list(shape.class_names)}
+    else:
+        described = {"columns": [c.to_dict() for c in synth.schema_.columns]}
     info = {
         "model": synth.model,
-        "columns": [c.to_dict() for c in synth.schema_.columns],
+        **described,
         "training": synth.training_options_,
         "epochs_trained": len(synth.history_),
         "last_epoch": synth.history_[-1] if synth.history_ else None,
@@ -136,8 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("fit", help="train a synthesizer on a table and save it")
-    fit.add_argument("data", help="training data: a CSV or Parquet file, or a folder of Parquet files")
-    fit.add_argument("--model", default="ctgan", choices=["ctgan", "tvae", "gaussian_copula"], help="model family (default: ctgan)")
+    fit.add_argument("data", help="training data: a CSV or Parquet file, or a folder of Parquet files; "
+                     "for image models a folder of images (class sub-folders give labels), an .npz or Parquet with image bytes")
+    fit.add_argument("--model", default="ctgan", choices=["ctgan", "tvae", "gaussian_copula", "dcgan", "wgan_gp", "ddpm"],
+                     help="model family (default: ctgan)")
+    fit.add_argument("--image-size", type=int, help="image models: resize images to this square size (default: keep)")
+    fit.add_argument("--channels", type=int, choices=[1, 3], help="image models: 1 grey or 3 colour (default: keep)")
     fit.add_argument("--out", required=True, help="folder (or cloud URI) to save the model in")
     fit.add_argument("--epochs", type=int, default=None, help="training epochs (default: the model's, 300 for ctgan/tvae)")
     fit.add_argument("--batch-size", type=int, default=None, help="rows per step per worker (default: the model's)")
@@ -157,12 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--quiet", action="store_true", help="do not print the losses after every epoch")
     fit.set_defaults(func=cmd_fit)
 
-    sample = sub.add_parser("sample", help="generate rows from a saved synthesizer")
+    sample = sub.add_parser("sample", help="generate rows (or images) from a saved synthesizer")
     sample.add_argument("model_dir", help="folder (or cloud URI) of a saved model")
-    sample.add_argument("--rows", type=int, required=True, help="number of rows to generate (exact)")
+    sample.add_argument("--rows", type=int, required=True, help="number of rows (or images) to generate (exact)")
     sample.add_argument("--condition", action="append", help="COLUMN=VALUE, or COLUMN>=X / <=X / >X / <X; repeatable")
     sample.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives the same rows")
-    sample.add_argument("--out", required=True, help="output file: .parquet, .csv or .csv.gz")
+    sample.add_argument("--label", help="image models: the class of every image (default: the training class mix)")
+    sample.add_argument("--format", choices=["parquet", "folder"], default="parquet",
+                        help="image models: Parquet with PNG bytes, or an image folder (default: parquet)")
+    sample.add_argument("--out", required=True, help="output file: .parquet, .csv or .csv.gz; for image models a folder")
     sample.set_defaults(func=cmd_sample)
 
     info = sub.add_parser("info", help="print a saved model's schema and training summary")

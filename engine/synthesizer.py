@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 
 from engine.errors import NotFittedError, SynthError
 from engine.models.gaussian_copula import GaussianCopula, GaussianCopulaConfig
-from engine.models.registry import MODEL_NAMES, get_model_class
+from engine.models.registry import TABULAR_MODELS, get_model_class
 from engine.requirements.conditions import Conditions, parse_conditions
 from engine.requirements.constraints import Constraint, constraint_to_dict, parse_constraints
 from engine.sampling.rows import SamplingRequest, generate_rows
@@ -72,9 +73,9 @@ class TabularSynthesizer:
         max_categories: int = 1000,
         max_fit_rows: int = 50_000,
     ):
-        if model not in MODEL_NAMES:
+        if model not in TABULAR_MODELS:
             raise InvalidOptionError(
-                f"The 'model' parameter of TabularSynthesizer must be one of {', '.join(map(repr, MODEL_NAMES))}. "
+                f"The 'model' parameter of TabularSynthesizer must be one of {', '.join(map(repr, TABULAR_MODELS))}. "
                 f"Got {model!r} instead."
             )
         self.model = model
@@ -240,6 +241,13 @@ class TabularSynthesizer:
         request = SamplingRequest(int(num_rows), parsed, int(seed), stream=stream, row_offset=row_offset)
         return generate_rows(source, self.constraints_, request)
 
+    def sample_table(
+        self, num_rows: int, *, conditions: Mapping[str, Any] | None = None, seed: int, stream: int = 0, row_offset: int = 0
+    ) -> pa.Table:
+        """One shard of the sharded sampler as an Arrow table (see :meth:`sample` for the arguments)."""
+        rows = self.sample(num_rows, conditions=conditions or None, seed=seed, stream=stream, row_offset=row_offset)
+        return pa.Table.from_pandas(rows, preserve_index=False)
+
     def to_device(self, device: str | torch.device) -> str:
         """Move a torch model (ctgan, tvae) to ``device``; the copula always runs on NumPy.
 
@@ -249,7 +257,7 @@ class TabularSynthesizer:
         """
         source = self._require_fitted()
         if isinstance(source, TorchRowSource):
-            source.model.nets.to(torch.device(device))
+            source.model.to(torch.device(device))
             return str(source.model.device)
         return "cpu"
 
@@ -309,8 +317,8 @@ class TabularSynthesizer:
         from engine.errors import ArtifactError
 
         art = load_artifact(path)
-        if art.model not in MODEL_NAMES:
-            raise ArtifactError(f"The model at {str(path)!r} is a {art.model!r}; this engine knows {', '.join(MODEL_NAMES)}.")
+        if art.model not in TABULAR_MODELS:
+            raise ArtifactError(f"The model at {str(path)!r} is a {art.model!r}; this engine knows {', '.join(TABULAR_MODELS)}.")
         try:
             cfg = art.config
             synth = cls(

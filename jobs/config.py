@@ -40,8 +40,10 @@ class ColumnsConfig(_Strict):
 class TrainJobConfig(_Strict):
     data: str = Field(..., description="CSV/Parquet file or folder, local or cloud URI; 'adult' for the demo set")
     out: str = Field(..., description="where the model artifact is saved")
-    model: Literal["ctgan", "tvae", "gaussian_copula"] = "ctgan"
+    model: Literal["ctgan", "tvae", "gaussian_copula", "dcgan", "wgan_gp", "ddpm"] = "ctgan"
     model_config_: dict[str, Any] = Field(default_factory=dict, alias="model_config")
+    image_size: int | None = Field(None, ge=4, description="image models: resize to this square size")
+    channels: Literal[1, 3] | None = Field(None, description="image models: 1 grey, 3 colour")
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=2)
     seed: int = 0
@@ -57,6 +59,7 @@ class SampleJobConfig(_Strict):
     out_dir: str | None = Field(None, description="output folder of Parquet shards, written by Ray Data")
     num_rows: int = Field(..., ge=0)
     conditions: dict[str, Any] = Field(default_factory=dict)
+    label: str | int | None = Field(None, description="image models: the class of every image")
     seed: int = 0
     rows_per_shard: int = Field(100_000, ge=1)
     num_actors: int | None = Field(None, ge=1)

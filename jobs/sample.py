@@ -15,26 +15,38 @@ import json
 import sys
 
 from engine.errors import SynthError
-from jobs.config import SampleJobConfig, load_config
+from jobs.config import JobConfigError, SampleJobConfig, load_config
 
 
 def run(cfg: SampleJobConfig) -> int:
     from engine.cli import _write_table
-    from engine.synthesizer import TabularSynthesizer
+    from engine.image_synthesizer import ImageSynthesizer
+    from engine.images.io import save_dataset
+    from engine.loading import load_synthesizer
 
+    synth = load_synthesizer(cfg.model)
+    is_image = isinstance(synth, ImageSynthesizer)
+    if is_image and cfg.conditions:
+        raise JobConfigError("conditions apply to tables; ask an image model for a class with 'label'.")
+    if not is_image and cfg.label is not None:
+        raise JobConfigError("'label' applies to image models; ask a table model with 'conditions'.")
+    conditions = cfg.label if is_image else (cfg.conditions or None)
     if cfg.out_dir:
         from engine.runtime import ray_session
         from engine.sampling.sharded import sample_to_parquet
 
         with ray_session():
             result = sample_to_parquet(
-                cfg.model, cfg.out_dir, num_rows=cfg.num_rows, conditions=cfg.conditions or None, seed=cfg.seed,
+                cfg.model, cfg.out_dir, num_rows=cfg.num_rows, conditions=conditions, seed=cfg.seed,
                 rows_per_shard=cfg.rows_per_shard, num_actors=cfg.num_actors,
             )
         print(f"shards written {len(result.written_shards)}, already complete {len(result.skipped_shards)}")
         return result.num_rows
-    synth = TabularSynthesizer.load(cfg.model)
-    rows = synth.sample(cfg.num_rows, conditions=cfg.conditions or None, seed=cfg.seed)
+    if is_image:  # 'out' names a folder: Parquet with PNG bytes and labels
+        result = synth.sample(cfg.num_rows, labels=conditions, seed=cfg.seed)
+        save_dataset(result, cfg.out)
+        return len(result)
+    rows = synth.sample(cfg.num_rows, conditions=conditions, seed=cfg.seed)
     _write_table(rows, cfg.out)
     return len(rows)
 
@@ -45,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="saved model folder or URI")
     p.add_argument("--rows", type=int, help="number of rows (exact)")
     p.add_argument("--conditions", help='JSON object, e.g. \'{"income": " >50K"}\'')
+    p.add_argument("--label", help="image models: the class of every image")
     p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="output .parquet or .csv file (in-process)")
+    p.add_argument("--out", help="output .parquet or .csv file (in-process); a folder for image models")
     p.add_argument("--out-dir", help="output folder of Parquet shards (sharded over Ray Data)")
     p.add_argument("--rows-per-shard", type=int)
     p.add_argument("--num-actors", type=int, help="sampling actors (default: one per CPU)")
@@ -59,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 "model": args.model,
                 "num_rows": args.rows,
                 "conditions": json.loads(args.conditions) if args.conditions else None,
+                "label": args.label,
                 "seed": args.seed,
                 "out": args.out,
                 "out_dir": args.out_dir,

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from engine.errors import SynthError
-from jobs.config import TrainJobConfig, load_config
+from jobs.config import JobConfigError, TrainJobConfig, load_config
 
 
 def resolve_data(data: str) -> str:
@@ -22,7 +22,13 @@ def resolve_data(data: str) -> str:
 
 
 def run(cfg: TrainJobConfig) -> str:
+    from engine.models.registry import IMAGE_MODELS
     from engine.synthesizer import TabularSynthesizer
+
+    if cfg.model in IMAGE_MODELS:
+        return run_images(cfg)
+    if cfg.image_size is not None or cfg.channels is not None:
+        raise JobConfigError(f"image_size and channels apply to image models, not to {cfg.model!r}.")
 
     synth = TabularSynthesizer(
         cfg.model,
@@ -48,12 +54,36 @@ def run(cfg: TrainJobConfig) -> str:
     return synth.save(cfg.out)
 
 
+def run_images(cfg: TrainJobConfig) -> str:
+    from engine.image_synthesizer import ImageSynthesizer
+
+    if cfg.constraints or cfg.columns != type(cfg.columns)():
+        raise JobConfigError(f"columns and constraints apply to tables, not to the image model {cfg.model!r}.")
+    synth = ImageSynthesizer(
+        cfg.model,
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        model_config=cfg.model_config_,
+        num_workers=cfg.scaling.num_workers,
+        use_gpu=cfg.scaling.use_gpu,
+        cpus_per_worker=cfg.scaling.cpus_per_worker,
+        checkpoint_every=cfg.checkpoint.every,
+        storage_path=cfg.checkpoint.storage_path,
+        run_name=cfg.checkpoint.run_name,
+        max_failures=cfg.checkpoint.max_failures,
+    )
+    synth.fit(cfg.data, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed)
+    return synth.save(cfg.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.train", description=__doc__)
     p.add_argument("--config", help="YAML/JSON job config (see jobs/configs/)")
     p.add_argument("--data", help="training data (overrides the config)")
     p.add_argument("--out", help="model output folder or URI (overrides the config)")
-    p.add_argument("--model", help="ctgan, tvae or gaussian_copula")
+    p.add_argument("--model", help="ctgan, tvae, gaussian_copula; dcgan, wgan_gp, ddpm for images")
+    p.add_argument("--image-size", type=int, help="image models: resize to this square size")
+    p.add_argument("--channels", type=int, help="image models: 1 grey, 3 colour")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
@@ -72,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                 "data": args.data,
                 "out": args.out,
                 "model": args.model,
+                "image_size": args.image_size,
+                "channels": args.channels,
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
                 "seed": args.seed,

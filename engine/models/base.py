@@ -4,9 +4,14 @@ A torch model owns the maths (networks, losses, one training step, generation);
 the training loop in ``engine.training`` owns epochs, devices, DDP wrapping,
 checkpoints and Ray. A model adds no Ray code of its own.
 
-Models work on *encoded* data: a float32 matrix whose column blocks are
-described by an :class:`~engine.transforms.layout.EncodedLayout`. Encoding and
-decoding belong to ``engine.transforms``; the synthesizer front door chains them.
+Models work on *encoded* data: a float32 matrix of rows whose shape a
+layout describes: an :class:`~engine.transforms.layout.EncodedLayout` (column
+blocks of an encoded table) for tabular models, an
+:class:`~engine.transforms.images.ImageLayout` (flattened pixels and a label
+slot) for image models. A model names its layout type in ``layout_class``, so
+the training loop rebuilds it on a worker without knowing the modality.
+Encoding and decoding belong to ``engine.transforms``; the synthesizer front
+doors chain them.
 """
 from __future__ import annotations
 
@@ -53,6 +58,39 @@ class ShuffledBatches(BatchSampler):
             yield self.data[order[i * self.batch_size : (i + 1) * self.batch_size]]
 
 
+class ImageBatches(BatchSampler):
+    """Shuffled ``(images, labels)`` minibatches of encoded image rows (see ``engine.transforms.images``).
+
+    Yields images ``(B, C, H, W)`` in [-1, 1] and int64 labels ``(B,)`` (-1 when
+    unlabelled). ``steps_per_batch > 1`` yields that many consecutive minibatches
+    stacked on a leading axis, for models that take several critic steps on
+    fresh data per optimisation step.
+    """
+
+    def __init__(self, data: np.ndarray, shape: tuple[int, int, int], batch_size: int,
+                 rng: np.random.Generator, steps_per_batch: int = 1):
+        self.pixels = torch.from_numpy(np.ascontiguousarray(data[:, :-1], dtype=np.float32)).reshape(len(data), *shape)
+        self.labels = torch.from_numpy(np.rint(data[:, -1]).astype(np.int64))
+        self.rng = rng
+        self.steps = steps_per_batch
+        # A shard smaller than one batch still trains: the batch shrinks to the shard.
+        self.batch_size = max(1, min(batch_size, len(data) // steps_per_batch))
+
+    def __len__(self) -> int:
+        return max(1, len(self.pixels) // (self.batch_size * self.steps))
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.from_numpy(self.rng.permutation(len(self.pixels)))
+        take = self.batch_size * self.steps
+        for i in range(len(self)):
+            idx = order[i * take : (i + 1) * take]
+            images, labels = self.pixels[idx], self.labels[idx]
+            if self.steps > 1:
+                images = images.reshape(self.steps, self.batch_size, *images.shape[1:])
+                labels = labels.reshape(self.steps, self.batch_size)
+            yield images, labels
+
+
 class TorchSynthModel(ABC):
     """A generator trained with torch by the engine's one training loop.
 
@@ -60,16 +98,20 @@ class TorchSynthModel(ABC):
     networks into ``self.nets``, an ``nn.ModuleDict`` of every trainable module.
     The training loop may replace entries of ``self.nets`` by DDP wrappers; use
     :meth:`unwrapped` where the bare module is needed (generation, saving, a
-    second forward pass that must not trigger DDP's reducer).
+    second forward pass that must not trigger DDP's reducer). Modules that are
+    learned state but not trained by gradients (an EMA copy of the weights) go
+    in ``self.shadow_nets``: moved to the device and saved, never wrapped.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type]
+    layout_class: ClassVar[type] = EncodedLayout
 
-    def __init__(self, config: Any, layout: EncodedLayout):
+    def __init__(self, config: Any, layout: Any):
         self.config = config
         self.layout = layout
         self.nets = nn.ModuleDict()
+        self.shadow_nets = nn.ModuleDict()
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -108,32 +150,42 @@ class TorchSynthModel(ABC):
     # -- generation -------------------------------------------------------
     @abstractmethod
     def generate(
-        self, num_rows: int, category_conditions: Mapping[str, int] | None, generator: torch.Generator
+        self, num_rows: int, conditions: Any, generator: torch.Generator
     ) -> np.ndarray:
         """Return ``num_rows`` encoded rows, float32 ``(num_rows, layout.dim)``.
 
-        ``category_conditions`` maps a categorical column to the index of the
-        requested category inside its ``category`` span. Models that cannot
-        condition natively raise ``NotImplementedError``; the caller then falls
-        back to rejection.
+        ``conditions`` depends on the modality. Tabular models get a mapping of
+        a categorical column to the index of the requested category inside its
+        ``category`` span; models that cannot condition natively raise
+        ``NotImplementedError`` and the caller falls back to rejection. Image
+        models get ``None`` or one class index per image (int64 ``(num_rows,)``).
         """
 
     supports_native_conditions: ClassVar[bool] = False
 
     # -- state ------------------------------------------------------------
+    def _modules_by_key(self) -> dict[str, nn.Module]:
+        return {**{key: self.unwrapped(key) for key in self.nets}, **dict(self.shadow_nets.items())}
+
+    def to(self, device: torch.device | str) -> TorchSynthModel:
+        """Move every module (trained and shadow) to ``device``."""
+        self.nets.to(device)
+        self.shadow_nets.to(device)
+        return self
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """All learned tensors, flat, for safetensors (bare modules, on the CPU)."""
         out: dict[str, torch.Tensor] = {}
-        for key in self.nets:
-            for name, t in self.unwrapped(key).state_dict().items():
+        for key, module in self._modules_by_key().items():
+            for name, t in module.state_dict().items():
                 out[f"{key}.{name}"] = t.detach().cpu().contiguous()
         return out
 
     def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        for key in self.nets:
+        for key, module in self._modules_by_key().items():
             prefix = f"{key}."
             sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            self.unwrapped(key).load_state_dict(sub)
+            module.load_state_dict(sub)
 
     def extra_state(self) -> dict[str, Any]:
         """JSON-serialisable state beyond tensors (e.g. category frequencies)."""

@@ -4,18 +4,24 @@ from __future__ import annotations
 from engine.errors import SynthError
 from engine.models.base import TorchSynthModel
 from engine.models.ctgan import CTGAN
+from engine.models.dcgan import DCGAN
+from engine.models.ddpm import DDPM
 from engine.models.tvae import TVAE
+from engine.models.wgan_gp import WGANGP
 
 
 class UnknownModelError(SynthError, ValueError):
     """No model of that name."""
 
 
-# Models trained by the engine's Ray Train loop.
-TORCH_MODELS: dict[str, type[TorchSynthModel]] = {"ctgan": CTGAN, "tvae": TVAE}
-# Models fitted directly, without the trainer.
+# Every model trained by the engine's Ray Train loop, whatever its modality.
+TORCH_MODELS: dict[str, type[TorchSynthModel]] = {
+    "ctgan": CTGAN, "tvae": TVAE, "dcgan": DCGAN, "wgan_gp": WGANGP, "ddpm": DDPM,
+}
+# Tabular models fitted directly, without the trainer.
 DIRECT_MODELS = ("gaussian_copula",)
-MODEL_NAMES: tuple[str, ...] = (*TORCH_MODELS, *DIRECT_MODELS)
+TABULAR_MODELS: tuple[str, ...] = ("ctgan", "tvae", *DIRECT_MODELS)
+IMAGE_MODELS: tuple[str, ...] = ("dcgan", "wgan_gp", "ddpm")
 
 
 def get_model_class(name: str) -> type[TorchSynthModel]:

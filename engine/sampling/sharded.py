@@ -114,20 +114,20 @@ class ShardWriter:
     """An actor of the pool: loads the model once, then writes the shards it is given."""
 
     def __init__(self, model_path: str, out_dir: str, request: Mapping[str, Any], use_gpu: bool):
-        from engine.synthesizer import TabularSynthesizer
+        from engine.loading import load_synthesizer
 
-        self.synth = TabularSynthesizer.load(model_path)
+        self.synth = load_synthesizer(model_path)
         self.synth.to_device(_device_for(use_gpu))
         self.filesystem, self.root = _filesystem(out_dir)
         self.request = dict(request)
 
     def _write(self, shard: int, offset: int, count: int, path: str) -> None:
         r = self.request
-        rows = self.synth.sample(count, conditions=r["conditions"] or None, seed=r["seed"], stream=shard, row_offset=offset)
+        table = self.synth.sample_table(count, conditions=r["conditions"], seed=r["seed"], stream=shard, row_offset=offset)
         tmp = f"{self.root}/.{shard_name(shard)}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
         try:
             with self.filesystem.open_output_stream(tmp) as out:
-                pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), out)
+                pq.write_table(table, out)
             # A local rename is atomic; object stores have no rename, where pyarrow copies then deletes.
             self.filesystem.move(tmp, path)
         except BaseException:
@@ -193,7 +193,7 @@ def sample_to_parquet(
     out_dir: str | os.PathLike[str],
     *,
     num_rows: int,
-    conditions: Mapping[str, Any] | None = None,
+    conditions: Any = None,
     seed: int = 0,
     rows_per_shard: int = 100_000,
     num_actors: int | None = None,
@@ -203,12 +203,14 @@ def sample_to_parquet(
     """Write exactly ``num_rows`` rows of the saved model at ``model_path`` to ``out_dir`` as Parquet shards.
 
     Args:
-        model_path: a folder (or URI) written by ``TabularSynthesizer.save``.
+        model_path: a folder (or URI) written by ``TabularSynthesizer.save`` or
+            ``ImageSynthesizer.save`` (images are written as PNG bytes and labels).
         out_dir: a local folder or a ``s3://`` / ``gs://`` URI; gets
             ``part-000000.parquet``, ... and ``manifest.json``.
         num_rows: the exact total; every shard has ``rows_per_shard`` rows
             but the last, which has the remainder.
-        conditions, seed: as for ``TabularSynthesizer.sample``; the same seed
+        conditions, seed: as for ``TabularSynthesizer.sample`` (for an image
+            model: one label for every image, or None); the same seed
             gives the same files whatever ``num_actors``.
         num_actors: size of the actor pool (default: one per free CPU,
             at most one per shard).
@@ -221,8 +223,8 @@ def sample_to_parquet(
     """
     import ray
 
+    from engine.loading import load_synthesizer
     from engine.runtime import ray_session
-    from engine.synthesizer import TabularSynthesizer
 
     model_path, out_dir = str(model_path), str(out_dir)
     num_rows = _positive_int("num_rows", num_rows)
@@ -234,7 +236,7 @@ def sample_to_parquet(
     if not (isinstance(cpus_per_actor, (int, float)) and cpus_per_actor > 0):
         raise ShardedSamplingError(f"The 'cpus_per_actor' parameter of sample_to_parquet must be a number > 0. Got {cpus_per_actor!r} instead.")
     # Validate the conditions on the driver, before any actor starts or any file is written.
-    TabularSynthesizer.load(model_path).parse_conditions(conditions)
+    load_synthesizer(model_path).parse_conditions(conditions)
     num_shards = math.ceil(num_rows / rows_per_shard)
     # Actors may run with another working directory: hand them absolute local paths.
     model_location = str(model_path) if "://" in str(model_path) else _filesystem(str(model_path))[1]
@@ -245,7 +247,7 @@ def sample_to_parquet(
         "rows_per_shard": rows_per_shard,
         "seed": int(seed),
         # Through JSON so that tuples and lists compare equal with what a previous run recorded.
-        "conditions": json.loads(json.dumps(dict(conditions or {}), default=str)),
+        "conditions": json.loads(json.dumps(dict(conditions) if isinstance(conditions, Mapping) else conditions, default=str)),
     }
     filesystem, root = _filesystem(out_dir)
     out_location = out_dir if "://" in out_dir else root

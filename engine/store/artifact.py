@@ -177,6 +177,14 @@ def _decode(name: str, blob: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
+def read_model_name(path: str | os.PathLike[str]) -> str:
+    """The model name a saved artifact holds, from its manifest alone (no weights read)."""
+    manifest = _decode("manifest.json", _reader(str(path))("manifest.json"), str(path))
+    if manifest.get("format") != FORMAT_NAME:
+        raise ArtifactError(f"{str(path)!r} is not a model saved by this engine (manifest format {manifest.get('format')!r}).")
+    return str(manifest.get("model"))
+
+
 def load_artifact(path: str | os.PathLike[str]) -> Artifact:
     """Read a saved model, checking its format and version; never unpickles."""
     path = str(path)

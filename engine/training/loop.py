@@ -23,7 +23,6 @@ import torch
 from engine.errors import SynthError
 from engine.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from engine.training.config import ScalingOptions, TrainOptions
-from engine.transforms.layout import EncodedLayout
 
 # Ray Train defaults tuned for short tabular runs; set any of them in the environment to override.
 # They are read on the driver and propagated to the controller and workers.
@@ -92,9 +91,9 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
 
     registry = cfg.get("registry") or TORCH_MODELS
     model_cls = registry[cfg["model_name"]]
-    model = model_cls(model_cls.config_from_dict(cfg["model_config"]), EncodedLayout.from_dict(cfg["layout"]))
+    model = model_cls(model_cls.config_from_dict(cfg["model_config"]), model_cls.layout_class.from_dict(cfg["layout"]))
     device = ray.train.torch.get_device()
-    model.nets.to(device)
+    model.to(device)
     if world > 1 and device.type == "cuda":
         # Batch statistics over all workers' batches; SyncBatchNorm needs GPUs, so on CPU the
         # BatchNorm layers stay and DDP broadcasts rank 0's running statistics each forward.
@@ -179,7 +178,7 @@ def train_torch_model(
     *,
     model_name: str,
     model_config: Mapping[str, Any],
-    layout: EncodedLayout,
+    layout: Any,
     data: Any,
     options: TrainOptions,
     scaling: ScalingOptions,
@@ -187,6 +186,8 @@ def train_torch_model(
     _test_hooks: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train a registered torch model on encoded rows with Ray Train; return the final state.
+
+    ``layout`` is the model's layout (``model_cls.layout_class``), describing the rows.
 
     ``data`` is a float32 matrix of encoded rows or a Ray Dataset with a column
     ``"data"`` of row vectors. A run started again with the same ``run_name``

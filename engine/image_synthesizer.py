@@ -1,0 +1,396 @@
+"""The image front door: ``ImageSynthesizer`` and the named models ``DCGAN``, ``WGANGP``, ``DDPM``.
+
+``fit``/``train`` read images (array, folder, ``.npz``, Parquet), fit the
+image preprocessor and train the model through the engine's one Ray Train
+loop; ``generate`` returns exactly the images asked for, of the requested
+classes; ``save``/``load`` write the same JSON + safetensors artifact as the
+tabular models. Given a diffusers model id or a local pipeline folder instead
+of a model name, ``ImageSynthesizer`` wraps a pretrained text-to-image pipeline.
+
+Example::
+
+    gan = DCGAN(latent_dim=100, image_size=28, channels=1).train(x_train, labels=y_train, epochs=20)
+    sevens = gan.generate(num_samples=64, labels=7, seed=0)        # uint8 (64, 28, 28, 1)
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from engine.errors import ArtifactError, InvalidDataError, NotFittedError, SynthError
+from engine.images.io import ImageSet, image_table
+from engine.models.base import TorchSynthModel
+from engine.models.registry import IMAGE_MODELS, get_model_class
+from engine.sampling.rows import seed_streams
+from engine.store.artifact import Artifact, load_artifact, save_artifact
+from engine.training.config import InvalidOptionError, ScalingOptions, TrainOptions
+from engine.transforms.images import ImagePreprocessor
+
+DEFAULT_EPOCHS = {"dcgan": 25, "wgan_gp": 25, "ddpm": 50}
+DEFAULT_BATCH_SIZE = {"dcgan": 64, "wgan_gp": 64, "ddpm": 64}
+Labels = Any  # None, one label, a sequence of labels, or {label: count}
+
+
+class ImageSynthesizer:
+    """Learn a set of images and generate new ones like it, optionally of requested classes.
+
+    Args:
+        model: ``"dcgan"``, ``"wgan_gp"`` or ``"ddpm"`` to train a model; a
+            diffusers model id or a local pipeline folder to use a pretrained
+            text-to-image pipeline (see :meth:`generate` with ``prompt=``).
+        image_size: side of the square images the model sees; ``None`` keeps
+            the data's (square) size.
+        channels: 1 (grey) or 3 (colour); ``None`` keeps the data's.
+        model_config: hyperparameters of the model (see its config class).
+        num_workers, use_gpu, cpus_per_worker: how Ray Train scales training.
+        checkpoint_every, storage_path, run_name, max_failures, show_progress:
+            as for ``TabularSynthesizer`` (see ``TrainOptions``).
+    """
+
+    def __init__(
+        self,
+        model: str = "dcgan",
+        *,
+        image_size: int | None = None,
+        channels: int | None = None,
+        model_config: Mapping[str, Any] | None = None,
+        num_workers: int = 1,
+        use_gpu: bool | None = None,
+        cpus_per_worker: float | None = None,
+        checkpoint_every: int = 10,
+        storage_path: str | None = None,
+        run_name: str | None = None,
+        max_failures: int = 0,
+        show_progress: bool = True,
+        **pipeline_options: Any,
+    ):
+        self.model = model
+        self.image_size = image_size
+        self.channels = channels
+        self.model_config = dict(model_config or {})
+        self.scaling = ScalingOptions(num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker)
+        self.checkpoint_every = checkpoint_every
+        self.storage_path = storage_path
+        self.run_name = run_name
+        self.max_failures = max_failures
+        self.show_progress = show_progress
+        self._pipeline = None
+        self._model: TorchSynthModel | None = None
+        self._preprocessor: ImagePreprocessor | None = None
+        self.class_frequencies_: np.ndarray | None = None
+        self.history_: list[dict[str, float]] = []
+        self.training_options_: dict[str, Any] = {}
+        if model not in IMAGE_MODELS:
+            if not isinstance(model, str) or ("/" not in model and not os.path.isdir(model)):
+                raise InvalidOptionError(
+                    f"The 'model' parameter of ImageSynthesizer must be one of {', '.join(map(repr, IMAGE_MODELS))}, "
+                    f"a local diffusers pipeline folder or a hub id such as 'org/name'. Got {model!r} instead."
+                )
+            if self.model_config:
+                raise InvalidOptionError("model_config applies to trained models; a pretrained pipeline takes no model_config.")
+            from engine.models.pretrained_diffusion import PretrainedDiffusion
+
+            self._pipeline = PretrainedDiffusion(model, **pipeline_options)
+        else:
+            if pipeline_options:
+                raise InvalidOptionError(
+                    f"Unknown option(s) {', '.join(sorted(pipeline_options))} for the {model!r} model."
+                )
+            get_model_class(model).config_from_dict(self.model_config)  # fail early on a bad hyperparameter
+
+    @property
+    def is_pretrained(self) -> bool:
+        return self._pipeline is not None
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        images: Any,
+        labels: Any = None,
+        *,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        seed: int = 0,
+    ) -> ImageSynthesizer:
+        """Train on ``images`` (uint8 ``(N, H, W)`` / ``(N, H, W, C)``, a folder, ``.npz`` or Parquet).
+
+        ``labels`` (one per image, or from class sub-folders / the file) make
+        the model class-conditional.
+        """
+        if self.is_pretrained:
+            raise InvalidOptionError(f"{self.model!r} is a pretrained pipeline; it generates from prompts and is not trained here.")
+        from engine.runtime import ray_session
+        from engine.training.loop import train_torch_model
+
+        preprocessor = ImagePreprocessor(self.image_size, self.channels)
+        image_set = preprocessor.prepare(images, labels)
+        preprocessor.fit(image_set)
+        encoded = preprocessor.transform(image_set)
+        options = TrainOptions(
+            epochs=epochs if epochs is not None else DEFAULT_EPOCHS[self.model],
+            batch_size=batch_size if batch_size is not None else DEFAULT_BATCH_SIZE[self.model],
+            seed=seed,
+            checkpoint_every=self.checkpoint_every,
+            storage_path=self.storage_path,
+            run_name=self.run_name,
+            max_failures=self.max_failures,
+            show_progress=self.show_progress,
+        )
+        model_cls = get_model_class(self.model)
+        config = model_cls.config_from_dict(self.model_config)
+        model = model_cls(config, preprocessor.layout)  # built here too, so a bad size fails before Ray starts
+        with ray_session():
+            result = train_torch_model(
+                model_name=self.model,
+                model_config=asdict(config),
+                layout=preprocessor.layout,
+                data=encoded,
+                options=options,
+                scaling=self.scaling,
+            )
+        model.load_state_tensors(result.state_tensors)
+        model.load_extra_state(result.extra_state)
+        self._model, self._preprocessor = model, preprocessor
+        if image_set.labels is not None:
+            counts = np.bincount(image_set.labels, minlength=preprocessor.layout.num_classes)
+            self.class_frequencies_ = counts / counts.sum()
+        self.training_options_ = asdict(options)
+        self.history_ = list(result.history)
+        return self
+
+    train = fit  # the name image-GAN users reach for
+
+    # --------------------------------------------------------------- sample
+    def _require_fitted(self) -> tuple[TorchSynthModel, ImagePreprocessor]:
+        if self._model is None or self._preprocessor is None:
+            raise NotFittedError(f"This {type(self).__name__} is not trained yet: call train(images) or load(path) first.")
+        return self._model, self._preprocessor
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes the model can be asked for (empty when trained without labels)."""
+        return list(self._require_fitted()[1].layout.class_names)
+
+    def _label_codes(self, num_samples: int | None, labels: Labels, rng: np.random.Generator) -> tuple[int, np.ndarray | None]:
+        """The number of images and one class index per image (``None`` for an unconditional model)."""
+        _, pre = self._require_fitted()
+        conditional = pre.layout.num_classes > 0
+        if labels is None:
+            n = _count(num_samples)
+            if not conditional:
+                return n, None
+            # The training data's class mix, drawn from the seed.
+            return n, rng.choice(pre.layout.num_classes, size=n, p=self.class_frequencies_).astype(np.int64)
+        if not conditional:
+            raise InvalidDataError("This model was trained without labels; generate it without 'labels'.")
+        if isinstance(labels, Mapping):
+            keys = list(labels)
+            counts = [_count(labels[k], f"labels[{k!r}]") for k in keys]
+            codes = np.repeat(pre.label_codes(keys), counts)
+            if num_samples is not None and num_samples != len(codes):
+                raise InvalidDataError(f"labels ask for {len(codes)} images in all but num_samples is {num_samples}.")
+            return len(codes), codes
+        if isinstance(labels, (str, int, np.integer)):
+            n = _count(num_samples)
+            return n, np.full(n, pre.label_codes([labels])[0], dtype=np.int64)
+        codes = pre.label_codes(list(labels))
+        if num_samples is not None and num_samples != len(codes):
+            raise InvalidDataError(f"labels holds {len(codes)} labels but num_samples is {num_samples}; give one label per image.")
+        return len(codes), codes
+
+    def sample(
+        self, num_samples: int | None = None, *, labels: Labels = None, seed: int | None = None, stream: int = 0,
+        **generate_options: Any,
+    ) -> ImageSet:
+        """Exactly ``num_samples`` images and the label of each, as an :class:`ImageSet`.
+
+        Args:
+            labels: ``None`` (the training class mix, or unconditional), one
+                label for all images, one label per image, or ``{label: count}``
+                (then ``num_samples`` may be left out). Labels are class names
+                (``"7"``) or indices.
+            seed: the same seed gives the same images; ``None`` draws a fresh one.
+            stream: the sharded sampler's shard index, for independent shards.
+            generate_options: model-specific (e.g. ``sampler="ddim", steps=50`` for DDPM).
+        """
+        model, pre = self._require_fitted()
+        allowed = {n for n, p in inspect.signature(model.generate).parameters.items() if p.kind is p.KEYWORD_ONLY}
+        if set(generate_options) - allowed:
+            raise InvalidOptionError(
+                f"Unknown generation option(s) {', '.join(sorted(set(generate_options) - allowed))} for the {self.model!r} "
+                f"model; it takes {', '.join(sorted(allowed)) or 'none'}."
+            )
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise InvalidOptionError(f"The 'seed' parameter must be an integer or None. Got {seed!r} instead.")
+        gen, rng = seed_streams(int(seed), stream)
+        n, codes = self._label_codes(num_samples, labels, rng)
+        if n == 0:
+            shape = (0, pre.layout.height, pre.layout.width, pre.layout.channels)
+            return ImageSet(np.zeros(shape, np.uint8), None if codes is None else codes, self.class_names or None)
+        rows = model.generate(n, codes, gen, **generate_options)
+        return ImageSet(pre.pixels_to_uint8(rows), codes, list(pre.layout.class_names) or None)
+
+    def generate(
+        self, num_samples: int | None = None, labels: Labels = None, seed: int | None = None, *,
+        prompt: str | None = None, **options: Any,
+    ) -> np.ndarray:
+        """Exactly ``num_samples`` images, uint8 ``(N, H, W, C)``.
+
+        For a trained model, ``labels`` and ``seed`` are as in :meth:`sample`.
+        For a pretrained pipeline, ``prompt`` is required and ``options`` go
+        to the pipeline (``guidance_scale``, ``num_inference_steps``, ...).
+        """
+        if self.is_pretrained:
+            if prompt is None:
+                raise InvalidOptionError(f"The pretrained pipeline {self.model!r} generates from a text prompt: pass prompt=...")
+            if labels is not None:
+                raise InvalidOptionError("A pretrained text-to-image pipeline takes a prompt, not labels.")
+            return self._pipeline.generate(prompt, num_samples or 1, seed=seed, **options)
+        if prompt is not None:
+            raise InvalidOptionError(f"The {self.model!r} model generates by class label, not from a prompt.")
+        return self.sample(num_samples, labels=labels, seed=seed, **options).images
+
+    def generate_batch(self, prompts: Sequence[str], num_samples_per_prompt: int = 1, **options: Any):
+        """Images for many prompts in batches (pretrained pipelines only); see ``PretrainedDiffusion.generate_batch``."""
+        if not self.is_pretrained:
+            raise InvalidOptionError(f"generate_batch takes prompts; the {self.model!r} model generates by label (use generate).")
+        return self._pipeline.generate_batch(list(prompts), num_samples_per_prompt, **options)
+
+    def sample_table(self, num_rows: int, *, conditions: Labels = None, seed: int, stream: int = 0, row_offset: int = 0) -> pa.Table:
+        """One shard of the sharded sampler: PNG images and labels as an Arrow table (see ``engine.images.io``)."""
+        del row_offset  # images carry no identifiers to keep unique across shards
+        result = self.sample(num_rows, labels=_shard_labels(conditions, num_rows), seed=seed, stream=stream)
+        return image_table(result.images, result.labels, result.class_names)
+
+    def parse_conditions(self, conditions: Labels) -> None:
+        """Validate sampling conditions (the requested labels) before a sharded run starts."""
+        if conditions is not None:
+            self._label_codes(None, conditions if isinstance(conditions, Mapping) else [conditions], np.random.default_rng(0))
+
+    def to_device(self, device: str | torch.device) -> str:
+        """Move the model to ``device``; returns the device it now runs on."""
+        model, _ = self._require_fitted()
+        model.to(torch.device(device))
+        return str(model.device)
+
+    # ------------------------------------------------------------- evaluate
+    def evaluate(self, real_images: Any, real_labels: Any = None, *, num_samples: int | None = None, seed: int = 0, **options: Any):
+        """Image report (FID, KID, precision/recall, conditional accuracy) of fresh samples against real images."""
+        from engine.evaluation import evaluate_images
+
+        _, pre = self._require_fitted()
+        real = pre.prepare(real_images, real_labels)
+        synthetic = self.sample(num_samples or len(real), labels=None, seed=seed)
+        return evaluate_images(real.images, synthetic.images, real_labels=real.labels, synthetic_labels=synthetic.labels, **options)
+
+    # ------------------------------------------------------------ save/load
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the trained model to a folder (or cloud URI) of JSON and safetensors."""
+        model, pre = self._require_fitted()
+        artifact = Artifact(
+            model=self.model,
+            config={
+                "modality": "image",
+                "model_config": model.config_dict(),
+                "training": self.training_options_,
+                "scaling": asdict(self.scaling),
+            },
+            schema=pre.layout.to_dict(),
+            preprocessor={
+                **pre.to_dict(),
+                "class_frequencies": None if self.class_frequencies_ is None else self.class_frequencies_.tolist(),
+            },
+            model_state=model.extra_state(),
+            metrics={"history": self.history_},
+            tensors=model.state_tensors(),
+        )
+        return save_artifact(artifact, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ImageSynthesizer:
+        """Read a model saved by :meth:`save` (never unpickles)."""
+        art = load_artifact(path)
+        if art.model not in IMAGE_MODELS:
+            raise ArtifactError(f"The model at {str(path)!r} is a {art.model!r}, not an image model ({', '.join(IMAGE_MODELS)}).")
+        try:
+            cfg = art.config
+            synth = ImageSynthesizer(art.model, model_config=cfg.get("model_config", {}), **cfg.get("scaling", {}))
+            pre = ImagePreprocessor.from_dict(art.preprocessor)
+            synth.image_size, synth.channels = pre.image_size, pre.channels
+            model_cls = get_model_class(art.model)
+            model = model_cls(model_cls.config_from_dict(cfg.get("model_config", {})), pre.layout)
+            model.load_state_tensors(art.tensors)
+            model.load_extra_state(art.model_state)
+        except SynthError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ArtifactError(f"The model at {str(path)!r} does not match this engine's format: {type(exc).__name__}: {exc}") from None
+        freqs = art.preprocessor.get("class_frequencies")
+        synth._model, synth._preprocessor = model, pre
+        synth.class_frequencies_ = None if freqs is None else np.asarray(freqs, dtype=np.float64)
+        synth.training_options_ = dict(cfg.get("training", {}))
+        synth.history_ = list(art.metrics.get("history", []))
+        return synth
+
+
+def _count(value: Any, name: str = "num_samples") -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidOptionError(f"The {name!r} parameter must be an integer >= 0. Got {value!r} instead.")
+    return int(value)
+
+
+def _shard_labels(conditions: Labels, num_rows: int) -> Labels:
+    """The sharded sampler's condition for one shard: one label for all, or the class mix when None."""
+    if conditions is None or isinstance(conditions, (str, int, np.integer)):
+        return conditions
+    raise InvalidDataError("Sharded image sampling takes one label for every image (or none for the class mix).")
+
+
+class _NamedModel(ImageSynthesizer):
+    """An :class:`ImageSynthesizer` fixed to one model, with its hyperparameters as keywords."""
+
+    model_name: str = ""
+    config_keys: tuple[str, ...] = ()
+
+    def __init__(self, *, image_size: int | None = None, channels: int | None = None, **kwargs: Any):
+        config = {k: kwargs.pop(k) for k in list(kwargs) if k in self.config_keys}
+        config.update(kwargs.pop("model_config", None) or {})
+        super().__init__(self.model_name, image_size=image_size, channels=channels, model_config=config, **kwargs)
+
+
+class DCGAN(_NamedModel):
+    """DCGAN (unconditional, or class-conditional when trained with labels).
+
+    ``DCGAN(latent_dim=100, image_size=64, channels=3).train(images, labels=None, epochs=..., batch_size=...)``
+    """
+
+    model_name = "dcgan"
+    config_keys = ("latent_dim", "generator_width", "discriminator_width", "lr", "betas", "discriminator_norm")
+
+
+class WGANGP(_NamedModel):
+    """WGAN-GP: ``WGANGP(critic_iterations=5, gp_weight=10).train(images, labels=...)``."""
+
+    model_name = "wgan_gp"
+    config_keys = DCGAN.config_keys + ("critic_iterations", "gp_weight")
+
+
+class DDPM(_NamedModel):
+    """DDPM with a diffusers UNet: ``DDPM(image_size=28, timesteps=1000).train(images)``, then ``sample(num_samples=...)``."""
+
+    model_name = "ddpm"
+
+    @property
+    def config_keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        from dataclasses import fields
+
+        return tuple(f.name for f in fields(get_model_class("ddpm").config_class))
