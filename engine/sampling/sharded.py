@@ -85,17 +85,21 @@ def _rows_in(filesystem: pafs.FileSystem, path: str) -> int | None:
         return None  # a damaged file is rewritten
 
 
-def _model_digest(model_path: str) -> str:
-    """SHA-256 of the saved model's files, so a model retrained in place counts as a different model."""
+def _model_digest(model_path: str, *, recursive: bool = False) -> str:
+    """SHA-256 of the saved model's files, so a model retrained in place counts as a different model.
+
+    ``recursive`` also hashes the files of sub-folders (a diffusers pipeline keeps its weights there).
+    """
     filesystem, root = _filesystem(model_path)
-    selector = pafs.FileSelector(root, recursive=False)
+    selector = pafs.FileSelector(root, recursive=recursive)
     try:
         infos = sorted((i for i in filesystem.get_file_info(selector) if i.type == pafs.FileType.File), key=lambda i: i.path)
     except (FileNotFoundError, OSError) as exc:
         raise ShardedSamplingError(f"Cannot read the model folder {model_path!r}: {exc}") from None
     digest = hashlib.sha256()
     for info in infos:
-        digest.update(info.base_name.encode())
+        # The path below the root: the bare file name for a flat folder, so older manifests still match.
+        digest.update(info.path[len(root):].lstrip("/").encode())
         with filesystem.open_input_stream(info.path) as f:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
@@ -124,18 +128,7 @@ class ShardWriter:
     def _write(self, shard: int, offset: int, count: int, path: str) -> None:
         r = self.request
         table = self.synth.sample_table(count, conditions=r["conditions"], seed=r["seed"], stream=shard, row_offset=offset)
-        tmp = f"{self.root}/.{shard_name(shard)}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
-        try:
-            with self.filesystem.open_output_stream(tmp) as out:
-                pq.write_table(table, out)
-            # A local rename is atomic; object stores have no rename, where pyarrow copies then deletes.
-            self.filesystem.move(tmp, path)
-        except BaseException:
-            try:
-                self.filesystem.delete_file(tmp)
-            except (OSError, pa.ArrowException):
-                pass
-            raise
+        _write_shard(self.filesystem, self.root, shard, table)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         per_shard, total = self.request["rows_per_shard"], self.request["num_rows"]
@@ -148,6 +141,23 @@ class ShardWriter:
                 self._write(shard, shard * per_shard, count, path)
                 written[i] = True
         return {"shard": shards, "rows": counts, "written": written}
+
+
+def _write_shard(filesystem: pafs.FileSystem, root: str, shard: int, table: pa.Table) -> None:
+    """Write ``table`` as shard ``shard`` of ``root``: under a temporary name, renamed once complete."""
+    path = f"{root}/{shard_name(shard)}"
+    tmp = f"{root}/.{shard_name(shard)}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
+    try:
+        with filesystem.open_output_stream(tmp) as out:
+            pq.write_table(table, out)
+        # A local rename is atomic; object stores have no rename, where pyarrow copies then deletes.
+        filesystem.move(tmp, path)
+    except BaseException:
+        try:
+            filesystem.delete_file(tmp)
+        except (OSError, pa.ArrowException):
+            pass
+        raise
 
 
 def _check_manifest(filesystem: pafs.FileSystem, root: str, out_dir: str, request: dict[str, Any]) -> None:
@@ -221,10 +231,7 @@ def sample_to_parquet(
     running again with a different request into the same folder raises
     :class:`ShardedSamplingError`. Starts a local Ray when none is running.
     """
-    import ray
-
     from engine.loading import load_synthesizer
-    from engine.runtime import ray_session
 
     model_path, out_dir = str(model_path), str(out_dir)
     num_rows = _positive_int("num_rows", num_rows)
@@ -255,6 +262,35 @@ def sample_to_parquet(
     _check_manifest(filesystem, root, out_dir, request)
     _remove_stale_temporaries(filesystem, root)
 
+    results = _run_shard_actors(
+        ShardWriter,
+        {"model_path": model_location, "out_dir": out_location, "request": request},
+        num_shards,
+        num_actors=num_actors,
+        use_gpu=use_gpu,
+        cpus_per_actor=cpus_per_actor,
+    )
+    return _summarise(results, out_dir, num_rows, num_shards, rows_per_shard)
+
+
+def _run_shard_actors(
+    actor_cls: type,
+    constructor_kwargs: Mapping[str, Any],
+    num_shards: int,
+    *,
+    num_actors: int | None,
+    use_gpu: bool | None,
+    cpus_per_actor: float,
+) -> list[dict[str, Any]]:
+    """Feed the shard indices ``0 .. num_shards - 1`` to a pool of ``actor_cls`` actors; return what they report.
+
+    ``actor_cls(**constructor_kwargs, use_gpu=...)`` loads the model once; its ``__call__`` takes a
+    batch of shard indices (column ``SHARD_COLUMN``) and returns ``shard``, ``rows`` and ``written``.
+    """
+    import ray
+
+    from engine.runtime import ray_session
+
     with ray_session():
         if use_gpu is None:
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
@@ -264,12 +300,10 @@ def sample_to_parquet(
         # One block per shard index, put straight into the object store: ray.data.range would need a CPU
         # for its read tasks, which a pool holding every CPU of the cluster never frees (a deadlock).
         shard_ids = ray.data.from_numpy(np.array_split(np.arange(num_shards, dtype=np.int64), num_shards))
-        results = (
+        return (
             shard_ids.map_batches(
-                ShardWriter,
-                fn_constructor_kwargs={
-                    "model_path": model_location, "out_dir": out_location, "request": request, "use_gpu": bool(use_gpu),
-                },
+                actor_cls,
+                fn_constructor_kwargs={**constructor_kwargs, "use_gpu": bool(use_gpu)},
                 batch_size=1,  # one shard per call: the actor holds at most one shard of rows
                 compute=ray.data.ActorPoolStrategy(size=actors),
                 num_cpus=cpus_per_actor,
@@ -277,6 +311,12 @@ def sample_to_parquet(
             )
             .take_all()  # num_shards tiny rows of metadata, never the sampled rows
         )
+
+
+def _summarise(
+    results: list[dict[str, Any]], out_dir: str, num_rows: int, num_shards: int, rows_per_shard: int
+) -> ShardedSampleResult:
+    """The run's result, after checking that every shard was accounted for and the total is exact."""
     total = sum(int(r["rows"]) for r in results)
     if total != num_rows or sorted(int(r["shard"]) for r in results) != list(range(num_shards)):
         raise ShardedSamplingError(
