@@ -34,7 +34,7 @@ from starlette.datastructures import UploadFile
 from serve_apps.config import AppArgs, ServeConfigError, key_digest, read_api_key, token_matches
 from serve_apps.errors import Failure, RequestRejected
 from serve_apps.evaluator import TABLE_FIELDS, Evaluator, TableInput
-from serve_apps.formats import ipc_to_table, make_encoder
+from serve_apps.formats import IMAGE_FORMATS, TABLE_FORMATS, ipc_to_table, make_encoder
 from serve_apps.generator import Generator
 from serve_apps.store import StoreIndex
 
@@ -58,7 +58,14 @@ class SampleRequest(BaseModel):
     seed: StrictInt | None = Field(
         default=None, ge=0, le=MAX_SEED, description="the same seed gives the same rows; omitted: a fresh one, returned in X-Synth-Seed"
     )
-    format: Literal["json", "csv", "parquet"] = Field(default="json", description="response format")
+    label: StrictInt | str | None = Field(
+        default=None, description="image models: the class of every image (name or index); omitted: the training class mix",
+        examples=["7"],
+    )
+    format: Literal["json", "csv", "parquet", "png", "zip"] = Field(
+        default="json",
+        description="tables: json, csv or parquet; images: parquet (PNG bytes and label), zip of PNG files, or png (one image)",
+    )
 
 
 class EvaluateRequest(BaseModel):
@@ -153,6 +160,38 @@ class ChunkPipeline:
             self._pending.popleft().cancel()
 
 
+def _is_image_model(models_dir: str, model_id: str) -> bool:
+    from engine.models.registry import IMAGE_MODELS
+    from engine.store.artifact import read_model_name
+    from serve_apps.store import model_path
+
+    return read_model_name(model_path(models_dir, model_id)) in IMAGE_MODELS
+
+
+def _check_sample_request(body: SampleRequest, is_image: bool, args: AppArgs) -> None:
+    """What a table model and an image model each accept, checked before any generation starts."""
+    if is_image:
+        if body.format not in IMAGE_FORMATS:
+            raise RequestRejected(422, f"format {body.format!r} is for tables; an image model answers in {', '.join(IMAGE_FORMATS)}.")
+        if body.conditions:
+            raise RequestRejected(422, "conditions are for tables; ask an image model for a class with 'label'.")
+        if body.format == "png" and body.num_rows != 1:
+            raise RequestRejected(422, f"format 'png' returns one image; num_rows is {body.num_rows}. Use 'zip' or 'parquet' for more.")
+        limit = args.max_images_per_request
+    else:
+        if body.format not in TABLE_FORMATS:
+            raise RequestRejected(422, f"format {body.format!r} is for image models; a table model answers in {', '.join(TABLE_FORMATS)}.")
+        if body.label is not None:
+            raise RequestRejected(422, "label is for image models; ask a table model with 'conditions'.")
+        limit = args.max_rows_per_request
+    if body.num_rows > limit:
+        raise RequestRejected(
+            422,
+            f"num_rows is {body.num_rows:,}; this server generates at most {limit:,} {'images' if is_image else 'rows'} per request. "
+            "Split the request, or use the sharded sampler (jobs.sample) for bulk output.",
+        )
+
+
 # ---------------------------------------------------------------- the FastAPI app
 def _validation_message(errors: list[dict[str, Any]]) -> str:
     parts = []
@@ -224,23 +263,20 @@ def create_api(service: "SynthAPI") -> FastAPI:
     @api.post(
         "/v1/models/{model_id}/sample",
         dependencies=auth,
-        summary="Generate rows",
+        summary="Generate rows (or images)",
         response_class=Response,
-        responses={200: {"description": "the rows", "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.parquet": {}}}},
+        responses={200: {"description": "the rows", "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.parquet": {}, "image/png": {}, "application/zip": {}}}},
     )
     async def sample(model_id: str, body: SampleRequest) -> Response:
         """Exactly ``num_rows`` rows meeting ``conditions``. Up to ``chunk_rows`` rows come in one
         response; more are streamed chunk by chunk (``X-Synth-Num-Rows`` says how many to expect)."""
         await asyncio.to_thread(service.index.require, model_id)
-        if body.num_rows > args.max_rows_per_request:
-            raise RequestRejected(
-                422,
-                f"num_rows is {body.num_rows:,}; this server generates at most {args.max_rows_per_request:,} rows "
-                "per request. Split the request, or use the sharded sampler (jobs.sample) for bulk output.",
-            )
+        is_image = await asyncio.to_thread(_is_image_model, args.models_dir, model_id)
+        _check_sample_request(body, is_image, args)
         seed = body.seed if body.seed is not None else secrets.randbits(63)
         handle = service.generator.options(multiplexed_model_id=model_id)
-        pipeline = ChunkPipeline(handle, body.num_rows, args.chunk_rows, body.conditions, seed, args.prefetch_chunks)
+        chunk_rows, conditions = (args.image_chunk_rows, body.label) if is_image else (args.chunk_rows, body.conditions)
+        pipeline = ChunkPipeline(handle, body.num_rows, chunk_rows, conditions, seed, args.prefetch_chunks)
         encoder = make_encoder(body.format)
         headers = {"X-Synth-Seed": str(seed), "X-Synth-Num-Rows": str(body.num_rows), "X-Synth-Model": model_id}
         if body.format != "json":
@@ -250,7 +286,7 @@ def create_api(service: "SynthAPI") -> FastAPI:
         except BaseException:
             pipeline.cancel()
             raise
-        if body.num_rows <= args.chunk_rows:
+        if body.num_rows <= chunk_rows:
             content = await asyncio.to_thread(lambda: encoder.begin() + encoder.encode(first) + encoder.end())
             return Response(content, media_type=encoder.media_type, headers=headers)
 

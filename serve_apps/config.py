@@ -78,6 +78,11 @@ class AppArgs(BaseModel):
         default=50_000, ge=1, le=1_000_000,
         description="rows per generated chunk: larger requests are streamed chunk by chunk",
     )
+    image_chunk_rows: int = Field(
+        default=256, ge=1, le=100_000,
+        description="images per generated chunk for image models (an image costs far more than a row)",
+    )
+    max_images_per_request: int = Field(default=100_000, ge=1, description="largest num_rows one request may ask of an image model")
     prefetch_chunks: int = Field(default=2, ge=1, le=16, description="chunks generated ahead of the one being sent")
     max_request_bytes: int = Field(default=1 << 20, ge=1024, description="largest JSON request body")
     max_upload_bytes: int = Field(default=64 << 20, ge=1024, description="largest /v1/evaluate upload (all files together)")

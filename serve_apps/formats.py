@@ -14,12 +14,16 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-Format = Literal["json", "csv", "parquet"]
+Format = Literal["json", "csv", "parquet", "png", "zip"]
 MEDIA_TYPES: dict[str, str] = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
+    "png": "image/png",
+    "zip": "application/zip",
 }
+TABLE_FORMATS = ("json", "csv", "parquet")
+IMAGE_FORMATS = ("parquet", "png", "zip")
 
 
 def table_to_ipc(table: pa.Table) -> bytes:
@@ -124,7 +128,9 @@ class ParquetEncoder(ChunkEncoder):
         self._schema: pa.Schema | None = None
 
     def encode(self, table: pa.Table) -> bytes:
-        table = table.replace_schema_metadata(None)
+        # pandas' metadata describes one chunk's index, not the file; Hugging Face's describes the columns.
+        keep = {k: v for k, v in (table.schema.metadata or {}).items() if k == b"huggingface"}
+        table = table.replace_schema_metadata(keep or None)
         if self._writer is None:
             self._schema = table.schema
             self._writer = pq.ParquetWriter(self._sink, self._schema, compression="snappy")
@@ -141,7 +147,50 @@ class ParquetEncoder(ChunkEncoder):
         return self._sink.take()
 
 
+def _png_blobs(table: pa.Table) -> list[bytes]:
+    """The PNG bytes of an image table's ``image`` column of ``{bytes, path}`` structs."""
+    column = table.column("image")
+    return [b for chunk in column.chunks for b in chunk.field("bytes").to_pylist()]
+
+
+class PngEncoder(ChunkEncoder):
+    """The one image of a one-image response, as a PNG file."""
+
+    media_type = MEDIA_TYPES["png"]
+
+    def encode(self, table: pa.Table) -> bytes:
+        return b"".join(_png_blobs(table))
+
+
+class ZipEncoder(ChunkEncoder):
+    """A zip archive of PNG files (``000000_<label>.png``, ...), written entry by entry as chunks arrive."""
+
+    media_type = MEDIA_TYPES["zip"]
+
+    def __init__(self) -> None:
+        import zipfile
+
+        self._sink = _Drain()
+        # PNG is already compressed: stored entries cost no CPU.
+        self._zip = zipfile.ZipFile(self._sink, mode="w", compression=zipfile.ZIP_STORED)
+        self._count = 0
+
+    def encode(self, table: pa.Table) -> bytes:
+        labels = table.column("label").to_pylist() if "label" in table.column_names else [None] * table.num_rows
+        for blob, label in zip(_png_blobs(table), labels):
+            suffix = "" if label is None else f"_{label}"
+            self._zip.writestr(f"{self._count:06d}{suffix}.png", blob)
+            self._count += 1
+        return self._sink.take()
+
+    def end(self) -> bytes:
+        self._zip.close()
+        return self._sink.take()
+
+
 def make_encoder(fmt: str) -> ChunkEncoder:
     """The encoder for ``fmt`` (already validated by the request model)."""
-    encoders: dict[str, type[ChunkEncoder]] = {"json": JsonEncoder, "csv": CsvEncoder, "parquet": ParquetEncoder}
+    encoders: dict[str, type[ChunkEncoder]] = {
+        "json": JsonEncoder, "csv": CsvEncoder, "parquet": ParquetEncoder, "png": PngEncoder, "zip": ZipEncoder,
+    }
     return encoders[fmt]()

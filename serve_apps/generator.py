@@ -25,6 +25,8 @@ from ray import serve
 from engine.errors import ArtifactError, SynthError
 from engine.requirements.conditions import coerce_text_value
 from engine.requirements.constraints import constraint_to_dict
+from engine.image_synthesizer import ImageSynthesizer
+from engine.loading import load_synthesizer
 from engine.synthesizer import TabularSynthesizer
 from serve_apps.errors import Failure, RequestRejected
 from serve_apps.formats import table_to_ipc
@@ -48,7 +50,10 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _use_gpu_if_present(synth: TabularSynthesizer) -> str:
+Synthesizer = TabularSynthesizer | ImageSynthesizer
+
+
+def _use_gpu_if_present(synth: Synthesizer) -> str:
     """Move a torch model to this replica's GPU when Serve gave it one; return the device used."""
     import ray
     import torch
@@ -68,8 +73,28 @@ def _coerce_conditions(synth: TabularSynthesizer, raw: Mapping[str, Any] | None)
     return out
 
 
-def describe_model(model_id: str, synth: TabularSynthesizer) -> dict[str, Any]:
+def describe_image_model(model_id: str, synth: ImageSynthesizer) -> dict[str, Any]:
+    """Image shape, classes and training metrics of a loaded image model."""
+    layout = synth._require_fitted()[1].layout
+    history = synth.history_
+    return json_safe(
+        {
+            "id": model_id,
+            "model": synth.model,
+            "modality": "image",
+            "image": {"height": layout.height, "width": layout.width, "channels": layout.channels},
+            "classes": list(layout.class_names),
+            "formats": ["parquet", "zip", "png"],
+            "training": synth.training_options_,
+            "metrics": {"epochs_trained": len(history), "last_epoch": history[-1] if history else None, "history": history},
+        }
+    )
+
+
+def describe_model(model_id: str, synth: Synthesizer) -> dict[str, Any]:
     """Schema, columns with their categories, constraints and training metrics of a loaded model."""
+    if isinstance(synth, ImageSynthesizer):
+        return describe_image_model(model_id, synth)
     codec = synth.codec_
     columns = []
     for col in synth.schema_.columns:
@@ -110,21 +135,21 @@ class Generator:
         # because Serve evicts the least recently used model before every load attempt.
         self._failed: dict[str, tuple[float, str]] = {}
 
-        async def load(model_id: str) -> TabularSynthesizer:
+        async def load(model_id: str) -> Synthesizer:
             return await self._load(model_id)
 
         # Built here, not as a decorated method, so the cache size comes from the application's arguments.
         self._get_model = serve.multiplexed(max_num_models_per_replica=max_models_per_replica)(load)
 
-    async def _load(self, model_id: str) -> TabularSynthesizer:
+    async def _load(self, model_id: str) -> Synthesizer:
         path = model_path(self.models_dir, model_id)
         started = time.perf_counter()
-        synth = await asyncio.to_thread(TabularSynthesizer.load, path)
+        synth = await asyncio.to_thread(load_synthesizer, path)
         device = _use_gpu_if_present(synth)
         logger.info("loaded model %r (%s) on %s in %.2fs", model_id, synth.model, device, time.perf_counter() - started)
         return synth
 
-    async def _model(self, model_id: str) -> TabularSynthesizer | Failure:
+    async def _model(self, model_id: str) -> Synthesizer | Failure:
         failed = self._failed.get(model_id)
         if failed is not None and time.monotonic() - failed[0] < self.failed_load_retry_s:
             return Failure(503, failed[1])
@@ -154,15 +179,20 @@ class Generator:
             return Failure(500, f"Describing model {model_id!r} failed: {type(exc).__name__}: {exc}")
 
     async def chunk(
-        self, index: int, num_rows: int, row_offset: int, conditions: dict[str, Any] | None, seed: int
+        self, index: int, num_rows: int, row_offset: int, conditions: Any, seed: int
     ) -> bytes | Failure:
-        """Chunk ``index`` of a response: ``num_rows`` rows as Arrow IPC bytes."""
+        """Chunk ``index`` of a response: ``num_rows`` rows (or images) as Arrow IPC bytes.
+
+        ``conditions`` are a table model's conditions, or an image model's label (or None).
+        """
         model_id = serve.get_multiplexed_model_id()
         synth = await self._model(model_id)
         if isinstance(synth, Failure):
             return synth
 
         def work() -> bytes:
+            if isinstance(synth, ImageSynthesizer):  # the condition is the label of every image
+                return table_to_ipc(synth.sample_table(num_rows, conditions=conditions, seed=seed, stream=index))
             rows = synth.sample(
                 num_rows, conditions=_coerce_conditions(synth, conditions), seed=seed, stream=index, row_offset=row_offset
             )

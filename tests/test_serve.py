@@ -11,13 +11,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from engine.client import ServiceError, SynthClient
+from engine.image_synthesizer import DCGAN, ImageSynthesizer
+from engine.images.io import decode_image
 from engine.synthesizer import TabularSynthesizer
+from tests.conftest import SHARED_DATA
 
 KEY = "test-key-" + "x" * 24
 KEY_ENV = "SYNTH_TEST_SERVE_KEY"
@@ -45,6 +49,11 @@ def served(ray_session, adult_small, tmp_path_factory):
     TabularSynthesizer("gaussian_copula").fit(adult_small, seed=0).save(store / "adult-gc")
     TabularSynthesizer("gaussian_copula").fit(adult_small.iloc[:1000, :8], seed=1).save(store / "adult-gc-narrow")
     TabularSynthesizer("ctgan").fit(adult_small, epochs=1, batch_size=500, show_progress=False).save(store / "adult-ctgan")
+    with np.load(SHARED_DATA / "images" / "mnist.npz") as z:
+        digits, digit_labels = z["x_train"][:128], z["y_train"][:128]
+    DCGAN(latent_dim=8, generator_width=8, discriminator_width=8, show_progress=False).train(
+        digits, labels=digit_labels, epochs=1, batch_size=32
+    ).save(store / "digits")
     shutil.copytree(store / "adult-gc", store / "broken")
     (store / "broken" / "weights.safetensors").write_bytes(b"not safetensors at all")
     adult_small.iloc[:300].to_csv(data / "real.csv", index=False)
@@ -123,7 +132,7 @@ def test_v1_routes_need_the_key(served, path):
 
 
 def test_models_lists_the_store(client):
-    assert client.models() == ["adult-ctgan", "adult-gc", "adult-gc-narrow", "broken"]
+    assert client.models() == ["adult-ctgan", "adult-gc", "adult-gc-narrow", "broken", "digits"]
 
 
 def test_model_card(client, adult_small):
@@ -426,3 +435,47 @@ def test_cli_serve_refuses_to_start_without_a_key(tmp_path, monkeypatch, capsys)
     assert "no API key was found" in capsys.readouterr().err
     assert main(["serve", "--models-dir", str(tmp_path / "nope"), "--no-auth"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_image_model_card_lists_classes_and_formats(served):
+    card = served["http"].get("/v1/models/digits").json()
+    assert card["modality"] == "image" and card["image"] == {"height": 28, "width": 28, "channels": 1}
+    assert card["classes"] == [str(i) for i in range(10)]
+
+
+def test_image_model_answers_zip_png_and_parquet_as_the_local_model_does(served):
+    import zipfile
+
+    local = ImageSynthesizer.load(served["store"] / "digits")
+    expected = local.sample(12, labels="7", seed=4)
+    r = served["http"].post("/v1/models/digits/sample", json={"num_rows": 12, "label": "7", "seed": 4, "format": "zip"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        names = archive.namelist()
+        assert names == [f"{i:06d}_7.png" for i in range(12)]
+        got = np.stack([decode_image(archive.read(n)) for n in names])
+    assert np.array_equal(got, expected.images)
+
+    one = served["http"].post("/v1/models/digits/sample", json={"num_rows": 1, "label": 3, "seed": 1, "format": "png"})
+    assert one.headers["content-type"] == "image/png"
+    assert np.array_equal(decode_image(one.content), local.sample(1, labels=3, seed=1).images[0])
+
+    table = pq.read_table(io.BytesIO(served["http"].post(
+        "/v1/models/digits/sample", json={"num_rows": 5, "label": "2", "seed": 0, "format": "parquet"}).content))
+    assert table.num_rows == 5 and set(table.column("label").to_pylist()) == {2}
+
+
+@pytest.mark.parametrize(
+    "model_id, body, fragment",
+    [
+        ("digits", {"num_rows": 3, "format": "json"}, "for tables"),
+        ("digits", {"num_rows": 3, "format": "zip", "conditions": {"a": 1}}, "label"),
+        ("digits", {"num_rows": 2, "format": "png"}, "one image"),
+        ("digits", {"num_rows": 3, "format": "zip", "label": "eleven"}, "the classes are"),
+        ("adult-gc", {"num_rows": 3, "label": "7"}, "label is for image models"),
+        ("adult-gc", {"num_rows": 3, "format": "zip"}, "for image models"),
+    ],
+)
+def test_image_and_table_requests_are_kept_apart(served, model_id, body, fragment):
+    r = served["http"].post(f"/v1/models/{model_id}/sample", json=body)
+    assert r.status_code == 422 and fragment in r.text, r.text
