@@ -283,14 +283,28 @@ class ImageSynthesizer:
         return str(model.device)
 
     # ------------------------------------------------------------- evaluate
-    def evaluate(self, real_images: Any, real_labels: Any = None, *, num_samples: int | None = None, seed: int = 0, **options: Any):
-        """Image report (FID, KID, precision/recall, conditional accuracy) of fresh samples against real images."""
-        from engine.evaluation import evaluate_images
+    def evaluate(
+        self, real_images: Any, real_labels: Any = None, *, holdout: Any = None, holdout_labels: Any = None,
+        num_samples: int | None = None, seed: int = 0, generate_options: Mapping[str, Any] | None = None,
+        **evaluator_options: Any,
+    ):
+        """Generate images and score them against real ones: an :class:`~engine.evaluation.images.ImageReport`.
 
-        _, pre = self._require_fitted()
-        real = pre.prepare(real_images, real_labels)
-        synthetic = self.sample(num_samples or len(real), labels=None, seed=seed)
-        return evaluate_images(real.images, synthetic.images, real_labels=real.labels, synthetic_labels=synthetic.labels, **options)
+        Args:
+            real_images, real_labels: the real images (any source ``read_images`` accepts).
+            holdout, holdout_labels: held-out real images, for the real-vs-real floor.
+            num_samples: images to generate (default: as many as are compared, ``max_images``
+                or fewer when the real set is smaller); drawn in the training class mix.
+            generate_options: passed to ``sample`` (e.g. ``{"sampler": "ddim", "steps": 50}``).
+            evaluator_options: passed to :class:`~engine.evaluation.images.ImageEvaluator`
+                (``max_images``, ``inception``, ``domain``, ...).
+        """
+        from engine.evaluation.images import ImageEvaluator
+
+        self._require_fitted()
+        evaluator = ImageEvaluator(**evaluator_options).fit(real_images, real_labels, holdout=holdout, holdout_labels=holdout_labels)
+        generated = self.sample(num_samples or evaluator.n_, seed=seed, **dict(generate_options or {}))
+        return evaluator.evaluate(generated)
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str | os.PathLike[str]) -> str:

@@ -13,11 +13,12 @@ import numpy as np
 from engine.evaluation.privacy import privacy_readings
 
 
-def _clean(o: Any) -> Any:
+def json_ready(o: Any) -> Any:
+    """Plain JSON values: numpy scalars to Python, NaN to None, keys to strings."""
     if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
+        return {str(k): json_ready(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
+        return [json_ready(v) for v in o]
     if isinstance(o, (np.floating, float)):
         return None if math.isnan(float(o)) else float(o)
     if isinstance(o, np.integer):
@@ -85,7 +86,7 @@ class TabularReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready data."""
-        return _clean(
+        return json_ready(
             {
                 "similarity_score": self.similarity_score,
                 "column_shapes_score": self.column_shapes_score,

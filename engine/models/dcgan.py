@@ -91,24 +91,25 @@ class DCGAN(TorchSynthModel):
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
 
         with torch.no_grad():
-            # The critic's fakes need no generator gradients: the bare module avoids a DDP forward
-            # whose backward would never come.
+            # The discriminator's fakes need no generator gradients: the bare module avoids a DDP
+            # forward whose backward would never come.
             fake = bare_g(self._noise(n, generator), y)
-        # Real and fake in one forward: under DDP a second forward before the backward would
-        # confuse the reducer. BatchNorm then normalises over both halves together.
-        logits = d_net(torch.cat([real, fake]), None if y is None else torch.cat([y, y]))
-        target = torch.cat([torch.ones(n, device=real.device), torch.zeros(n, device=real.device)])
-        loss_d = F.binary_cross_entropy_with_logits(logits, target)
+        ones, zeros = torch.ones(n, device=real.device), torch.zeros(n, device=real.device)
+        # Reals and fakes in separate batches, as in the paper: BatchNorm statistics of a mixed batch let
+        # the discriminator separate them by batch-level cues and win at once. Each forward is followed by
+        # its own backward, which DDP allows (the two all-reduced gradients add up).
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        loss_real = F.binary_cross_entropy_with_logits(d_net(real, y), ones)
+        loss_real.backward()
+        loss_fake = F.binary_cross_entropy_with_logits(d_net(fake, y), zeros)
+        loss_fake.backward()
         opt_d.step()
+        loss_d = loss_real.detach() + loss_fake.detach()
 
         fake = g_net(self._noise(n, generator), y)
-        # The bare discriminator scores the fakes (its gradients here are discarded before its next
-        # step, so DDP must not all-reduce them), again next to the reals: its BatchNorm must see the
-        # same mixture as in its own step, or fakes normalised alone look real to it.
-        scores = bare_d(torch.cat([real, fake]), None if y is None else torch.cat([y, y]))[n:]
-        loss_g = F.binary_cross_entropy_with_logits(scores, torch.ones(n, device=real.device))
+        # The bare discriminator scores the fakes: its gradients here are discarded (zeroed before its
+        # next step), so DDP must not all-reduce them.
+        loss_g = F.binary_cross_entropy_with_logits(bare_d(fake, y), ones)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
