@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from ray import serve
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve_apps.config import AppArgs, ServeConfigError, key_digest, read_api_key, token_matches
 from serve_apps.errors import Failure, RequestRejected
@@ -62,9 +63,10 @@ class SampleRequest(BaseModel):
         default=None, description="image models: the class of every image (name or index); omitted: the training class mix",
         examples=["7"],
     )
-    format: Literal["json", "csv", "parquet", "png", "zip"] = Field(
-        default="json",
-        description="tables: json, csv or parquet; images: parquet (PNG bytes and label), zip of PNG files, or png (one image)",
+    format: Literal["json", "csv", "parquet", "png", "zip"] | None = Field(
+        default=None,
+        description="tables: json (default), csv or parquet; images: zip of PNG files (default), parquet (PNG bytes "
+        "and label) or png (one image)",
     )
 
 
@@ -160,16 +162,15 @@ class ChunkPipeline:
             self._pending.popleft().cancel()
 
 
-def _is_image_model(models_dir: str, model_id: str) -> bool:
-    from engine.models.registry import IMAGE_MODELS
-    from engine.store.artifact import read_model_name
-    from serve_apps.store import model_path
-
-    return read_model_name(model_path(models_dir, model_id)) in IMAGE_MODELS
+# What a request without 'format' gets: every format a model answers in is fine, json is not one for images.
+DEFAULT_FORMATS = {"table": "json", "image": "zip"}
 
 
 def _check_sample_request(body: SampleRequest, is_image: bool, args: AppArgs) -> None:
-    """What a table model and an image model each accept, checked before any generation starts."""
+    """What a table model and an image model each accept, checked before any generation starts.
+
+    ``body.format`` is already resolved (the model's default filled in).
+    """
     if is_image:
         if body.format not in IMAGE_FORMATS:
             raise RequestRejected(422, f"format {body.format!r} is for tables; an image model answers in {', '.join(IMAGE_FORMATS)}.")
@@ -190,6 +191,59 @@ def _check_sample_request(body: SampleRequest, is_image: bool, args: AppArgs) ->
             f"num_rows is {body.num_rows:,}; this server generates at most {limit:,} {'images' if is_image else 'rows'} per request. "
             "Split the request, or use the sharded sampler (jobs.sample) for bulk output.",
         )
+
+
+class StreamSlots:
+    """A per-replica cap on streamed (larger than one chunk) responses in production.
+
+    Serve does not pace a streamed body by the client: the ingress's ASGI
+    ``send`` never blocks and the proxy holds what the client has not read yet
+    (serve_apps/README.md, "Streaming and backpressure"). So each stream runs
+    to its end at generation speed; the cap bounds how many do so at once.
+    Only one event loop touches the counter, so it needs no lock.
+    """
+
+    def __init__(self, limit: int, retry_after_s: int):
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self.active = 0
+
+    def acquire(self) -> bool:
+        if self.active >= self.limit:
+            raise RequestRejected(
+                503,
+                f"This replica is already streaming {self.active} large responses, the most it streams at once "
+                f"(max_concurrent_streams={self.limit}); retry in {self.retry_after_s} s, or ask for at most "
+                "chunk_rows rows, which are answered without streaming.",
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
+        self.active += 1
+        return True
+
+    def release(self, slot: bool | None) -> None:
+        if slot:
+            self.active -= 1
+
+    def stats(self) -> dict[str, int]:
+        return {"active_streams": self.active, "max_concurrent_streams": self.limit}
+
+
+class SlotStreamingResponse(StreamingResponse):
+    """A streamed response that frees its stream slot however it ends.
+
+    Released here rather than in the body generator, whose ``finally`` never
+    runs if the client leaves before the first chunk is asked for.
+    """
+
+    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
 
 
 # ---------------------------------------------------------------- the FastAPI app
@@ -220,7 +274,16 @@ def create_api(service: "SynthAPI") -> FastAPI:
 
     @api.exception_handler(RequestRejected)
     async def _rejected(_: Request, exc: RequestRejected) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":  # no route matched: say what was asked
+            detail = f"No route {request.method} {request.scope['path'][:200]}; the routes are listed at /docs."
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.scope['path'][:200]}; the routes are listed at /docs."
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -271,12 +334,20 @@ def create_api(service: "SynthAPI") -> FastAPI:
         """Exactly ``num_rows`` rows meeting ``conditions``. Up to ``chunk_rows`` rows come in one
         response; more are streamed chunk by chunk (``X-Synth-Num-Rows`` says how many to expect)."""
         await asyncio.to_thread(service.index.require, model_id)
-        is_image = await asyncio.to_thread(_is_image_model, args.models_dir, model_id)
+        modality = await asyncio.to_thread(service.index.modality, model_id)
+        is_image = modality == "image"
+        if body.format is None:
+            body = body.model_copy(update={"format": DEFAULT_FORMATS[modality]})
         _check_sample_request(body, is_image, args)
         seed = body.seed if body.seed is not None else secrets.randbits(63)
         handle = service.generator.options(multiplexed_model_id=model_id)
         chunk_rows, conditions = (args.image_chunk_rows, body.label) if is_image else (args.chunk_rows, body.conditions)
-        pipeline = ChunkPipeline(handle, body.num_rows, chunk_rows, conditions, seed, args.prefetch_chunks)
+        slot = service.streams.acquire() if body.num_rows > chunk_rows else None  # 503 when all are taken
+        try:
+            pipeline = ChunkPipeline(handle, body.num_rows, chunk_rows, conditions, seed, args.prefetch_chunks)
+        except BaseException:
+            service.streams.release(slot)
+            raise
         encoder = make_encoder(body.format)
         headers = {"X-Synth-Seed": str(seed), "X-Synth-Num-Rows": str(body.num_rows), "X-Synth-Model": model_id}
         if body.format != "json":
@@ -285,6 +356,7 @@ def create_api(service: "SynthAPI") -> FastAPI:
             first = await pipeline.next()  # errors (bad condition, failed load) still get their status code
         except BaseException:
             pipeline.cancel()
+            service.streams.release(slot)
             raise
         if body.num_rows <= chunk_rows:
             content = await asyncio.to_thread(lambda: encoder.begin() + encoder.encode(first) + encoder.end())
@@ -305,7 +377,17 @@ def create_api(service: "SynthAPI") -> FastAPI:
             finally:
                 pipeline.cancel()
 
-        return StreamingResponse(stream(), media_type=encoder.media_type, headers=headers)
+        return SlotStreamingResponse(
+            stream(), media_type=encoder.media_type, headers=headers, on_close=lambda: service.streams.release(slot)
+        )
+
+    @api.get("/v1/stats", dependencies=auth, summary="Streams in progress on this ingress replica, models held by a generation replica")
+    async def stats() -> dict[str, Any]:
+        try:
+            generator = await service.generator.stats.remote()
+        except Exception as exc:  # noqa: BLE001
+            raise RequestRejected(503, f"The generation service failed: {type(exc).__name__}: {exc}") from None
+        return {"ingress": service.streams.stats(), "generator": generator}
 
     @api.post(
         "/v1/evaluate",
@@ -406,6 +488,7 @@ class SynthAPI:
         self.args = args
         self.key_digest = key_digest
         self.index = StoreIndex(args.models_dir)
+        self.streams = StreamSlots(args.max_concurrent_streams, args.stream_retry_after_s)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_api(self)
@@ -437,6 +520,8 @@ def build_app(args: AppArgs) -> serve.Application:
         max_models_per_replica=args.max_models_per_replica,
         failed_load_retry_s=args.failed_load_retry_s,
     )
-    evaluator = Evaluator.options(**args.evaluator.serve_options(default_max_ongoing=2)).bind(data_root=args.data_root)
+    evaluator = Evaluator.options(**args.evaluator.serve_options(default_max_ongoing=2)).bind(
+        data_root=args.data_root, max_rows=args.max_eval_rows, max_bytes=args.max_eval_bytes
+    )
     ingress = SynthAPI.options(**args.ingress.serve_options(default_max_ongoing=128))
     return ingress.bind(generator, evaluator, args=args, key_digest=digest)

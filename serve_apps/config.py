@@ -54,6 +54,13 @@ class DeploymentOptions(BaseModel):
             opts["num_replicas"] = self.num_replicas or 1
         return opts
 
+    def min_replicas(self) -> int:
+        """Replicas that must be scheduled before the application is up (Serve starts at initial_replicas if set)."""
+        if self.autoscaling_config is not None:
+            cfg = self.autoscaling_config
+            return max(int(cfg.get("min_replicas", 1)), int(cfg.get("initial_replicas") or 0))
+        return self.num_replicas or 1
+
 
 class AppArgs(BaseModel):
     """Arguments of ``serve_apps.app:build_app``.
@@ -86,15 +93,33 @@ class AppArgs(BaseModel):
     prefetch_chunks: int = Field(default=2, ge=1, le=16, description="chunks generated ahead of the one being sent")
     max_request_bytes: int = Field(default=1 << 20, ge=1024, description="largest JSON request body")
     max_upload_bytes: int = Field(default=64 << 20, ge=1024, description="largest /v1/evaluate upload (all files together)")
+    max_eval_rows: int = Field(
+        default=1_000_000, ge=1,
+        description="most rows (CSV lines) one /v1/evaluate table may hold, counted before it is parsed (413 beyond)",
+    )
+    max_eval_bytes: int = Field(
+        default=128 << 20, ge=1024,
+        description="most decoded bytes one /v1/evaluate table may hold: CSV after gunzip, Parquet's uncompressed size (413 beyond)",
+    )
+    max_concurrent_streams: int = Field(
+        default=4, ge=1,
+        description="streamed responses (more than one chunk) an ingress replica produces at once; 503 with Retry-After beyond",
+    )
+    stream_retry_after_s: int = Field(default=5, ge=1, description="Retry-After of the 503 sent beyond max_concurrent_streams")
     max_models_per_replica: int = Field(default=4, ge=1, description="models a generation replica keeps loaded (LRU)")
     failed_load_retry_s: float = Field(
         default=10.0, ge=0, description="seconds a model that failed to load is answered 503 before it is tried again"
     )
-    # The defaults fit a 2-core laptop (1.75 CPUs in all): Serve waits for every replica to be
+    # The defaults fit a 2-core laptop with room (1.5 CPUs in all): Serve waits for every replica to be
     # scheduled, so reservations above the machine's CPUs would hang the start.
-    generator: DeploymentOptions = Field(default_factory=DeploymentOptions)
+    generator: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.75))
     evaluator: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.5))
     ingress: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.25))
+
+
+def reserved_cpus(args: AppArgs) -> float:
+    """CPUs the application reserves at its minimum replica counts: what a machine must have free to start it."""
+    return sum(d.num_cpus * d.min_replicas() for d in (args.generator, args.evaluator, args.ingress))
 
 
 def read_api_key(args: AppArgs) -> str:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 class RequestRejected(Exception):
     """A request the server refuses: carries the HTTP status and a message for the user."""
 
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers
 
 
 @dataclass(frozen=True)

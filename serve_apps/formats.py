@@ -8,6 +8,8 @@ chunk is ever held, so a response of any size streams in bounded memory.
 from __future__ import annotations
 
 import io
+import json
+import re
 from typing import Literal
 
 import pyarrow as pa
@@ -162,8 +164,31 @@ class PngEncoder(ChunkEncoder):
         return b"".join(_png_blobs(table))
 
 
+def class_names(schema: pa.Schema) -> list[str] | None:
+    """The class names an image chunk carries in its Hugging Face ``ClassLabel`` metadata, if any."""
+    try:
+        feature = json.loads((schema.metadata or {})[b"huggingface"])["info"]["features"]["label"]
+        return [str(n) for n in feature["names"]] if feature.get("_type") == "ClassLabel" else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _entry_label(label: int, names: list[str] | None) -> str:
+    """A class name fit for a file name (no separators, no leading dot); the index when there is no name."""
+    if names is None or not 0 <= label < len(names):
+        return str(label)
+    return _UNSAFE.sub("-", names[label]).lstrip(".") or str(label)
+
+
 class ZipEncoder(ChunkEncoder):
-    """A zip archive of PNG files (``000000_<label>.png``, ...), written entry by entry as chunks arrive."""
+    """A zip archive of PNG files (``000000_<class name>.png``, ...), written entry by entry as chunks arrive.
+
+    The class name comes from the model's classes; the label index stands in
+    when the model has none.
+    """
 
     media_type = MEDIA_TYPES["zip"]
 
@@ -177,8 +202,9 @@ class ZipEncoder(ChunkEncoder):
 
     def encode(self, table: pa.Table) -> bytes:
         labels = table.column("label").to_pylist() if "label" in table.column_names else [None] * table.num_rows
+        names = class_names(table.schema)
         for blob, label in zip(_png_blobs(table), labels):
-            suffix = "" if label is None else f"_{label}"
+            suffix = "" if label is None else f"_{_entry_label(label, names)}"
             self._zip.writestr(f"{self._count:06d}{suffix}.png", blob)
             self._count += 1
         return self._sink.take()

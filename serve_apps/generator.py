@@ -139,7 +139,20 @@ class Generator:
             return await self._load(model_id)
 
         # Built here, not as a decorated method, so the cache size comes from the application's arguments.
+        self.max_models_per_replica = max_models_per_replica
+        self._load_fn = load
         self._get_model = serve.multiplexed(max_num_models_per_replica=max_models_per_replica)(load)
+
+    def loaded_models(self) -> list[str] | None:
+        """Ids of the models this replica holds, least recently used first, as Serve's own LRU cache has them.
+
+        Read from Serve's cache (a private attribute it sets on the loader), so the
+        figure is the real one, not a copy of the policy; ``None`` if a Serve
+        version keeps it elsewhere.
+        """
+        wrapper = getattr(self._load_fn, "__serve_multiplex_wrapper", None)
+        models = getattr(wrapper, "models", None)
+        return list(models) if models is not None else None
 
     async def _load(self, model_id: str) -> Synthesizer:
         path = model_path(self.models_dir, model_id)
@@ -165,6 +178,14 @@ class Generator:
             return Failure(503, message)
         self._failed.pop(model_id, None)
         return synth
+
+    async def stats(self) -> dict[str, Any]:
+        """What this replica holds (``GET /v1/stats``)."""
+        return {
+            "replica": serve.get_replica_context().replica_id.unique_id,
+            "loaded_models": self.loaded_models(),
+            "max_models_per_replica": self.max_models_per_replica,
+        }
 
     async def describe(self) -> dict[str, Any] | Failure:
         """The model card of the request's model (``GET /v1/models/{id}``)."""

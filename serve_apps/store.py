@@ -8,9 +8,13 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
-from engine.store.artifact import list_artifacts
+from engine.errors import ArtifactError
+from engine.store.artifact import list_artifacts, read_model_name
 from serve_apps.errors import RequestRejected
+
+Modality = Literal["table", "image"]
 
 # Letters, digits, '.', '_' and '-'; no separators, so an id names one folder directly under the store.
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -44,12 +48,16 @@ def model_path(models_dir: str, model_id: str) -> str:
 
 
 class StoreIndex:
-    """A cached listing of the model store, refreshed when stale or when an unknown id is asked for."""
+    """A cached listing of the model store, refreshed when stale or when an unknown id is asked for,
+    and each model's modality, read from its manifest."""
 
     def __init__(self, models_dir: str):
         self.models_dir = models_dir
         self._names: list[str] = []
         self._listed_at = -float("inf")
+        # model id -> (manifest signature, modality or the 503 message): a manifest is read again only
+        # when its signature changes, so a request costs one stat, not a JSON parse.
+        self._modality: dict[str, tuple[object, Modality | str]] = {}
 
     def _refresh(self) -> None:
         self._names = list_artifacts(self.models_dir)
@@ -71,6 +79,39 @@ class StoreIndex:
                 return model_id
         known = ", ".join(repr(n) for n in self._names[:50]) or "none"
         raise RequestRejected(404, f"No model {model_id!r} in the store. Models available: {known}.")
+
+    def _manifest_signature(self, path: str) -> object:
+        """What changes when the manifest is rewritten: (mtime, size) locally; on remote stores, where a
+        stat is a network round trip, the listing's age slot, so a change shows within LISTING_TTL_S."""
+        if "://" in self.models_dir and not self.models_dir.startswith("file://"):
+            return int(time.monotonic() // LISTING_TTL_S)
+        try:
+            st = (Path(path) / "manifest.json").stat()
+        except OSError as exc:
+            return ("unreadable", type(exc).__name__)
+        return (st.st_mtime_ns, st.st_size)
+
+    def modality(self, model_id: str) -> Modality:
+        """``"image"`` or ``"table"`` for a model already checked by ``require``.
+
+        A manifest that cannot be read or decoded is a 503 naming the model: the
+        model cannot be served, but the request was fine and other models are.
+        """
+        from engine.models.registry import IMAGE_MODELS
+
+        path = model_path(self.models_dir, model_id)
+        signature = self._manifest_signature(path)
+        cached = self._modality.get(model_id)
+        if cached is None or cached[0] != signature:
+            try:
+                value: Modality | str = "image" if read_model_name(path) in IMAGE_MODELS else "table"
+            except (ArtifactError, OSError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
+                reason = str(exc) if isinstance(exc, ArtifactError) else f"manifest.json is unreadable ({type(exc).__name__}: {exc})"
+                value = f"Model {model_id!r} cannot be served: {reason}"
+            self._modality[model_id] = cached = (signature, value)
+        if cached[1] not in ("image", "table"):
+            raise RequestRejected(503, str(cached[1]))
+        return cached[1]  # type: ignore[return-value]
 
 
 def resolve_data_path(data_root: str | None, reference: str, field: str) -> str:

@@ -28,6 +28,8 @@ KEY_ENV = "SYNTH_TEST_SERVE_KEY"
 CHUNK = 2_000
 MAX_ROWS = 400_000
 MAX_UPLOAD = 300_000
+MAX_EVAL_ROWS = 5_000
+MAX_EVAL_BYTES = 1_000_000
 
 
 def _free_port() -> int:
@@ -74,6 +76,9 @@ def served(ray_session, adult_small, tmp_path_factory):
             "max_request_bytes": 4096,
             "max_upload_bytes": MAX_UPLOAD,
             "max_models_per_replica": 2,  # fewer than the good models: the tests cycle through evictions
+            "max_eval_rows": MAX_EVAL_ROWS,
+            "max_eval_bytes": MAX_EVAL_BYTES,
+            "max_concurrent_streams": 1,  # the streaming tests run one at a time; the cap test needs only one
             "generator": {"num_cpus": 0.5, "max_ongoing_requests": 8},
             "evaluator": {"num_cpus": 0.25},
             "ingress": {"num_cpus": 0.25},
@@ -291,10 +296,18 @@ def test_invalid_model_id_is_422(served, model_id):
     assert "Invalid model id" in r.json()["detail"]
 
 
-def test_path_traversal_never_reaches_a_file(served):
-    for path in ("/v1/models/..%2F..%2Fetc/sample", "/v1/models/%2E%2E/sample"):
-        r = served["http"].post(path, json={"num_rows": 5})
-        assert r.status_code in (404, 422), (path, r.status_code)
+@pytest.mark.parametrize(
+    "path, status, fragment",
+    [
+        ("/v1/models/..%2F..%2Fetc/sample", 404, "No route POST /v1/models/../../etc/sample"),
+        ("/v1/models/%2E%2E/sample", 422, "Invalid model id '..'"),
+        ("/v1/models/%2E%2E", 422, "Invalid model id '..'"),
+    ],
+)
+def test_path_traversal_never_reaches_a_file(served, path, status, fragment):
+    r = served["http"].post(path, json={"num_rows": 5}) if path.endswith("/sample") else served["http"].get(path)
+    assert r.status_code == status, r.text
+    assert fragment in r.json()["detail"]
 
 
 def test_unknown_column_and_category_are_422_listing_what_is_valid(client):
@@ -479,3 +492,134 @@ def test_image_model_answers_zip_png_and_parquet_as_the_local_model_does(served)
 def test_image_and_table_requests_are_kept_apart(served, model_id, body, fragment):
     r = served["http"].post(f"/v1/models/{model_id}/sample", json=body)
     assert r.status_code == 422 and fragment in r.text, r.text
+
+
+# ------------------------------------------------------------------ audit follow-ups
+def test_corrupt_manifest_is_503_naming_the_model_and_others_keep_working(served, client):
+    store = served["store"]
+    shutil.copytree(store / "adult-gc", store / "bad-manifest")
+    good = (store / "adult-gc" / "manifest.json").read_bytes()
+    try:
+        (store / "bad-manifest" / "manifest.json").write_bytes(b"{ not json")
+        time.sleep(1.1)  # the store listing refreshes for an unknown id at most once a second
+        for _ in range(2):
+            r = served["http"].post("/v1/models/bad-manifest/sample", json={"num_rows": 5})
+            assert r.status_code == 503, r.text
+            detail = r.json()["detail"]
+            assert "Model 'bad-manifest' cannot be served" in detail and "manifest.json" in detail and "not valid JSON" in detail
+        assert len(client.sample("adult-gc", 5, seed=1)) == 5
+        # The cached verdict follows the file: a repaired manifest serves again.
+        (store / "bad-manifest" / "manifest.json").write_bytes(good)
+        r = served["http"].post("/v1/models/bad-manifest/sample", json={"num_rows": 5, "seed": 1})
+        assert r.status_code == 200, r.text
+    finally:
+        shutil.rmtree(store / "bad-manifest")
+
+
+def _gzip_csv(lines: int, row: bytes = b"1,2\n") -> bytes:
+    import gzip
+
+    return gzip.compress(b"a,b\n" + row * lines, compresslevel=9)
+
+
+def test_evaluate_refuses_tables_that_decode_past_the_limits(served):
+    bomb = _gzip_csv(400_000)  # 1.6 MB of CSV in a few kB
+    assert len(bomb) < 20_000
+    r = served["http"].post("/v1/evaluate", files={"real": ("r.csv", b"a,b\n1,2\n3,4\n"), "synthetic": ("bomb.csv.gz", bomb)})
+    assert r.status_code == 413, r.text
+    detail = r.json()["detail"]
+    assert "'synthetic' (upload 'bomb.csv.gz')" in detail and f"{MAX_EVAL_BYTES:,} bytes" in detail and "max_eval_bytes" in detail
+
+    rows = _gzip_csv(MAX_EVAL_ROWS + 1)  # under the byte limit, one row over the row limit
+    r = served["http"].post("/v1/evaluate", files={"real": ("many.csv.gz", rows), "synthetic": ("s.csv", b"a,b\n1,2\n")})
+    assert r.status_code == 413, r.text
+    assert "'real' (upload 'many.csv.gz')" in r.json()["detail"] and f"more than {MAX_EVAL_ROWS:,} rows" in r.json()["detail"]
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"a": [1] * 200_000}), buf)  # constant column: a few kB on the wire
+    r = served["http"].post("/v1/evaluate", files={"real": ("r.parquet", buf.getvalue()), "synthetic": ("s.csv", b"a\n1\n")})
+    assert r.status_code == 413 and "max_eval_rows" in r.json()["detail"], r.text
+
+    (served["data"] / "big.csv.gz").write_bytes(rows)  # the same limit for references under data_root
+    r = served["http"].post("/v1/evaluate", json={"real": "real.csv", "synthetic": "big.csv.gz"})
+    assert r.status_code == 413 and "'synthetic' ('big.csv.gz') has more than" in r.json()["detail"], r.text
+
+
+def test_evaluate_needs_the_key(served):
+    r = httpx.post(served["base"] + "/v1/evaluate", json={"real": "real.csv", "synthetic": "synthetic.csv"})
+    assert r.status_code == 401 and "Missing API key" in r.json()["detail"]
+    r = httpx.post(served["base"] + "/v1/evaluate", files={"real": ("r.csv", b"a\n1\n"), "synthetic": ("s.csv", b"a\n1\n")})
+    assert r.status_code == 401
+
+
+def test_evaluate_malformed_json_is_422(served):
+    r = served["http"].post("/v1/evaluate", content=b'{"real": "real.csv",', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "not valid JSON" in r.json()["detail"], r.text
+
+
+def test_evaluate_html_by_accept_header(served):
+    r = served["http"].post(
+        "/v1/evaluate", json={"real": "real.csv", "synthetic": "synthetic.csv", "detection": False}, headers={"accept": "text/html"}
+    )
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "<html" in r.text[:500].lower()
+
+
+def test_a_replica_holds_at_most_max_models(served):
+    for model_id in ("adult-gc", "adult-gc-narrow", "adult-ctgan", "adult-gc"):
+        assert served["http"].post(f"/v1/models/{model_id}/sample", json={"num_rows": 5}).status_code == 200
+    stats = served["http"].get("/v1/stats").json()["generator"]
+    assert stats["max_models_per_replica"] == 2
+    assert stats["loaded_models"] == ["adult-ctgan", "adult-gc"]  # least recently used first; adult-gc-narrow evicted
+    assert httpx.get(served["base"] + "/v1/stats").status_code == 401
+
+
+def test_default_format_follows_the_modality(served):
+    import zipfile
+
+    image = served["http"].post("/v1/models/digits/sample", json={"num_rows": 3, "label": "4", "seed": 0})
+    assert image.status_code == 200 and image.headers["content-type"] == "application/zip", image.text
+    with zipfile.ZipFile(io.BytesIO(image.content)) as archive:
+        assert archive.namelist() == ["000000_4.png", "000001_4.png", "000002_4.png"]
+    table = served["http"].post("/v1/models/adult-gc/sample", json={"num_rows": 3, "seed": 0})
+    assert table.headers["content-type"] == "application/json" and len(table.json()) == 3
+
+
+def test_zip_entries_carry_class_names():
+    import zipfile
+
+    from engine.images.io import image_table
+    from serve_apps.formats import make_encoder
+
+    chunk = image_table(np.zeros((3, 4, 4, 1), np.uint8), np.array([0, 1, 2]), ["cat", "dog/wolf", "..."])
+    enc = make_encoder("zip")
+    blob = enc.begin() + enc.encode(chunk) + enc.end()
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        assert archive.namelist() == ["000000_cat.png", "000001_dog-wolf.png", "000002_2.png"]
+    unnamed = image_table(np.zeros((1, 4, 4, 1), np.uint8), np.array([5]))
+    enc = make_encoder("zip")
+    with zipfile.ZipFile(io.BytesIO(enc.begin() + enc.encode(unnamed) + enc.end())) as archive:
+        assert archive.namelist() == ["000000_5.png"]
+
+
+def _wait_for_no_streams(served, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while served["http"].get("/v1/stats").json()["ingress"]["active_streams"]:
+        assert time.monotonic() < deadline, "a stream slot was never released"
+        time.sleep(0.2)
+
+
+def test_concurrent_streams_are_capped_with_retry_after(served):
+    _wait_for_no_streams(served)
+    big = {"num_rows": MAX_ROWS, "seed": 1, "format": "csv"}
+    with httpx.Client(base_url=served["base"], headers={"Authorization": f"Bearer {KEY}"}, timeout=120) as slow:
+        with slow.stream("POST", "/v1/models/adult-gc/sample", json=big) as r:
+            assert r.status_code == 200  # headers only: this client reads nothing more for now
+            second = served["http"].post("/v1/models/adult-gc/sample", json={"num_rows": CHUNK + 1, "seed": 2})
+            assert second.status_code == 503, second.text
+            assert second.headers["retry-after"] == "5" and "max_concurrent_streams=1" in second.json()["detail"]
+            small = served["http"].post("/v1/models/adult-gc/sample", json={"num_rows": CHUNK, "seed": 2})
+            assert small.status_code == 200  # one chunk is not a stream: never capped
+    _wait_for_no_streams(served)  # the slot comes back once the stream ends or its client leaves
+    again = served["http"].post("/v1/models/adult-gc/sample", json={"num_rows": CHUNK + 1, "seed": 2, "format": "csv"})
+    assert again.status_code == 200 and again.content.count(b"\n") == CHUNK + 2
