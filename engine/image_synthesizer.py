@@ -192,15 +192,22 @@ class ImageSynthesizer:
             raise InvalidDataError("This model was trained without labels; generate it without 'labels'.")
         if isinstance(labels, Mapping):
             keys = list(labels)
-            counts = [_count(labels[k], f"labels[{k!r}]") for k in keys]
+            # A label may be asked 0 times (a generated request); the request as a whole may not be empty.
+            counts = [_count(labels[k], f"labels[{k!r}]", minimum=0) for k in keys]
             codes = np.repeat(pre.label_codes(keys), counts)
+            if len(codes) == 0:
+                raise InvalidDataError(f"labels asks for no image at all ({dict(labels)!r}); at least one count must be >= 1.")
             if num_samples is not None and num_samples != len(codes):
                 raise InvalidDataError(f"labels ask for {len(codes)} images in all but num_samples is {num_samples}.")
             return len(codes), codes
         if isinstance(labels, (str, int, np.integer)):
             n = _count(num_samples)
             return n, np.full(n, pre.label_codes([labels])[0], dtype=np.int64)
+        if num_samples is not None:
+            _count(num_samples)
         codes = pre.label_codes(list(labels))
+        if len(codes) == 0:
+            raise InvalidDataError("labels is an empty sequence; give one label per image (at least one).")
         if num_samples is not None and num_samples != len(codes):
             raise InvalidDataError(f"labels holds {len(codes)} labels but num_samples is {num_samples}; give one label per image.")
         return len(codes), codes
@@ -209,7 +216,7 @@ class ImageSynthesizer:
         self, num_samples: int | None = None, *, labels: Labels = None, seed: int | None = None, stream: int = 0,
         **generate_options: Any,
     ) -> ImageSet:
-        """Exactly ``num_samples`` images and the label of each, as an :class:`ImageSet`.
+        """Exactly ``num_samples`` images (an integer >= 1) and the label of each, as an :class:`ImageSet`.
 
         Args:
             labels: ``None`` (the training class mix, or unconditional), one
@@ -233,9 +240,6 @@ class ImageSynthesizer:
             raise InvalidOptionError(f"The 'seed' parameter must be an integer or None. Got {seed!r} instead.")
         gen, rng = seed_streams(int(seed), stream)
         n, codes = self._label_codes(num_samples, labels, rng)
-        if n == 0:
-            shape = (0, pre.layout.height, pre.layout.width, pre.layout.channels)
-            return ImageSet(np.zeros(shape, np.uint8), None if codes is None else codes, self.class_names or None)
         rows = model.generate(n, codes, gen, **generate_options)
         return ImageSet(pre.pixels_to_uint8(rows), codes, list(pre.layout.class_names) or None)
 
@@ -254,7 +258,7 @@ class ImageSynthesizer:
                 raise InvalidOptionError(f"The pretrained pipeline {self.model!r} generates from a text prompt: pass prompt=...")
             if labels is not None:
                 raise InvalidOptionError("A pretrained text-to-image pipeline takes a prompt, not labels.")
-            return self._pipeline.generate(prompt, num_samples or 1, seed=seed, **options)
+            return self._pipeline.generate(prompt, 1 if num_samples is None else _count(num_samples), seed=seed, **options)
         if prompt is not None:
             raise InvalidOptionError(f"The {self.model!r} model generates by class label, not from a prompt.")
         return self.sample(num_samples, labels=labels, seed=seed, **options).images
@@ -268,13 +272,20 @@ class ImageSynthesizer:
     def sample_table(self, num_rows: int, *, conditions: Labels = None, seed: int, stream: int = 0, row_offset: int = 0) -> pa.Table:
         """One shard of the sharded sampler: PNG images and labels as an Arrow table (see ``engine.images.io``)."""
         del row_offset  # images carry no identifiers to keep unique across shards
-        result = self.sample(num_rows, labels=_shard_labels(conditions, num_rows), seed=seed, stream=stream)
+        result = self.sample(num_rows, labels=_shard_labels(conditions), seed=seed, stream=stream)
         return image_table(result.images, result.labels, result.class_names)
 
     def parse_conditions(self, conditions: Labels) -> None:
-        """Validate sampling conditions (the requested labels) before a sharded run starts."""
+        """Validate sampling conditions (the requested labels) before a sharded run starts.
+
+        Sharded sampling takes one label for every image, or None for the
+        training class mix; anything else is refused here, on the driver,
+        rather than in every shard's actor.
+        """
+        self._require_fitted()
+        _shard_labels(conditions)
         if conditions is not None:
-            self._label_codes(None, conditions if isinstance(conditions, Mapping) else [conditions], np.random.default_rng(0))
+            self._label_codes(1, conditions, np.random.default_rng(0))
 
     def to_device(self, device: str | torch.device) -> str:
         """Move the model to ``device``; returns the device it now runs on."""
@@ -303,7 +314,7 @@ class ImageSynthesizer:
 
         self._require_fitted()
         evaluator = ImageEvaluator(**evaluator_options).fit(real_images, real_labels, holdout=holdout, holdout_labels=holdout_labels)
-        generated = self.sample(num_samples or evaluator.n_, seed=seed, **dict(generate_options or {}))
+        generated = self.sample(evaluator.n_ if num_samples is None else num_samples, seed=seed, **dict(generate_options or {}))
         return evaluator.evaluate(generated)
 
     # ------------------------------------------------------------ save/load
@@ -356,17 +367,25 @@ class ImageSynthesizer:
         return synth
 
 
-def _count(value: Any, name: str = "num_samples") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise InvalidOptionError(f"The {name!r} parameter must be an integer >= 0. Got {value!r} instead.")
+def _count(value: Any, name: str = "num_samples", *, minimum: int = 1) -> int:
+    """``value`` as an int, refused unless it is an integer >= ``minimum`` (every image model asks the same)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidOptionError(f"The {name!r} parameter must be an integer >= {minimum}. Got {value!r} instead.")
     return int(value)
 
 
-def _shard_labels(conditions: Labels, num_rows: int) -> Labels:
-    """The sharded sampler's condition for one shard: one label for all, or the class mix when None."""
-    if conditions is None or isinstance(conditions, (str, int, np.integer)):
+def _shard_labels(conditions: Labels) -> Labels:
+    """The sharded sampler's condition for every shard: one label for all, or the class mix when None."""
+    if conditions is None or (isinstance(conditions, (str, int, np.integer)) and not isinstance(conditions, bool)):
         return conditions
-    raise InvalidDataError("Sharded image sampling takes one label for every image (or none for the class mix).")
+    # A {label: count} mapping would need the shard layout (total rows, each shard's offset) to split
+    # exact counts across shards; the sampler does not pass it here, so refuse rather than miscount.
+    what = "a {label: count} mapping" if isinstance(conditions, Mapping) else f"a {type(conditions).__name__}"
+    raise InvalidDataError(
+        f"Sharded image sampling takes one label for every image (e.g. conditions='7') or None for the training "
+        f"class mix; got {what}: {conditions!r}. For exact counts per label, write one sharded sample per label "
+        "(conditions=label, num_rows=count), or use sample(labels={label: count}) for a count that fits in memory."
+    )
 
 
 class _NamedModel(ImageSynthesizer):

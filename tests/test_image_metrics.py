@@ -19,6 +19,8 @@ MNIST = SHARED_DATA / "images" / "mnist.npz"
 
 @pytest.fixture(scope="module")
 def mnist() -> dict[str, np.ndarray]:
+    if not MNIST.exists():
+        pytest.skip(f"MNIST is not at {MNIST} (see ../shared/data/README.md)")
     with np.load(MNIST) as z:
         return {"x": z["x_train"][:3000], "y": z["y_train"][:3000].astype(np.int64),
                 "xt": z["x_test"][:600], "yt": z["y_test"][:600].astype(np.int64)}
@@ -210,3 +212,19 @@ def test_evaluate_images_with_inception_end_to_end(mnist):
     report = evaluate_images(mnist["x"][:40], mnist["xt"][:40], holdout=mnist["xt"][40:80], max_images=40, domain=False)
     assert report.inception is not None and report.fid > 0 and report.inception.fid_floor > 0
     assert report.conditional_accuracy is None and report.domain is None
+
+
+def test_report_grids_order_classes_by_label_index_not_as_strings():
+    # Regression: the rows followed the names as strings, so class "10" came before "2".
+    from engine.images import ImageSet
+
+    labels = np.repeat(np.arange(12), 3)
+    images = np.repeat((labels * 20).astype(np.uint8), 28 * 28).reshape(-1, 28, 28, 1)  # class k is all 20 * k
+    names = [str(k) for k in range(12)]
+    evaluator = ImageEvaluator(inception=False, domain_epochs=1, max_images=36).fit(ImageSet(images, labels, names))
+    report = evaluator.evaluate(ImageSet(images[::-1], labels[::-1], names))
+    assert list(report.per_class_accuracy) == names
+    for grid in (report.grids["real"], report.grids["synthetic"]):
+        row_values = [int(grid[r * 30 + 1, 1, 0]) for r in range(grid.shape[0] // 30)]  # 28-pixel images, 2-pixel gaps
+        assert row_values == [20 * k for k in range(10)], row_values  # max_rows = 10: classes 0..9, in that order
+    assert evaluator.classes_ == names

@@ -14,6 +14,8 @@ MNIST = SHARED_DATA / "images" / "mnist.npz"
 
 @pytest.fixture(scope="module")
 def digits() -> ImageSet:
+    if not MNIST.exists():
+        pytest.skip(f"MNIST is not at {MNIST} (see ../shared/data/README.md)")
     with np.load(MNIST) as z:
         return ImageSet(z["x_test"][:60, :, :, None], z["y_test"][:60].astype(np.int64), [str(i) for i in range(10)])
 
@@ -49,6 +51,50 @@ def test_parquet_loads_as_images_and_class_labels_in_hugging_face_datasets(tmp_p
     assert ds.features["label"].names == digits.class_names
     assert np.array_equal(np.asarray(ds[3]["image"]), digits.images[3, :, :, 0])
     assert ds[3]["label"] == digits.labels[3]
+
+
+def test_parquet_reads_in_ray_data_and_a_ray_dataset_is_an_image_source(ray_session, tmp_path, digits):
+    from engine.images import decode_image
+
+    save_dataset(digits, tmp_path / "ray")
+    ds = ray_session.data.read_parquet(str(tmp_path / "ray"))
+    assert ds.count() == len(digits)
+    rows = ds.take_all()
+    assert np.array_equal(np.stack([decode_image(r["image"]["bytes"]) for r in rows]), digits.images)
+    assert [r["label"] for r in rows] == digits.labels.tolist()
+    back = read_images(ds)
+    assert np.array_equal(back.images, digits.images) and np.array_equal(back.labels, digits.labels)
+    assert back.class_names == digits.class_names
+    # Ray's own image reader gives pixel tensors rather than bytes.
+    tensors = ray_session.data.from_numpy(digits.images)
+    assert np.array_equal(read_images(tensors, image_column="data", label_column=None).images, digits.images)
+
+
+def test_a_hugging_face_dataset_is_an_image_source(digits):
+    datasets = pytest.importorskip("datasets")
+    names = [f"class {i}" for i in range(12)]  # more than 10 classes: codes, not name order
+    features = datasets.Features(img=datasets.Image(), label=datasets.ClassLabel(names=names))
+    labels = (digits.labels + 2).tolist()
+    ds = datasets.Dataset.from_dict({"img": list(digits.images[..., 0]), "label": labels}, features=features)
+    s = read_images(ds)  # the one Image column is found whatever its name
+    assert np.array_equal(s.images, digits.images) and s.labels.tolist() == labels and s.class_names == names
+    subset = ds.shuffle(seed=0).select(range(5))  # an indices mapping over the same Arrow table
+    assert read_images(subset).labels.tolist() == subset["label"]
+    with pytest.raises(InvalidDataError, match="one split"):
+        read_images(datasets.DatasetDict(train=ds))
+    with pytest.raises(InvalidDataError, match="no image column 'image' and 0 columns"):
+        read_images(datasets.Dataset.from_dict({"text": ["a"]}))
+
+
+def test_rgba_arrays_become_rgb_as_rgba_files_do(tmp_path):
+    from PIL import Image
+
+    rgba = np.random.default_rng(0).integers(0, 256, (2, 6, 6, 4), dtype=np.uint8)
+    for i, img in enumerate(rgba):
+        Image.fromarray(img, "RGBA").save(tmp_path / f"{i}.png")
+    from_array = read_images(rgba).images
+    assert from_array.shape == (2, 6, 6, 3) and np.array_equal(from_array, read_images(tmp_path).images)
+    assert np.array_equal(read_images(np.moveaxis(rgba, -1, 1)).images, from_array)  # channels first too
 
 
 def test_save_refuses_a_non_empty_folder_and_leaves_it_intact(tmp_path, digits):

@@ -292,5 +292,9 @@ def test_image_synthesizer_front_door_wraps_a_local_pipeline(tiny_sd):
     assert len(batch.images) == 2
     with pytest.raises(InvalidOptionError, match="prompt"):
         synth.generate(num_samples=1)
+    # Regression: num_samples=0 gave one image. The trained models refuse it with the same words.
+    for bad in (0, -2, 1.5):
+        with pytest.raises(InvalidOptionError, match=rf"'num_samples' parameter must be an integer >= 1. Got {bad!r}"):
+            synth.generate(num_samples=bad, prompt="a red square")
     with pytest.raises(InvalidOptionError, match="not trained here"):
         synth.fit(np.zeros((2, 8, 8), np.uint8))

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,16 +89,22 @@ def _pil_to_array(im) -> np.ndarray:
 
 # -------------------------------------------------------------- conversions
 def to_nhwc(images: Any, *, where: str = "images") -> np.ndarray:
-    """A uint8 ``(N, H, W, C)`` array from ``(N, H, W)`` / ``(N, H, W, C)`` (or channels-first ``(N, C, H, W)``)."""
+    """A uint8 ``(N, H, W, C)`` array from ``(N, H, W)`` / ``(N, H, W, C)`` (or channels-first ``(N, C, H, W)``).
+
+    RGBA (4 channels) becomes RGB by dropping the alpha channel, as PIL's
+    ``convert("RGB")`` does for RGBA files.
+    """
     arr = np.asarray(images)
     if arr.ndim == 3:
         arr = arr[..., None]
     if arr.ndim != 4:
         raise InvalidDataError(f"{where} must be an array of shape (N, H, W) or (N, H, W, C); got shape {arr.shape}.")
-    if arr.shape[-1] not in (1, 3) and arr.shape[1] in (1, 3):
+    if arr.shape[-1] not in (1, 3, 4) and arr.shape[1] in (1, 3, 4):
         arr = np.moveaxis(arr, 1, -1)
+    if arr.shape[-1] == 4:
+        arr = arr[..., :3]
     if arr.shape[-1] not in (1, 3):
-        raise InvalidDataError(f"{where} must have 1 (grey) or 3 (colour) channels; got shape {arr.shape}.")
+        raise InvalidDataError(f"{where} must have 1 (grey), 3 (colour) or 4 (RGBA) channels; got shape {arr.shape}.")
     if len(arr) == 0:
         raise InvalidDataError(f"{where} is empty: it holds no image.")
     if arr.dtype != np.uint8:
@@ -152,14 +159,24 @@ def read_images(
             an ``.npz`` with an image array (``x``, ``images``, ``x_train``) and
             optionally labels (``y``, ``labels``, ``y_train``); or a Parquet
             file/folder with image bytes in ``image_column`` and labels in
-            ``label_column``; or an :class:`ImageSet`.
+            ``label_column``; or a Hugging Face ``datasets.Dataset`` or a Ray
+            Dataset with those columns; or an :class:`ImageSet`. A dataset is
+            materialised in memory (all of its images decoded at once, as
+            for the other sources), so it must fit in this process's memory;
+            take a subset first (``ds.select(...)``, ``ds.limit(n)``) for one
+            that does not.
         labels: labels for an array source (ints or strings), one per image.
         image_size: resize every image to this size; needed when a folder
             holds images of different sizes.
         channels: 1 to convert to grey, 3 to colour; default keeps the source's.
     """
+    dataset_table = _dataset_table(source, image_column)
     if isinstance(source, ImageSet):
         result = ImageSet(to_nhwc(source.images), source.labels, source.class_names)
+    elif dataset_table is not None:
+        result = _read_table(dataset_table, type(source).__name__, image_column, label_column)
+        if labels is not None:
+            result.labels, result.class_names = _encode_labels(labels, len(result), "labels")
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -262,6 +279,44 @@ def _read_npz(path: Path) -> ImageSet:
         raise InvalidDataError(f"Cannot read {str(path)!r} as an .npz archive: {exc}") from None
 
 
+def _dataset_table(source: Any, image_column: str) -> pa.Table | None:
+    """The Arrow table of a Hugging Face or Ray Dataset (None for any other source).
+
+    Checked through ``sys.modules``: a source can only be such a dataset if its
+    library is already imported, so neither is imported here for nothing.
+    """
+    hf = sys.modules.get("datasets")
+    if hf is not None and isinstance(source, (hf.DatasetDict, hf.IterableDataset, hf.IterableDatasetDict)):
+        raise InvalidDataError(
+            f"real_images is a Hugging Face {type(source).__name__}; give one split as a datasets.Dataset "
+            "(e.g. ds['train'], and for a streaming dataset Dataset.from_list(list(ds.take(n))))."
+        )
+    if hf is not None and isinstance(source, hf.Dataset):
+        if image_column not in source.column_names:
+            # Hub data sets name their columns freely ("img" in CIFAR-10): one Image feature is unambiguous.
+            found = [name for name, f in source.features.items() if isinstance(f, hf.Image)]
+            if len(found) != 1:
+                raise InvalidDataError(
+                    f"The Hugging Face dataset has no image column {image_column!r} and {len(found)} columns of "
+                    f"the Image feature; its columns are {', '.join(source.column_names)}. Pass image_column=..."
+                )
+            source = source.rename_column(found[0], image_column)
+        # The Arrow format gives the stored {bytes, path} image structs without decoding them to PIL,
+        # and applies any select/shuffle indices; the features carry the ClassLabel names.
+        table = source.with_format("arrow")[:]
+        meta = {"huggingface": json.dumps({"info": {"features": source.features.to_dict()}})}
+        return table.replace_schema_metadata(meta)
+    ray_data = sys.modules.get("ray.data")
+    if ray_data is not None and isinstance(source, ray_data.Dataset):
+        import ray
+
+        tables = [t for t in ray.get(source.to_arrow_refs()) if t.num_rows]
+        if not tables:
+            raise InvalidDataError("The Ray Dataset given as images holds no row.")
+        return pa.concat_tables(tables, promote_options="default")
+    return None
+
+
 def _read_parquet(path: Path, image_column: str, label_column: str | None) -> ImageSet:
     # A folder's Parquet files in name order (the sharded sampler's part-000000.parquet, ...),
     # ignoring what else is there (its manifest.json).
@@ -270,16 +325,53 @@ def _read_parquet(path: Path, image_column: str, label_column: str | None) -> Im
         table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
     except (pa.ArrowException, OSError) as exc:
         raise InvalidDataError(f"Cannot read {str(path)!r} as Parquet: {exc}") from None
+    return _read_table(table, f"The Parquet data {str(path)!r}", image_column, label_column)
+
+
+def _image_column_arrays(col: pa.ChunkedArray, image_column: str) -> list[np.ndarray]:
+    """The images of an Arrow column: encoded bytes (plain or Hugging Face ``{bytes, path}``) or pixel tensors."""
+    if pa.types.is_struct(col.type):  # Hugging Face's {bytes, path} image struct
+        structs = col.to_pylist()
+        blobs = []
+        for i, item in enumerate(structs):
+            if item and item.get("bytes") is None and item.get("path"):
+                # Datasets built from local files may keep only the path.
+                try:
+                    blobs.append(Path(item["path"]).read_bytes())
+                except OSError as exc:
+                    raise InvalidDataError(f"Cannot read the image file {item['path']!r} of row {i}: {exc}") from None
+            else:
+                blobs.append(None if item is None else item.get("bytes"))
+    elif pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+        blobs = col.to_pylist()
+    else:
+        # Pixel arrays: Ray's tensor columns, or nested lists (a Hugging Face Array3D feature).
+        try:
+            if isinstance(col.type, pa.ExtensionType):
+                pixels = np.concatenate([chunk.to_numpy() for chunk in col.chunks])
+            else:
+                pixels = np.asarray(col.to_pylist())
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise InvalidDataError(
+                f"The column {image_column!r} holds neither image bytes nor equally shaped pixel arrays "
+                f"(its type is {col.type}): {exc}"
+            ) from None
+        return list(to_nhwc(pixels, where=f"column {image_column!r}"))
+    for i, b in enumerate(blobs):
+        if b is None:
+            raise InvalidDataError(f"Row {i} of column {image_column!r} holds no image.")
+    return [decode_image(b, where=f"row {i} of column {image_column!r}") for i, b in enumerate(blobs)]
+
+
+def _read_table(table: pa.Table, where: str, image_column: str, label_column: str | None) -> ImageSet:
+    """Images and labels of an Arrow table of the layout ``image_table`` writes (or Hugging Face's)."""
     if image_column not in table.column_names:
         raise InvalidDataError(
-            f"The Parquet data {str(path)!r} has no image column {image_column!r}; its columns are "
-            f"{', '.join(table.column_names)}."
+            f"{where} has no image column {image_column!r}; its columns are {', '.join(table.column_names)}."
         )
-    col = table.column(image_column)
-    if pa.types.is_struct(col.type):  # Hugging Face's {bytes, path} image struct
-        col = pa.chunked_array([chunk.field("bytes") for chunk in col.chunks], type=pa.binary())
-    blobs = col.to_pylist()
-    arrays = [decode_image(b, where=f"row {i} of column {image_column!r}") for i, b in enumerate(blobs)]
+    if table.num_rows == 0:
+        raise InvalidDataError(f"{where} holds no row.")
+    arrays = _image_column_arrays(table.column(image_column), image_column)
     if len({a.shape for a in arrays}) > 1:
         c = max(a.shape[2] for a in arrays)
         arrays = [resize_images(a[None], arrays[0].shape[:2], c)[0] for a in arrays]

@@ -80,8 +80,14 @@ class ImageBatches(BatchSampler):
         return max(1, len(self.pixels) // (self.batch_size * self.steps))
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.from_numpy(self.rng.permutation(len(self.pixels)))
         take = self.batch_size * self.steps
+        n = len(self.pixels)
+        if n >= take:
+            order = torch.from_numpy(self.rng.permutation(n))
+        else:
+            # A shard with fewer rows than steps (3 images, 5 critic iterations) cannot fill one step with
+            # distinct rows; successive shuffles repeat them, rather than taking fewer steps than configured.
+            order = torch.from_numpy(np.concatenate([self.rng.permutation(n) for _ in range(-(-take // n))])[:take])
         for i in range(len(self)):
             idx = order[i * take : (i + 1) * take]
             images, labels = self.pixels[idx], self.labels[idx]

@@ -22,6 +22,15 @@ def _label_names(image_set: ImageSet) -> np.ndarray | None:
     return names[image_set.labels].astype(str) if len(names) else image_set.labels.astype(str)
 
 
+def _class_order(image_set: ImageSet) -> list[str] | None:
+    """The names of the classes present, by label index (class "10" after "2", as the model numbers them)."""
+    if image_set.labels is None:
+        return None
+    codes = np.unique(image_set.labels)
+    names = image_set.class_names
+    return [str(names[k]) for k in codes] if names else [str(k) for k in codes]
+
+
 class ImageEvaluator:
     """Scores generated images against real ones (and held-out real ones, for the floor).
 
@@ -68,7 +77,7 @@ class ImageEvaluator:
         started = time.perf_counter()
         real_set = read_images(real, real_labels)
         self.shape_ = real_set.images.shape[1:]
-        self.classes_ = sorted(set(_label_names(real_set))) if real_set.labels is not None else None
+        self.classes_ = _class_order(real_set)
         holdout_set = read_images(holdout, holdout_labels, image_size=self.shape_[:2], channels=self.shape_[2]) if holdout is not None else None
         rng = np.random.default_rng(self.seed)
         self.n_ = min(self.max_images, len(real_set), len(holdout_set) if holdout_set is not None else len(real_set))
@@ -165,8 +174,8 @@ class ImageEvaluator:
         elif self.classes_ is not None and syn_set.labels is None:
             notes.append("The generated images carry no labels, so conditional accuracy was not measured.")
 
-        grids = {"real": sample_grid(self.real_grid_images_, self.real_grid_labels_),
-                 "synthetic": sample_grid(syn_set.images, _label_names(syn_set))}
+        grids = {"real": sample_grid(self.real_grid_images_, self.real_grid_labels_, order=self.classes_),
+                 "synthetic": sample_grid(syn_set.images, _label_names(syn_set), order=_class_order(syn_set))}
         return ImageReport(
             inception=spaces.get("inception"),
             domain=spaces.get("domain"),

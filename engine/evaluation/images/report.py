@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -151,13 +152,19 @@ class ImageReport:
         return "".join(parts)
 
 
-def sample_grid(images: np.ndarray, labels: np.ndarray | None, *, per_row: int = 8, max_rows: int = 10) -> np.ndarray:
-    """A uint8 grid image: one row per class (the first ``max_rows`` classes), or rows in order without labels."""
+def sample_grid(images: np.ndarray, labels: np.ndarray | None, *, per_row: int = 8, max_rows: int = 10,
+                order: Sequence[Any] | None = None) -> np.ndarray:
+    """A uint8 grid image: one row per class (the first ``max_rows`` classes), or rows in order without labels.
+
+    ``order`` lists the classes top to bottom (e.g. by label index, so that
+    class "10" comes after "2"); by default the sorted distinct labels.
+    """
     h, w, c = images.shape[1:]
     if labels is None:
         rows = [images[i * per_row : (i + 1) * per_row] for i in range(min(max_rows, math.ceil(len(images) / per_row)))]
     else:
-        rows = [images[labels == k][:per_row] for k in np.unique(labels)[:max_rows]]
+        classes = np.unique(labels) if order is None else [k for k in order if (labels == k).any()]
+        rows = [images[labels == k][:per_row] for k in classes[:max_rows]]
     grid = np.full((len(rows) * (h + 2), per_row * (w + 2), c), 255, dtype=np.uint8)
     for r, row in enumerate(rows):
         for j, img in enumerate(row):
