@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from engine.errors import NotFittedError, SynthError
 from engine.models.gaussian_copula import GaussianCopula, GaussianCopulaConfig
 from engine.models.registry import TABULAR_MODELS, get_model_class
 from engine.requirements.conditions import Conditions, parse_conditions
-from engine.requirements.constraints import Constraint, constraint_to_dict, parse_constraints
+from engine.requirements.constraints import Constraint, check_constraints, constraint_to_dict, parse_constraints
 from engine.sampling.rows import SamplingRequest, generate_rows
 from engine.sampling.sources import CopulaRowSource, TorchRowSource
 from engine.schema.infer import infer_schema
@@ -80,12 +80,34 @@ class TabularSynthesizer:
             )
         self.model = model
         self.model_config = dict(model_config or {})
+        self._config_object()  # fail early on an unknown or out-of-range hyperparameter
         self.constraints = list(constraints or [])
         self.scaling = ScalingOptions(num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker)
         self.max_categories = max_categories
         self.max_fit_rows = max_fit_rows
         parse_constraints(self.constraints)  # fail early on a malformed spec
         self._source: TorchRowSource | CopulaRowSource | None = None
+
+    def _config_object(self) -> Any:
+        """The model's config dataclass built from ``model_config``, or an error naming the bad key or value."""
+        config_cls = GaussianCopulaConfig if self.model == COPULA else get_model_class(self.model).config_class
+        known = [f.name for f in fields(config_cls)]
+        for key, value in self.model_config.items():
+            if key not in known:
+                raise InvalidOptionError(
+                    f"The model_config of TabularSynthesizer(model={self.model!r}) takes the parameters "
+                    f"{', '.join(map(repr, known))}. Got unknown parameter {key!r} (= {value!r}) instead."
+                )
+        try:
+            return config_cls(**self.model_config)
+        except SynthError:
+            raise
+        except (TypeError, ValueError) as exc:
+            # A value of the wrong type that the config's own checks did not anticipate.
+            raise InvalidOptionError(
+                f"The model_config of TabularSynthesizer(model={self.model!r}) has a value of the wrong type "
+                f"({type(exc).__name__}: {exc}). Got {self.model_config!r}."
+            ) from None
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -137,16 +159,18 @@ class TabularSynthesizer:
             metadata=metadata,
         )
         constraints = parse_constraints(self.constraints)
+        check_constraints(constraints, schema)
         for c in constraints:
-            c.validate(schema)
             c.fit(table)
 
         if self.model == COPULA:
-            config = GaussianCopulaConfig(**self.model_config)
+            config = self._config_object()
             codec = TableCodec(max_categories=self.max_categories).fit(table, schema)
             frame = codec.to_numeric(table)
             kinds = {c.name: c.kind for c in schema.columns if c.name in frame.columns}
-            copula = GaussianCopula(config).fit(frame, kinds, seed=seed)
+            # Every code the codec knows gets its interval, even one the copula's subsample lacks.
+            num_categories = {st.name: st.num_codes for st in codec.modelled_columns if schema[st.name].kind.is_discrete}
+            copula = GaussianCopula(config).fit(frame, kinds, seed=seed, num_categories=num_categories)
             self._source = CopulaRowSource(copula, codec, schema)
             self.training_options_ = {"seed": seed}
             self.history_: list[dict[str, float]] = []
@@ -165,7 +189,7 @@ class TabularSynthesizer:
                 show_progress=show_progress,
             )
             model_cls = get_model_class(self.model)
-            config = model_cls.config_from_dict(self.model_config)
+            config = self._config_object()
             encoder = TabularEncoder(
                 max_fit_rows=self.max_fit_rows, max_categories=self.max_categories, seed=seed
             ).fit(table, schema)
@@ -319,6 +343,8 @@ class TabularSynthesizer:
         art = load_artifact(path)
         if art.model not in TABULAR_MODELS:
             raise ArtifactError(f"The model at {str(path)!r} is a {art.model!r}; this engine knows {', '.join(TABULAR_MODELS)}.")
+        # Each part is parsed under the name of the file it came from, so a damaged file is named.
+        part = "config.json"
         try:
             cfg = art.config
             synth = cls(
@@ -329,27 +355,35 @@ class TabularSynthesizer:
                 max_fit_rows=int(cfg.get("max_fit_rows", 50_000)),
                 **cfg.get("scaling", {}),
             )
+            part = "schema.json"
             schema = TableSchema.from_dict(art.schema)
             if art.model == COPULA:
+                part = "preprocessor.json"
                 codec = TableCodec.from_dict(art.preprocessor)
+                part = "model_state.json and weights.safetensors"
                 arrays = {k: v.numpy() for k, v in art.tensors.items()}
                 copula = GaussianCopula.from_state(art.model_state, arrays)
                 synth._source = CopulaRowSource(copula, codec, schema)
             else:
-                model_cls = get_model_class(art.model)
+                part = "preprocessor.json"
                 encoder = TabularEncoder.from_dict(art.preprocessor)
-                model = model_cls(model_cls.config_from_dict(cfg.get("model_config", {})), encoder.layout_)
+                part = "model_state.json and weights.safetensors"
+                model = get_model_class(art.model)(synth._config_object(), encoder.layout_)
                 model.load_state_tensors(art.tensors)
                 model.load_extra_state(art.model_state)
                 synth._source = TorchRowSource(model, encoder, schema)
-        except SynthError:
+            part = "requirements.json"
+            constraints = parse_constraints(art.requirements.get("constraints", []))
+            check_constraints(constraints, schema)
+        except ArtifactError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (SynthError, KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
             raise ArtifactError(
-                f"The model at {str(path)!r} does not match this engine's format: {type(exc).__name__}: {exc}"
+                f"The model at {str(path)!r} is damaged or not in this engine's format: its {part} cannot be read "
+                f"({type(exc).__name__}: {exc})."
             ) from None
         synth.schema_ = schema
-        synth.constraints_ = parse_constraints(art.requirements.get("constraints", []))
+        synth.constraints_ = constraints
         synth.training_options_ = dict(art.config.get("training", {}))
         synth.history_ = list(art.metrics.get("history", []))
         return synth

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from engine.errors import InvalidConditionError
 from engine.transforms.layout import EncodedLayout
 
 
@@ -37,7 +38,11 @@ class ConditionalVector:
         for j, s in enumerate(self.spans):
             if s.column == column:
                 return j
-        raise KeyError(column)
+        valid = ", ".join(repr(s.column) for s in self.spans)
+        raise InvalidConditionError(
+            f"CTGAN cannot condition on column {column!r}: its conditional vector holds only the "
+            f"categorical and boolean columns, which are: {valid or 'none (the table has no such column)'}."
+        )
 
     def one_hot(self, columns: np.ndarray, categories: np.ndarray) -> torch.Tensor:
         """Conditional vectors ``(n, dim)`` with category ``categories[i]`` of column ``columns[i]`` set."""
@@ -58,6 +63,13 @@ class ConditionalVector:
         several conditions the rarest requested category is set here and the
         caller rejects rows that miss the others.
         """
+        if conditions and not self.num_columns:
+            raise InvalidConditionError(
+                "CTGAN cannot condition on " + ", ".join(map(repr, conditions)) + ": the table it was trained on "
+                "has no categorical or boolean column, so its generator has no conditional vector."
+            )
+        if not self.num_columns:
+            return torch.zeros(n, 0)
         if conditions:
             rarest = min(conditions, key=lambda c: self.frequencies[self.column_index(c)][conditions[c]])
             j = self.column_index(rarest)
@@ -68,7 +80,9 @@ class ConditionalVector:
 
     def _cumulative(self, probs: list[np.ndarray]) -> np.ndarray:
         """``(num_columns, max_width)`` cumulative probabilities, padded with 1."""
-        cum = np.ones((self.num_columns, int(self.widths.max())), dtype=np.float64)
+        # A table without discrete columns has an empty conditional vector: nothing to draw from.
+        width = int(self.widths.max()) if self.num_columns else 0
+        cum = np.ones((self.num_columns, width), dtype=np.float64)
         for j, p in enumerate(probs):
             cum[j, : len(p)] = np.cumsum(p / p.sum())
         return cum

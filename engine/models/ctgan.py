@@ -17,6 +17,8 @@ from torch import nn
 
 from engine.models.base import BatchSampler, TorchSynthModel
 from engine.models.conditional import ConditionalVector, TrainingSampler
+from engine.models.params import check_dims, check_int, check_number
+from engine.training.config import InvalidOptionError
 from engine.transforms.layout import EncodedLayout
 
 
@@ -37,13 +39,19 @@ class CTGANConfig:
     gumbel_tau: float = 0.2  # temperature of the Gumbel-softmax on one-hot blocks
 
     def __post_init__(self) -> None:
-        self.generator_dims = tuple(int(d) for d in self.generator_dims)
-        self.discriminator_dims = tuple(int(d) for d in self.discriminator_dims)
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        owner = "CTGAN"
+        self.generator_dims = check_dims(owner, "generator_dims", self.generator_dims)
+        self.discriminator_dims = check_dims(owner, "discriminator_dims", self.discriminator_dims)
         for name in ("embedding_dim", "pac", "discriminator_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"The {name!r} parameter of CTGAN must be an integer >= 1. Got {value!r} instead.")
+            check_int(owner, name, getattr(self, name))
+        for name in ("generator_lr", "discriminator_lr", "gumbel_tau"):
+            setattr(self, name, check_number(owner, name, getattr(self, name)))
+        for name in ("weight_decay", "gradient_penalty_weight"):
+            setattr(self, name, check_number(owner, name, getattr(self, name), low_inclusive=True))
+        betas = self.betas
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise InvalidOptionError(f"The 'betas' parameter of CTGAN must be a pair of numbers in [0, 1). Got {betas!r} instead.")
+        self.betas = tuple(check_number(owner, "betas", b, low_inclusive=True, high=1.0) for b in betas)  # type: ignore[assignment]
 
 
 class Residual(nn.Module):
@@ -248,11 +256,7 @@ class CTGAN(TorchSynthModel):
         try:
             for start in range(0, num_rows, chunk):
                 n = min(chunk, num_rows - start)
-                cond = (
-                    self.cond.sample_for_generation(n, category_conditions, generator)
-                    if self.cond.num_columns
-                    else torch.zeros(n, 0)
-                )
+                cond = self.cond.sample_for_generation(n, category_conditions, generator)
                 raw = g(torch.cat([self._noise(n, generator), cond.to(self.device)], dim=1))
                 out.append(self._activate(raw, True, generator).cpu().numpy())
         finally:

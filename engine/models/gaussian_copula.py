@@ -28,6 +28,8 @@ import torch
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
+from engine.errors import InvalidConditionError
+from engine.models.params import check_int
 from engine.schema.kinds import ColumnKind
 
 _EPS = 1e-6
@@ -42,10 +44,8 @@ class GaussianCopulaConfig:
     max_fit_rows: int = 100_000  # rows of the random subsample the copula is fitted on
 
     def __post_init__(self) -> None:
-        if not isinstance(self.quantile_grid, int) or self.quantile_grid < 3:
-            raise ValueError(f"The 'quantile_grid' parameter must be an integer >= 3. Got {self.quantile_grid!r} instead.")
-        if not isinstance(self.max_fit_rows, int) or self.max_fit_rows < 2:
-            raise ValueError(f"The 'max_fit_rows' parameter must be an integer >= 2. Got {self.max_fit_rows!r} instead.")
+        check_int("GaussianCopula", "quantile_grid", self.quantile_grid, minimum=3)
+        check_int("GaussianCopula", "max_fit_rows", self.max_fit_rows, minimum=2)
 
 
 def _numpy_rng(generator: torch.Generator | np.random.Generator) -> np.random.Generator:
@@ -72,9 +72,25 @@ class GaussianCopula:
         self.config = config or GaussianCopulaConfig()
 
     # ------------------------------------------------------------------ fit
-    def fit(self, frame: pd.DataFrame, kinds: Mapping[str, ColumnKind], *, seed: int = 0) -> "GaussianCopula":
-        """Learn marginals and correlations of ``frame`` (numeric frame; codes for categories)."""
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        kinds: Mapping[str, ColumnKind],
+        *,
+        seed: int = 0,
+        num_categories: Mapping[str, int] | None = None,
+    ) -> "GaussianCopula":
+        """Learn marginals and correlations of ``frame`` (numeric frame; codes for categories).
+
+        ``num_categories`` gives, per discrete column, how many codes its encoder
+        knows (codes ``0 .. k-1``); without it the largest code seen decides. The
+        marginals (category intervals, null rates) come from every row of
+        ``frame``; only the correlations are estimated on a subsample of
+        ``max_fit_rows`` rows. So a category seen once in a million rows keeps
+        its own interval and can be conditioned on.
+        """
         rng = np.random.default_rng(seed)
+        full = frame
         if len(frame) > self.config.max_fit_rows:
             frame = frame.iloc[rng.choice(len(frame), size=self.config.max_fit_rows, replace=False)]
         self.columns_: list[str] = list(frame.columns)
@@ -86,20 +102,27 @@ class GaussianCopula:
         for j, (name, discrete) in enumerate(zip(self.columns_, self.discrete_)):
             x = frame[name].to_numpy(dtype=np.float64)
             missing = np.isnan(x)
-            self.null_rates_.append(float(missing.mean()))
             if discrete:
-                codes = np.where(missing, -1, np.nan_to_num(x)).astype(np.int64)
-                k = int(codes.max()) + 1 if (codes >= 0).any() else 0
-                # The missing value is one more category, placed last.
-                codes = np.where(codes < 0, k, codes)
-                counts = np.bincount(codes, minlength=k + 1).astype(np.float64)
-                if not missing.any():
-                    counts = counts[:k]
+                all_x = full[name].to_numpy(dtype=np.float64)
+                all_missing = np.isnan(all_x)
+                self.null_rates_.append(float(all_missing.mean()))
+                all_codes = all_x[~all_missing].astype(np.int64)
+                k = int(all_codes.max()) + 1 if len(all_codes) else 0
+                if num_categories is not None and name in num_categories:
+                    k = max(k, int(num_categories[name]))
+                # Counts over every row, so the sample's luck never drops a category or shifts the
+                # codes; the missing value is one more category, placed last.
+                counts = np.bincount(all_codes, minlength=k).astype(np.float64)
+                if all_missing.any():
+                    counts = np.append(counts, float(all_missing.sum()))
                 bounds = np.concatenate([[0.0], np.cumsum(counts) / counts.sum()])
+                bounds[-1] = 1.0
                 self.quantiles_.append(bounds)
+                codes = np.where(missing, k, np.nan_to_num(x)).astype(np.int64)
                 lo, hi = bounds[codes], bounds[codes + 1]
                 u = lo + (hi - lo) * rng.random(len(codes))
             else:
+                self.null_rates_.append(float(missing.mean()))
                 present = x[~missing]
                 grid = np.quantile(present, probs) if len(present) else np.zeros_like(probs)
                 self.quantiles_.append(grid)
@@ -136,7 +159,15 @@ class GaussianCopula:
         """``num_rows`` rows of the numeric frame, with the given categories fixed natively."""
         rng = _numpy_rng(generator)
         d = len(self.columns_)
-        cond = {self.columns_.index(c): int(code) for c, code in (category_conditions or {}).items()}
+        cond: dict[int, int] = {}
+        for c, code in (category_conditions or {}).items():
+            j = self.columns_.index(c) if c in self.columns_ else -1
+            if j < 0 or not self.discrete_[j] or not 0 <= int(code) < self._num_codes(j):
+                raise InvalidConditionError(
+                    f"The Gaussian copula cannot condition column {c!r} on code {code!r}: "
+                    + (f"it knows codes 0 to {self._num_codes(j) - 1}." if j >= 0 and self.discrete_[j] else "it is not one of its categorical columns.")
+                )
+            cond[j] = int(code)
         z = np.empty((num_rows, d))
         fixed = np.array(sorted(cond), dtype=np.int64)
         free = np.array([j for j in range(d) if j not in cond], dtype=np.int64)
@@ -167,6 +198,11 @@ class GaussianCopula:
                 codes = np.clip(codes, 0, len(bounds) - 2).astype(np.float64)
                 if self.null_rates_[j] > 0:
                     codes[codes == len(bounds) - 2] = np.nan  # the last interval is "missing"
+                if j in cond:
+                    # The score lies in the category's interval, but an interval narrower than the
+                    # clipping of the scores (a category of one row in millions) could decode to
+                    # its neighbour: the condition fixes the code itself.
+                    codes[:] = cond[j]
                 out[name] = codes
             else:
                 x = np.interp(u[:, j], probs, self.quantiles_[j])
@@ -174,6 +210,10 @@ class GaussianCopula:
                     x[rng.random(num_rows) < self.null_rates_[j]] = np.nan
                 out[name] = x
         return pd.DataFrame(out)
+
+    def _num_codes(self, j: int) -> int:
+        """Category codes of discrete column ``j`` (its "missing" interval excluded)."""
+        return len(self.quantiles_[j]) - 1 - (1 if self.null_rates_[j] > 0 else 0)
 
     def _sample_box(self, n: int, idx: np.ndarray, low: np.ndarray, high: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Normal scores of the conditioned columns, jointly Gaussian and inside their boxes."""

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.models.base import TorchSynthModel
+from engine.models.params import check_dims, check_int, check_number
 from engine.transforms.layout import EncodedLayout
 
 
@@ -26,10 +27,13 @@ class TVAEConfig:
     loss_factor: float = 2.0  # weight of the reconstruction term against the KL term
 
     def __post_init__(self) -> None:
-        self.compress_dims = tuple(int(d) for d in self.compress_dims)
-        self.decompress_dims = tuple(int(d) for d in self.decompress_dims)
-        if not isinstance(self.embedding_dim, int) or self.embedding_dim < 1:
-            raise ValueError(f"The 'embedding_dim' parameter of TVAE must be an integer >= 1. Got {self.embedding_dim!r} instead.")
+        owner = "TVAE"
+        self.compress_dims = check_dims(owner, "compress_dims", self.compress_dims)
+        self.decompress_dims = check_dims(owner, "decompress_dims", self.decompress_dims)
+        check_int(owner, "embedding_dim", self.embedding_dim)
+        self.lr = check_number(owner, "lr", self.lr)
+        self.l2scale = check_number(owner, "l2scale", self.l2scale, low_inclusive=True)
+        self.loss_factor = check_number(owner, "loss_factor", self.loss_factor)
 
 
 def _mlp(in_dim: int, dims: tuple[int, ...]) -> tuple[nn.Sequential, int]:

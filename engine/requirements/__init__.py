@@ -12,7 +12,9 @@ from engine.requirements.constraints import (
     Inequality,
     Integer,
     apply_constraints,
+    check_constraints,
     constraint_to_dict,
+    constraints_hold,
     parse_constraints,
 )
 
@@ -25,6 +27,8 @@ __all__ = [
     "Integer",
     "RangeCondition",
     "apply_constraints",
+    "check_constraints",
+    "constraints_hold",
     "constraint_to_dict",
     "parse_condition_arg",
     "parse_conditions",

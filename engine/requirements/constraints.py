@@ -43,28 +43,61 @@ def _require(schema: TableSchema, column: str, kinds: Sequence[ColumnKind], what
 
 @dataclass
 class Bounds:
-    """``low <= column <= high`` on a numeric column (values outside are clipped)."""
+    """``low <= column <= high`` on a numeric column (values outside are clipped).
+
+    On a whole-number column (an integer column, or one under an ``integer``
+    constraint) the effective bounds are ``ceil(low)`` and ``floor(high)``, so
+    clipping never leaves a value below ``low`` once it is rounded.
+    """
 
     type: ClassVar[str] = "bounds"
     column: str
     low: float | None = None
     high: float | None = None
+    integer_: bool = False  # set when fitted: the column holds whole numbers
 
     def validate(self, schema: TableSchema) -> None:
         _require(schema, self.column, (ColumnKind.CONTINUOUS, ColumnKind.INTEGER), "bounds")
         if self.low is None and self.high is None:
             raise InvalidConstraintError(f"The bounds constraint on {self.column!r} needs 'low', 'high' or both.")
+        for name in ("low", "high"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or np.isnan(v)):
+                raise InvalidConstraintError(
+                    f"The {name!r} field of the bounds constraint on {self.column!r} must be a number. Got {v!r} instead."
+                )
         if self.low is not None and self.high is not None and self.low > self.high:
             raise InvalidConstraintError(
                 f"The bounds constraint on {self.column!r} has low={self.low} above high={self.high}."
             )
+        if schema[self.column].kind == ColumnKind.INTEGER:
+            self.integer_ = True
+        self._check_integer_room()
+
+    def _check_integer_room(self) -> None:
+        lo, hi = self._effective()
+        if self.integer_ and lo is not None and hi is not None and lo > hi:
+            raise InvalidConstraintError(
+                f"The bounds constraint on {self.column!r} allows [{self.low}, {self.high}], but the column holds "
+                "whole numbers and no whole number lies in that range."
+            )
+
+    def _effective(self) -> tuple[float | None, float | None]:
+        if not self.integer_:
+            return self.low, self.high
+        return (None if self.low is None else float(np.ceil(self.low)), None if self.high is None else float(np.floor(self.high)))
 
     def fit(self, table: pd.DataFrame) -> None:
         pass
 
     def apply(self, table: pd.DataFrame, rng: np.random.Generator, fixed: Sequence[str] = ()) -> pd.DataFrame:
         col = table[self.column]
-        table[self.column] = col.clip(lower=self.low, upper=self.high).astype(col.dtype)
+        lo, hi = self._effective()
+        if pd.api.types.is_integer_dtype(col.dtype):
+            # An int64 column cast back after clipping truncates toward zero: round the bounds inward first.
+            lo = None if lo is None else float(np.ceil(lo))
+            hi = None if hi is None else float(np.floor(hi))
+        table[self.column] = col.clip(lower=lo, upper=hi).astype(col.dtype)
         return table
 
     def holds(self, table: pd.DataFrame) -> np.ndarray:
@@ -134,8 +167,9 @@ class Inequality:
         bad = self._violations(table)
         if bad.any():
             lo = table.loc[bad, self.low].to_numpy(copy=True)
-            table.loc[bad, self.low] = table.loc[bad, self.high].to_numpy()
-            table.loc[bad, self.high] = lo
+            hi = table.loc[bad, self.high].to_numpy(copy=True)
+            table.loc[bad, self.low] = _like(hi, table[self.low].dtype)
+            table.loc[bad, self.high] = _like(lo, table[self.high].dtype)
         return table
 
     def holds(self, table: pd.DataFrame) -> np.ndarray:
@@ -198,6 +232,13 @@ class FixedCombinations:
         return table
 
 
+def _like(values: np.ndarray, dtype: Any) -> np.ndarray:
+    """``values`` in a column's own dtype: an integer column gets rounded whole numbers, never floats."""
+    if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_integer_dtype(values.dtype):
+        return np.rint(values.astype(np.float64)).astype(np.int64)
+    return values
+
+
 def _json_value(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
@@ -244,10 +285,49 @@ def constraint_to_dict(c: Constraint) -> dict[str, Any]:
     return {"type": c.type, **asdict(c)}
 
 
+# Rounds of "apply every constraint" before the rows still violating one are given up on.
+_APPLY_ROUNDS = 3
+
+
+def check_constraints(constraints: Sequence[Constraint], schema: TableSchema) -> None:
+    """Validate every constraint against ``schema`` and against each other.
+
+    A bounds constraint on a column that another constraint makes integer
+    learns that its column holds whole numbers (see :class:`Bounds`).
+    """
+    for c in constraints:
+        c.validate(schema)
+    integer = {c.column for c in constraints if isinstance(c, Integer)}
+    for c in constraints:
+        if isinstance(c, Bounds) and c.column in integer:
+            c.integer_ = True
+            c._check_integer_room()
+
+
+def constraints_hold(table: pd.DataFrame, constraints: Sequence[Constraint]) -> np.ndarray:
+    """Rows of ``table`` that satisfy every constraint."""
+    ok = np.ones(len(table), dtype=bool)
+    for c in constraints:
+        ok &= c.holds(table)
+    return ok
+
+
 def apply_constraints(
     table: pd.DataFrame, constraints: Sequence[Constraint], rng: np.random.Generator, fixed: Sequence[str] = ()
 ) -> pd.DataFrame:
-    """Make every row satisfy every constraint (in declaration order)."""
-    for c in constraints:
-        table = c.apply(table, rng, fixed)
+    """Repair rows so that they satisfy the constraints, as far as repairs can.
+
+    Each repair keeps its own constraint but may break another on the same
+    column (an inequality swap can carry a value past a bound or bring a
+    fraction into an integer column). So the repairs run in declaration order
+    and are repeated, for the rows still violating any constraint, for a few
+    rounds; the caller (``generate_rows``) checks :func:`constraints_hold`
+    afterwards and regenerates the rows that are still wrong, so the output
+    holds every constraint whatever the order or interplay.
+    """
+    for _ in range(_APPLY_ROUNDS):
+        for c in constraints:
+            table = c.apply(table, rng, fixed)
+        if constraints_hold(table, constraints).all():
+            break
     return table

@@ -23,7 +23,7 @@ import torch
 
 from engine.errors import InvalidConditionError
 from engine.requirements.conditions import Conditions
-from engine.requirements.constraints import Constraint, apply_constraints
+from engine.requirements.constraints import Constraint, apply_constraints, constraints_hold
 
 MAX_CHUNK_ROWS = 65_536
 # Rejection gives up when, after this many draws, fewer than MIN_ACCEPTANCE of them met the conditions.
@@ -88,19 +88,33 @@ def generate_rows(
         size = max(1, min(size, MAX_CHUNK_ROWS))
         frame = source.draw(size, native or None, gen, rng)
         frame = apply_constraints(frame, constraints, rng, fixed)
+        # Repairs of one constraint can undo another: rows still violating any are regenerated.
+        keep = constraints_hold(frame, constraints)
         if conditions:
-            frame = frame.loc[conditions.mask(frame)]
+            keep &= conditions.mask(frame)
+        if not keep.all():
+            frame = frame.loc[keep]
         drawn += size
         accepted += len(frame)
         if len(frame):
             parts.append(frame.iloc[:need])
             have += min(len(frame), need)
         if have < request.num_rows and drawn >= PROBE_DRAWS and accepted / drawn < MIN_ACCEPTANCE:
+            what = []
+            if conditions:
+                what.append(f"the conditions on {', '.join(map(repr, conditions.columns))}")
+            if constraints:
+                what.append("the constraints (" + ", ".join(_describe_constraint(c) for c in constraints) + ")")
             raise InvalidConditionError(
-                f"Only {accepted} of {drawn} generated rows ({accepted / drawn:.3%}) met the conditions "
-                f"on {', '.join(map(repr, conditions.columns))}: the model almost never produces such rows, "
-                "so the request cannot be met in reasonable time. Widen the ranges, or use a model that "
+                f"Only {accepted} of {drawn} generated rows ({accepted / drawn:.3%}) met {' and '.join(what)}: "
+                "the model almost never produces such rows, so the request cannot be met in reasonable time. "
+                f"Widen the ranges{' or relax the constraints' if constraints else ''}, or use a model that "
                 "conditions on categories natively (ctgan, gaussian_copula)."
             )
     table = pd.concat(parts, ignore_index=True) if len(parts) != 1 else parts[0].reset_index(drop=True)
     return source.assign_identifiers(table, request.row_offset)
+
+
+def _describe_constraint(c: Constraint) -> str:
+    fields = {k: v for k, v in vars(c).items() if not k.endswith("_")}
+    return f"{c.type} " + " ".join(f"{k}={v!r}" for k, v in fields.items())
