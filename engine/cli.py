@@ -38,6 +38,19 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [c.strip() for v in values for c in v.split(",") if c.strip()]
 
 
+def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
+    """The JSON object given to ``option``; a clear one-line error when it is not one."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SynthError(f"{option} must be a JSON object such as '{{\"embedding_dim\": 64}}'; got {text!r} ({exc.msg} at character {exc.pos}).") from None
+    if not isinstance(value, dict):
+        raise SynthError(f"{option} must be a JSON object such as '{{\"embedding_dim\": 64}}'; got {type(value).__name__} {text!r}.")
+    return value
+
+
 def _parse_conditions(synth, items: list[str] | None) -> dict[str, Any] | None:
     from engine.requirements.conditions import coerce_text_value, parse_condition_arg
     from engine.schema.kinds import ColumnKind
@@ -65,7 +78,7 @@ def _fit_images(args: argparse.Namespace) -> int:
         args.model,
         image_size=args.image_size,
         channels=args.channels,
-        model_config=json.loads(args.model_config) if args.model_config else None,
+        model_config=_json_object(args.model_config, "--model-config"),
         num_workers=args.workers,
         use_gpu=args.gpu,
         cpus_per_worker=args.cpus_per_worker,
@@ -93,7 +106,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         constraints = _load_document(args.constraints).get("constraints", [])
     synth = TabularSynthesizer(
         model=args.model,
-        model_config=json.loads(args.model_config) if args.model_config else None,
+        model_config=_json_object(args.model_config, "--model-config"),
         constraints=constraints,
         num_workers=args.workers,
         use_gpu=args.gpu,
@@ -123,7 +136,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from engine.images.io import save_dataset
     from engine.loading import load_synthesizer
 
+    if (args.out is None) == (args.out_dir is None):
+        raise SynthError("give exactly one of --out (one file, sampled in this process) and --out-dir (a folder of Parquet shards).")
+    if args.out_dir is None and (args.rows_per_shard is not None or args.num_actors is not None):
+        raise SynthError("--rows-per-shard and --num-actors apply to sharded sampling: give --out-dir instead of --out.")
     synth = load_synthesizer(args.model_dir)
+    if args.out_dir is not None:
+        return _sample_sharded(args, synth)
     if isinstance(synth, ImageSynthesizer):
         if args.condition:
             raise SynthError("--condition applies to tables; ask an image model for a class with --label.")
@@ -137,6 +156,30 @@ def cmd_sample(args: argparse.Namespace) -> int:
     rows = synth.sample(args.rows, conditions=_parse_conditions(synth, args.condition), seed=args.seed)
     _write_table(rows, args.out)
     print(f"wrote {len(rows)} rows to {args.out}")
+    return 0
+
+
+def _sample_sharded(args: argparse.Namespace, synth: Any) -> int:
+    """``synth sample --out-dir``: Parquet shards written by a Ray Data actor pool (resumable)."""
+    from engine.image_synthesizer import ImageSynthesizer
+    from engine.sampling.sharded import sample_to_parquet
+
+    if isinstance(synth, ImageSynthesizer):
+        if args.condition:
+            raise SynthError("--condition applies to tables; ask an image model for a class with --label.")
+        conditions = args.label
+    else:
+        if args.label is not None:
+            raise SynthError("--label applies to image models; ask a table model with --condition COLUMN=VALUE.")
+        conditions = _parse_conditions(synth, args.condition)
+    result = sample_to_parquet(
+        args.model_dir, args.out_dir, num_rows=args.rows, conditions=conditions,
+        seed=0 if args.seed is None else args.seed,
+        rows_per_shard=100_000 if args.rows_per_shard is None else args.rows_per_shard,
+        num_actors=args.num_actors, use_gpu=args.gpu, cpus_per_actor=args.cpus_per_actor,
+    )
+    print(f"wrote {result.num_rows} rows to {args.out_dir} in {result.num_shards} shards "
+          f"({len(result.written_shards)} written, {len(result.skipped_shards)} already complete)")
     return 0
 
 
@@ -201,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None, help="train on GPUs (default: when available)")
     fit.add_argument("--cpus-per-worker", type=float, default=None, help="CPUs reserved per training worker (default: the cluster's CPUs shared among the workers)")
     fit.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (default: 10)")
-    fit.add_argument("--storage-path", help="where checkpoints go: a folder or s3:// / gs:// URI (default: a temp folder)")
+    fit.add_argument("--storage-path", help="where checkpoints go: a folder or s3:// / gs:// URI (default: ~/.cache/synth_engine/runs "
+                     "for a named run, a temporary folder otherwise; a multi-node cluster needs a shared path or URI)")
     fit.add_argument("--run-name", help="name of the training run; the same name resumes from its last checkpoint")
     fit.add_argument("--max-failures", type=int, default=0, help="worker failures to retry from the last checkpoint (default: 0)")
     fit.add_argument("--quiet", action="store_true", help="do not print the losses after every epoch")
@@ -211,11 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("model_dir", help="folder (or cloud URI) of a saved model")
     sample.add_argument("--rows", type=int, required=True, help="number of rows (or images) to generate (exact)")
     sample.add_argument("--condition", action="append", help="COLUMN=VALUE, or COLUMN>=X / <=X / >X / <X; repeatable")
-    sample.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives the same rows")
+    sample.add_argument("--seed", type=int, default=None,
+                        help="random seed; the same seed gives the same rows (default: random; 0 with --out-dir, so a re-run resumes)")
     sample.add_argument("--label", help="image models: the class of every image (default: the training class mix)")
     sample.add_argument("--format", choices=["parquet", "folder"], default="parquet",
                         help="image models: Parquet with PNG bytes, or an image folder (default: parquet)")
-    sample.add_argument("--out", required=True, help="output file: .parquet, .csv or .csv.gz; for image models a folder")
+    sample.add_argument("--out", help="output file: .parquet, .csv or .csv.gz; for image models a folder")
+    sample.add_argument("--out-dir", help="instead of --out: a folder (or s3:// / gs:// URI) of Parquet shards written by a "
+                        "Ray Data actor pool; re-running after an interruption writes only the missing shards")
+    sample.add_argument("--rows-per-shard", type=int, help="with --out-dir: rows per Parquet shard (default: 100000)")
+    sample.add_argument("--num-actors", type=int, help="with --out-dir: sampling actors (default: one per free CPU)")
+    sample.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --out-dir: give each actor a GPU (default: when the cluster has one now)")
+    sample.add_argument("--cpus-per-actor", type=float, default=1, help="with --out-dir: CPUs reserved by each actor (default: 1)")
     sample.set_defaults(func=cmd_sample)
 
     info = sub.add_parser("info", help="print a saved model's schema and training summary")
@@ -277,7 +329,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             auth=not args.no_auth,
             api_key_env=args.api_key_env,
             api_key_file=args.api_key_file,
-            generator={"num_replicas": args.replicas, "num_gpus": 1 if args.gpu else 0},
+            generator={"num_replicas": args.replicas, "num_cpus": 0.75, "num_gpus": 1 if args.gpu else 0},
         )
     except ValidationError as exc:
         raise SynthError(f"invalid option: {exc}") from None

@@ -63,12 +63,27 @@ class SampleJobConfig(_Strict):
     seed: int = 0
     rows_per_shard: int = Field(100_000, ge=1)
     num_actors: int | None = Field(None, ge=1)
+    use_gpu: bool | None = Field(None, description="sharded sampling: one GPU per actor; None: when the cluster has one now")
+    cpus_per_actor: float = Field(1, gt=0, description="sharded sampling: CPUs reserved by each actor")
 
     @model_validator(mode="after")
     def _one_output(self) -> "SampleJobConfig":
         if (self.out is None) == (self.out_dir is None):
             raise ValueError("give exactly one of 'out' (a file) and 'out_dir' (a folder of shards)")
         return self
+
+
+class PipelineJobConfig(_Strict):
+    """``jobs.pipeline``: train on ``data`` minus a holdout, sample as many rows, evaluate."""
+
+    data: str = Field(..., description="CSV/Parquet file or folder; 'adult' for the built-in demo set")
+    out: str = Field("outputs/pipeline", description="output folder (model, synthetic.parquet, report)")
+    model: Literal["ctgan", "tvae", "gaussian_copula"] = "ctgan"
+    epochs: int | None = Field(None, ge=1)
+    target: str | None = Field(None, description="target column for ML efficacy ('income' for adult)")
+    holdout_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
 
 
 def load_config(cls: type[BaseModel], path: str | None, overrides: dict[str, Any]) -> Any:

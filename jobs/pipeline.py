@@ -3,6 +3,8 @@
 The demo holds out 20% of the built-in UCI Adult table, trains CTGAN on the
 rest, samples as many rows as it trained on, and writes the evaluation report
 (fidelity, ML efficacy on the holdout, privacy) next to the model and data.
+A YAML config (``--config``, fields of ``jobs.config.PipelineJobConfig``)
+gives the same options; flags override it.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 from engine.errors import SynthError
+from jobs.config import PipelineJobConfig, load_config
 
 
 def run_pipeline(
@@ -24,6 +27,8 @@ def run_pipeline(
     holdout_fraction: float = 0.2,
     seed: int = 0,
     num_workers: int = 1,
+    use_gpu: bool | None = None,
+    cpus_per_worker: float | None = None,
 ) -> dict[str, str]:
     from engine.cli import _write_table
     from engine.evaluation import evaluate_tables
@@ -37,7 +42,8 @@ def run_pipeline(
     holdout = holdout.reset_index(drop=True)
 
     t0 = time.perf_counter()
-    synth = TabularSynthesizer(model, num_workers=num_workers).fit(train, epochs=epochs, seed=seed)
+    synth = TabularSynthesizer(model, num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker)
+    synth.fit(train, epochs=epochs, seed=seed)
     fit_s = time.perf_counter() - t0
     model_dir = synth.save(out_dir / "model")
 
@@ -61,32 +67,55 @@ def run_pipeline(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jobs.pipeline", description=__doc__)
+    p.add_argument("--config", help="YAML/JSON pipeline config")
     p.add_argument("--demo", action="store_true", help="use the built-in UCI Adult data set, target 'income'")
     p.add_argument("--data", help="training data (CSV/Parquet file or folder)")
     p.add_argument("--target", help="target column for ML efficacy")
-    p.add_argument("--model", default="ctgan", choices=["ctgan", "tvae", "gaussian_copula"])
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--num-workers", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="outputs/pipeline", help="output folder")
+    p.add_argument("--model", choices=["ctgan", "tvae", "gaussian_copula"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--holdout-fraction", type=float)
+    p.add_argument("--num-workers", type=int, help="Ray Train workers")
+    p.add_argument("--use-gpu", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on GPUs (default: when the cluster has one now; say so on autoscaling clusters)")
+    p.add_argument("--cpus-per-worker", type=float, help="CPUs reserved per training worker")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="output folder (default: outputs/pipeline)")
     args = p.parse_args(argv)
-    if args.demo:
-        from engine.data import ADULT_TARGET, adult_path
-
-        data, target = adult_path(), args.target or ADULT_TARGET
-    elif args.data:
-        data, target = args.data, args.target
-    else:
-        p.error("give --data (or --demo)")
+    if not (args.demo or args.data or args.config):
+        p.error("give --data, --demo or --config")
     try:
+        cfg = load_config(
+            PipelineJobConfig,
+            args.config,
+            {
+                "data": "adult" if args.demo else args.data,
+                "target": args.target,
+                "model": args.model,
+                "epochs": args.epochs,
+                "holdout_fraction": args.holdout_fraction,
+                "seed": args.seed,
+                "out": args.out,
+                "scaling.num_workers": args.num_workers,
+                "scaling.use_gpu": args.use_gpu,
+                "scaling.cpus_per_worker": args.cpus_per_worker,
+            },
+        )
+        data, target = cfg.data, cfg.target
+        if data == "adult":
+            from engine.data import ADULT_TARGET, adult_path
+
+            data, target = adult_path(), target or ADULT_TARGET
         run_pipeline(
             data=data,
-            out=args.out,
-            model=args.model,
-            epochs=args.epochs,
+            out=cfg.out,
+            model=cfg.model,
+            epochs=cfg.epochs,
             target=target,
-            seed=args.seed,
-            num_workers=args.num_workers,
+            holdout_fraction=cfg.holdout_fraction,
+            seed=cfg.seed,
+            num_workers=cfg.scaling.num_workers,
+            use_gpu=cfg.scaling.use_gpu,
+            cpus_per_worker=cfg.scaling.cpus_per_worker,
         )
     except SynthError as exc:
         print(f"jobs.pipeline: error: {exc}", file=sys.stderr)

@@ -7,6 +7,8 @@ Small requests write one file in-process::
 Large requests shard over Ray Data into a Parquet folder (resumable)::
 
     python -m jobs.sample --model DIR --rows 10000000 --out-dir rows/ --rows-per-shard 100000 --num-actors 8
+
+or from a config file (jobs/configs/sample_adult_cluster.yaml).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ def run(cfg: SampleJobConfig) -> int:
             result = sample_to_parquet(
                 cfg.model, cfg.out_dir, num_rows=cfg.num_rows, conditions=conditions, seed=cfg.seed,
                 rows_per_shard=cfg.rows_per_shard, num_actors=cfg.num_actors,
+                use_gpu=cfg.use_gpu, cpus_per_actor=cfg.cpus_per_actor,
             )
         print(f"shards written {len(result.written_shards)}, already complete {len(result.skipped_shards)}")
         return result.num_rows
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", help="output folder of Parquet shards (sharded over Ray Data)")
     p.add_argument("--rows-per-shard", type=int)
     p.add_argument("--num-actors", type=int, help="sampling actors (default: one per CPU)")
+    p.add_argument("--use-gpu", action=argparse.BooleanOptionalAction, default=None,
+                   help="give each sampling actor a GPU (default: when the cluster has one now; say so on autoscaling clusters)")
+    p.add_argument("--cpus-per-actor", type=float, help="CPUs reserved by each sampling actor (default: 1)")
     args = p.parse_args(argv)
     try:
         cfg = load_config(
@@ -78,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                 "out_dir": args.out_dir,
                 "rows_per_shard": args.rows_per_shard,
                 "num_actors": args.num_actors,
+                "use_gpu": args.use_gpu,
+                "cpus_per_actor": args.cpus_per_actor,
             },
         )
         n = run(cfg)

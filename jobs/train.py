@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-workers", type=int, help="Ray Train workers")
     p.add_argument("--use-gpu", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--cpus-per-worker", type=float)
+    p.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints")
     p.add_argument("--storage-path", help="checkpoint folder or s3:// / gs:// URI")
     p.add_argument("--run-name", help="the same name resumes from its last checkpoint")
     p.add_argument("--max-failures", type=int)
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scaling.num_workers": args.num_workers,
                 "scaling.use_gpu": args.use_gpu,
                 "scaling.cpus_per_worker": args.cpus_per_worker,
+                "checkpoint.every": args.checkpoint_every,
                 "checkpoint.storage_path": args.storage_path,
                 "checkpoint.run_name": args.run_name,
                 "checkpoint.max_failures": args.max_failures,

@@ -79,3 +79,23 @@ def test_bad_condition_and_output_keep_nothing_half_written(tmp_path, adult_csv)
     res = synth("sample", str(out), "--rows", "5", "--out", str(tmp_path / "r.xlsx"))
     assert res.returncode == 2 and ".parquet" in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_invalid_model_config_json_is_one_line_naming_the_option(adult_csv, tmp_path):
+    res = synth("fit", str(adult_csv), "--model", "ctgan", "--model-config", "{embedding_dim: 8", "--out", str(tmp_path / "m"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "--model-config" in res.stderr and "JSON object" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_sample_to_sharded_parquet_folder(tmp_path, adult_csv):
+    out = tmp_path / "model"
+    assert synth("fit", str(adult_csv), "--model", "gaussian_copula", "--out", str(out)).returncode == 0
+    shards = tmp_path / "shards"
+    res = synth("sample", str(out), "--rows", "250", "--condition", "sex=Female", "--out-dir", str(shards),
+                "--rows-per-shard", "100", "--num-actors", "2", "--seed", "3")
+    assert res.returncode == 0, res.stderr
+    files = sorted(shards.glob("part-*.parquet"))
+    rows = pd.concat([pd.read_parquet(f) for f in files])
+    assert len(files) == 3 and len(rows) == 250 and (rows["sex"] == " Female").all()
+    both = synth("sample", str(out), "--rows", "5", "--out", str(tmp_path / "x.csv"), "--out-dir", str(shards))
+    assert both.returncode == 2 and "exactly one of --out" in both.stderr

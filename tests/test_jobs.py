@@ -194,3 +194,27 @@ def test_submitted_jobs_train_and_sample(ray_head, tmp_path, adult_small):
     assert status == JobStatus.SUCCEEDED, client.get_job_logs(sample_id)[-3000:]
     rows = pd.concat(pd.read_parquet(f) for f in sorted((tmp_path / "rows").glob("part-*.parquet")))
     assert len(rows) == 2500 and list(rows.columns) == list(adult_small.columns)
+
+
+def test_sample_job_scaling_options_and_pipeline_config(tmp_path, adult_small, ray_session):
+    from jobs import pipeline as pipeline_job
+    from jobs import sample as sample_job
+    from jobs import train as train_job
+
+    data = tmp_path / "adult.csv"
+    adult_small.to_csv(data, index=False)
+    assert train_job.main(["--data", str(data), "--out", str(tmp_path / "m"), "--model", "ctgan", "--epochs", "1",
+                           "--batch-size", "200", "--checkpoint-every", "1", "--no-use-gpu", "--cpus-per-worker", "1"]) == 0
+    cfg = tmp_path / "sample.yaml"
+    cfg.write_text(yaml.safe_dump({"model": str(tmp_path / "m"), "out_dir": str(tmp_path / "s"), "num_rows": 300,
+                                   "rows_per_shard": 100, "num_actors": 2, "use_gpu": False, "cpus_per_actor": 0.5}))
+    assert sample_job.main(["--config", str(cfg)]) == 0
+    assert sum(len(pd.read_parquet(f)) for f in (tmp_path / "s").glob("part-*.parquet")) == 300
+    pcfg = tmp_path / "pipeline.yaml"
+    pcfg.write_text(yaml.safe_dump({"data": str(data), "model": "gaussian_copula", "target": "income",
+                                    "out": str(tmp_path / "p"), "scaling": {"num_workers": 1, "use_gpu": False}}))
+    assert pipeline_job.main(["--config", str(pcfg), "--seed", "2"]) == 0
+    assert (tmp_path / "p" / "synthetic.parquet").exists() and (tmp_path / "p" / "report" / "report.json").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"data": str(data), "scaling": {"cpus_per_worker": 0}}))
+    assert pipeline_job.main(["--config", str(bad)]) == 2

@@ -103,3 +103,19 @@ def test_bad_condition_is_refused_before_any_actor_starts(model_dir, tmp_path, r
     with pytest.raises(Exception, match="Valid columns"):
         sample_to_parquet(model_dir, str(tmp_path / "bad"), num_rows=10, conditions={"nope": 1})
     assert not (tmp_path / "bad").exists()
+
+
+def test_ctgan_with_a_constraint_is_exact_and_identical_for_one_and_two_actors(tmp_path, adult_small, ray_session):
+    path = tmp_path / "ctgan"
+    synth = TabularSynthesizer(
+        "ctgan",
+        model_config={"embedding_dim": 16, "generator_dims": (32, 32), "discriminator_dims": (32, 32)},
+        constraints=[{"type": "bounds", "column": "age", "low": 20, "high": 60}],
+    )
+    synth.fit(adult_small, epochs=1, batch_size=200, show_progress=False).save(path)
+    one = sample_to_parquet(path, tmp_path / "one", num_rows=1_234, rows_per_shard=500, seed=5, num_actors=1)
+    two = sample_to_parquet(path, tmp_path / "two", num_rows=1_234, rows_per_shard=500, seed=5, num_actors=2)
+    assert one.num_rows == two.num_rows == 1_234 and one.num_shards == 3
+    a, b = _read(tmp_path / "one"), _read(tmp_path / "two")
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 1_234 and a["age"].between(20, 60).all()

@@ -9,7 +9,17 @@ from engine.models.ctgan import CTGANConfig
 from engine.models.tvae import TVAEConfig
 from engine.schema import infer_schema
 from engine.training import ScalingOptions, TrainingError, TrainOptions, train_torch_model
-from engine.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from engine.runtime import SharedStorageError, alive_nodes, require_shared_location
+from engine.training.checkpoint import (
+    RankRandomState,
+    TrainingState,
+    load_checkpoint,
+    load_rank_random_state,
+    save_checkpoint,
+    save_rank_random_state,
+    state_digest,
+)
+from engine.training.loop import auto_cpus_per_worker
 from engine.transforms import TabularEncoder
 
 TINY_CTGAN = {"embedding_dim": 16, "generator_dims": (32, 32), "discriminator_dims": (32, 32)}
@@ -24,7 +34,7 @@ def encoded(adult_small):
 
 def _train(encoded, model="tvae", config=None, **opts):
     enc, x = encoded
-    scaling = ScalingOptions(num_workers=opts.pop("num_workers", 1))
+    scaling = ScalingOptions(num_workers=opts.pop("num_workers", 1), cpus_per_worker=opts.pop("cpus_per_worker", None))
     hooks = opts.pop("hooks", None)
     options = TrainOptions(**{"epochs": 3, "batch_size": 100, "show_progress": False, **opts})
     return train_torch_model(
@@ -73,41 +83,73 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
         optimizers={"opt": opt.state_dict()},
         history=[{"epoch": 7, "loss": 0.5}],
         extra_state={"f": [0.1, 0.9]},
-        numpy_rng=rng.bit_generator.state,
-        torch_rng=gen.get_state(),
+        resumed_at=[4],
     )
     save_checkpoint(tmp_path, st)
+    global_state = torch.get_rng_state()
+    for rank in (0, 1):
+        save_rank_random_state(tmp_path, rank, RankRandomState(
+            numpy_rng=rng.bit_generator.state, torch_rng=gen.get_state(), torch_global_rng=global_state,
+            state_digest=state_digest(st.model_tensors),
+        ))
     back = load_checkpoint(tmp_path)
     assert back.epoch == 7 and back.history == st.history and back.extra_state == st.extra_state
+    assert back.resumed_at == [4]
     for k in st.model_tensors:
         assert torch.equal(back.model_tensors[k], st.model_tensors[k])
     opt2 = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
     opt2.load_state_dict(back.optimizers["opt"])
     for a, b in zip(opt.state_dict()["state"].values(), opt2.state_dict()["state"].values()):
         assert all(torch.equal(a[k], b[k]) for k in a)
+    rs = load_rank_random_state(tmp_path, 1)
+    assert rs.state_digest == state_digest(back.model_tensors)
+    assert load_rank_random_state(tmp_path, 2) is None  # a rank the run did not have
     rng2 = np.random.default_rng(0)
-    rng2.bit_generator.state = back.numpy_rng
+    rng2.bit_generator.state = rs.numpy_rng
     assert rng2.random() == rng.random()
     g2 = torch.Generator()
-    g2.set_state(back.torch_rng)
+    g2.set_state(rs.torch_rng)
     assert torch.equal(torch.rand(3, generator=g2), torch.rand(3, generator=gen))
+    assert torch.equal(rs.torch_global_rng, global_state)
     assert not any(p.suffix == ".pkl" for p in tmp_path.iterdir())
 
 
-def test_worker_failure_recovers_from_checkpoint(encoded, ray_session, tmp_path):
-    marker = tmp_path / "failed-once"
+def _epoch_log(log, rank: int) -> list[dict]:
+    import json
+    from pathlib import Path
+
+    return [json.loads(line) for line in Path(f"{log}.rank{rank}").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_worker_failure_recovers_from_checkpoint(encoded, ray_session, tmp_path, workers):
+    marker, log = tmp_path / "failed-once", tmp_path / "epochs"
     result = _train(
         encoded,
         epochs=5,
         checkpoint_every=2,
         max_failures=1,
+        num_workers=workers,
+        cpus_per_worker=1,
         storage_path=str(tmp_path / "runs"),
         run_name="recover",
-        hooks={"fail_once_at_epoch": 3, "fail_once_marker": str(marker)},
+        hooks={"fail_once_at_epoch": 3, "fail_once_marker": str(marker), "epoch_log": str(log)},
     )
-    assert marker.exists()  # the failure really happened
-    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5]  # epochs 1-2 came from the checkpoint, once
+    assert marker.exists()  # the failure really happened, before epoch 4
+    assert result.resumed_at == [2]  # restarted from the checkpoint after epoch 2, not from scratch
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5]
     assert result.epochs_completed == 5
+    for rank in range(workers):
+        ran = _epoch_log(log, rank)
+        epochs = [e["epoch"] for e in ran]
+        # Epochs 1 and 2 ran once; epoch 3 (after the checkpoint) ran again, then 4 and 5.
+        assert epochs[:3] == [1, 2, 3] and epochs[-3:] == [3, 4, 5] and epochs.count(1) == epochs.count(2) == 1
+        # Every rank continued from its own saved random state: epoch 3 started from the same state twice.
+        third = [e["random_state"] for e in ran if e["epoch"] == 3]
+        assert third[0] == third[1]
+    if workers == 2:
+        first_states = {_epoch_log(log, r)[0]["random_state"] for r in range(2)}
+        assert len(first_states) == 2  # ranks draw different batches
 
 
 def test_failed_run_restarted_with_same_name_resumes(encoded, ray_session, tmp_path):
@@ -119,6 +161,7 @@ def test_failed_run_restarted_with_same_name_resumes(encoded, ray_session, tmp_p
     assert [h["epoch"] for h in first_history] == [1, 2, 3]
     result = _train(encoded, epochs=5, checkpoint_every=1, storage_path=storage, run_name="again", hooks=hooks)
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5]
+    assert result.resumed_at == [3]
     assert result.history[:3] == first_history  # resumed, not retrained
 
 
@@ -137,3 +180,76 @@ def test_too_few_rows_for_workers_is_a_clear_error(encoded, ray_session):
             model_name="tvae", model_config=TINY_TVAE, layout=enc.layout_, data=x[:1],
             options=TrainOptions(epochs=1, batch_size=2, show_progress=False), scaling=ScalingOptions(num_workers=2),
         )
+
+
+def test_named_run_without_storage_path_resumes_from_the_default_folder(encoded, ray_session, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTH_RUNS_DIR", str(tmp_path / "runs"))
+    first = _train(encoded, epochs=2, checkpoint_every=1, run_name="stable")
+    assert first.resumed_at == [] and first.checkpoint_path.startswith(str(tmp_path / "runs" / "stable"))
+    again = _train(encoded, epochs=4, checkpoint_every=1, run_name="stable")
+    assert again.resumed_at == [2] and [h["epoch"] for h in again.history] == [1, 2, 3, 4]
+    assert again.history[:2] == first.history
+
+
+def test_unnamed_run_leaves_no_checkpoints_behind(encoded, ray_session, tmp_path, monkeypatch):
+    import tempfile
+    from pathlib import Path
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = _train(encoded, epochs=1)
+    assert result.checkpoint_path is None and not list(Path(tmp_path).glob("synth-train-*"))
+
+
+@pytest.mark.parametrize(
+    ("available", "workers", "largest_node", "expected"),
+    [
+        (2, 1, 2, 2.0),  # a laptop: one worker gets every core
+        (8, 1, 4, 4.0),  # two 4-CPU nodes: one worker cannot reserve 8
+        (8, 2, 4, 4.0),
+        (16, 8, 4, 2.0),
+        (1, 4, 4, 1.0),  # never below one
+        (3, 2, 0, 1.0),
+    ],
+)
+def test_auto_cpus_per_worker_fits_on_one_node(available, workers, largest_node, expected):
+    assert auto_cpus_per_worker(available, workers, largest_node) == expected
+
+
+def test_multi_node_cluster_needs_a_shared_location(ray_session, tmp_path):
+    node = alive_nodes()[0]
+    two_nodes = [node, node]  # the one real node, counted twice: the probe runs on it twice
+    with pytest.raises(SharedStorageError, match="2 nodes but no 'storage_path'.*s3://"):
+        require_shared_location(None, option="storage_path", what="checkpoints", writable=True, nodes=two_nodes)
+    require_shared_location(str(tmp_path / "shared"), option="storage_path", what="checkpoints", writable=True, nodes=two_nodes)
+    assert list((tmp_path / "shared").iterdir()) == []  # the probe's marker is removed
+    require_shared_location("s3://bucket/runs", option="storage_path", what="checkpoints", writable=True, nodes=two_nodes)
+    require_shared_location(None, option="storage_path", what="checkpoints", writable=True, nodes=[node])
+
+
+def _image_layout_and_data(n: int = 64):
+    from engine.transforms.images import ImageLayout
+
+    layout = ImageLayout(height=8, width=8, channels=1, class_names=())
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(-1, 1, size=(n, 64)).astype(np.float32)
+    return layout, np.concatenate([pixels, -np.ones((n, 1), np.float32)], axis=1)
+
+
+@pytest.mark.parametrize("model", ["tvae", "dcgan"])
+def test_two_worker_ranks_end_with_identical_parameters_and_buffers(encoded, ray_session, model):
+    """DDP keeps parameters in step; the loop must also keep BatchNorm buffers equal (DCGAN's
+    discriminator runs a bare forward for the generator's loss, which updates each rank's statistics)."""
+    if model == "dcgan":
+        layout, x = _image_layout_and_data()
+        config = {"latent_dim": 8, "generator_width": 4, "discriminator_width": 4}
+    else:
+        (enc, x), layout, config = encoded, encoded[0].layout_, TINY_TVAE
+    result = train_torch_model(
+        model_name=model, model_config=config, layout=layout, data=x,
+        options=TrainOptions(epochs=2, batch_size=16, show_progress=False),
+        scaling=ScalingOptions(num_workers=2, cpus_per_worker=1),
+    )
+    assert sorted(result.rank_state_digests) == [0, 1]
+    assert set(result.rank_state_digests.values()) == {state_digest(result.state_tensors)}
+    if model == "dcgan":
+        assert any("running_mean" in k for k in result.state_tensors)  # buffers are part of the digest

@@ -224,9 +224,12 @@ def sample_to_parquet(
             gives the same files whatever ``num_actors``.
         num_actors: size of the actor pool (default: one per free CPU,
             at most one per shard).
-        use_gpu: give each actor a GPU (default: when the cluster has any).
+        use_gpu: give each actor a GPU (default: when the cluster has one now;
+            an autoscaling GPU group at zero nodes needs ``use_gpu=True``).
         cpus_per_actor: CPUs reserved by each actor.
 
+    On a cluster of several nodes, a local ``model_path`` or ``out_dir`` must be
+    a folder every node shares (else ``SharedStorageError``); cloud URIs always work.
     Running again after an interruption writes only the missing shards;
     running again with a different request into the same folder raises
     :class:`ShardedSamplingError`. Starts a local Ray when none is running.
@@ -292,6 +295,7 @@ def _run_shard_actors(
     from engine.runtime import ray_session
 
     with ray_session():
+        _require_shared_locations(constructor_kwargs)
         if use_gpu is None:
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
         actors = num_actors or max(1, int(ray.available_resources().get("CPU", 1) // cpus_per_actor))
@@ -311,6 +315,25 @@ def _run_shard_actors(
             )
             .take_all()  # num_shards tiny rows of metadata, never the sampled rows
         )
+
+
+def _require_shared_locations(constructor_kwargs: Mapping[str, Any]) -> None:
+    """On a multi-node cluster the actors run on any node: a local model or output folder must be shared."""
+    from pathlib import Path
+
+    from engine.runtime import alive_nodes, require_shared_location
+
+    nodes = alive_nodes()
+    if len(nodes) <= 1:
+        return
+    out = constructor_kwargs.get("out_dir")
+    if out is not None:
+        require_shared_location(str(out), option="out_dir", what="the sampled shards", writable=True, nodes=nodes)
+    for key in ("model_path", "model"):
+        model = constructor_kwargs.get(key)
+        # A hub id of a pretrained model is no local folder: the actors download it themselves.
+        if model is not None and "://" not in str(model) and Path(str(model)).exists():
+            require_shared_location(str(model), option=key, what="the saved model", writable=False, nodes=nodes)
 
 
 def _summarise(

@@ -1,11 +1,16 @@
 """Training checkpoints without pickle: tensors in safetensors, everything else in JSON.
 
 A checkpoint folder holds ``tensors.safetensors`` (model weights, optimiser
-tensors, the torch RNG states) and ``state.json`` (epoch, history, model extra
-state, optimiser hyperparameters and step counters, the numpy RNG state).
+tensors) and ``state.json`` (epoch, history, the epochs the run resumed at,
+model extra state, optimiser hyperparameters and step counters), written by
+rank 0, plus one ``rng_rank<r>.safetensors`` per worker rank ``r`` with that
+rank's random state (torch step and global generators as tensors, numpy's bit
+generator state and a digest of the rank's model state as JSON metadata).
+Ray Train merges the files every rank reports into one checkpoint folder.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 TENSORS = "tensors.safetensors"
@@ -29,9 +35,67 @@ class TrainingState:
     optimizers: dict[str, dict[str, Any]]  # torch optimizer state_dicts
     history: list[dict[str, float]] = field(default_factory=list)
     extra_state: dict[str, Any] = field(default_factory=dict)
-    numpy_rng: dict[str, Any] | None = None  # bit_generator.state
-    torch_rng: torch.Tensor | None = None  # the step generator's state
-    torch_global_rng: torch.Tensor | None = None
+    resumed_at: list[int] = field(default_factory=list)  # epochs completed when the run resumed, in order
+
+
+@dataclass
+class RankRandomState:
+    """One worker rank's random state, so a resumed run continues that rank's batch order."""
+
+    numpy_rng: dict[str, Any]  # bit_generator.state
+    torch_rng: torch.Tensor  # the step generator's state
+    torch_global_rng: torch.Tensor
+    state_digest: str = ""  # state_digest() of the model as this rank held it when saving
+
+
+def rank_file(rank: int) -> str:
+    return f"rng_rank{rank}.safetensors"
+
+
+def state_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of names, dtypes, shapes and bytes: equal only for bit-identical states."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}|{t.dtype}|{tuple(tensors[key].shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_rank_random_state(directory: str | Path, rank: int, rs: RankRandomState) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {"torch": rs.torch_rng.contiguous(), "torch_global": rs.torch_global_rng.contiguous()},
+        str(directory / rank_file(rank)),
+        metadata={"numpy_rng": json.dumps(rs.numpy_rng, default=_json_default), "state_digest": rs.state_digest},
+    )
+
+
+def load_rank_random_state(directory: str | Path, rank: int) -> RankRandomState | None:
+    """Rank ``rank``'s random state, or None when the checkpoint was written by fewer workers."""
+    path = Path(directory) / rank_file(rank)
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        return RankRandomState(
+            numpy_rng=json.loads(meta["numpy_rng"]),
+            torch_rng=f.get_tensor("torch"),
+            torch_global_rng=f.get_tensor("torch_global"),
+            state_digest=meta.get("state_digest", ""),
+        )
+
+
+def rank_digests(directory: str | Path) -> dict[int, str]:
+    """The model-state digest every rank recorded in the checkpoint at ``directory``."""
+    out: dict[int, str] = {}
+    for path in Path(directory).glob("rng_rank*.safetensors"):
+        rank = int(path.name[len("rng_rank") : -len(".safetensors")])
+        rs = load_rank_random_state(directory, rank)
+        if rs is not None:
+            out[rank] = rs.state_digest
+    return dict(sorted(out.items()))
 
 
 def _split_optimizer(name: str, sd: Mapping[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -64,17 +128,13 @@ def save_checkpoint(directory: str | Path, st: TrainingState) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in st.model_tensors.items()}
     optim_meta = {name: _split_optimizer(name, sd, tensors) for name, sd in st.optimizers.items()}
-    if st.torch_rng is not None:
-        tensors["rng.torch"] = st.torch_rng
-    if st.torch_global_rng is not None:
-        tensors["rng.torch_global"] = st.torch_global_rng
     save_file(tensors, str(directory / TENSORS))
     doc = {
         "epoch": st.epoch,
         "history": st.history,
         "extra_state": st.extra_state,
         "optimizers": optim_meta,
-        "numpy_rng": st.numpy_rng,
+        "resumed_at": st.resumed_at,
     }
     (directory / STATE).write_text(json.dumps(doc, default=_json_default))
 
@@ -89,9 +149,7 @@ def load_checkpoint(directory: str | Path) -> TrainingState:
         optimizers={name: _join_optimizer(name, meta, tensors) for name, meta in doc["optimizers"].items()},
         history=list(doc["history"]),
         extra_state=dict(doc["extra_state"]),
-        numpy_rng=doc.get("numpy_rng"),
-        torch_rng=tensors.get("rng.torch"),
-        torch_global_rng=tensors.get("rng.torch_global"),
+        resumed_at=[int(e) for e in doc.get("resumed_at", [])],
     )
 
 

@@ -20,9 +20,11 @@ class ScalingOptions:
     """Where training runs. ``num_workers=1`` on a laptop and
     ``num_workers=8, use_gpu=True`` on a cluster are the same call.
 
-    ``use_gpu=None`` picks a GPU when the cluster has one. ``cpus_per_worker=None``
-    shares the cluster's CPUs among the workers (torch in a worker uses as many
-    threads as CPUs it reserves, so one worker on a laptop gets all cores).
+    ``use_gpu=None`` picks a GPU when the cluster has one right now (fine on a
+    laptop; an autoscaling cluster whose GPU group can scale to zero must say
+    ``use_gpu=True``). ``cpus_per_worker=None`` shares the free CPUs among the
+    workers, at most one node's worth (torch in a worker uses as many threads as
+    CPUs it reserves, so one worker on a laptop gets all cores).
     """
 
     num_workers: int = 1
@@ -45,7 +47,9 @@ class TrainOptions:
         seed: seeds model initialisation and batch order (worker ``r`` uses ``(seed, r)``).
         checkpoint_every: epochs between checkpoints (the last epoch is always saved).
         storage_path: local folder or cloud URI (``s3://``, ``gs://``) for checkpoints;
-            ``None`` uses a temporary local folder.
+            ``None``: ``~/.cache/synth_engine/runs`` (or ``$SYNTH_RUNS_DIR``) for a
+            named run, a temporary folder for an unnamed one. A cluster of several
+            nodes needs a shared folder or a cloud URI here.
         run_name: runs started again with the same name and storage path resume
             from their last checkpoint.
         max_failures: worker-group restarts Ray Train may make after a failure.

@@ -10,18 +10,29 @@ same loop on a local Ray instance: there is no second loop.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from engine.errors import SynthError
-from engine.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from engine.training.checkpoint import (
+    RankRandomState,
+    TrainingState,
+    load_checkpoint,
+    load_rank_random_state,
+    rank_digests,
+    save_checkpoint,
+    save_rank_random_state,
+    state_digest,
+)
 from engine.training.config import ScalingOptions, TrainOptions
 
 # Ray Train defaults tuned for short tabular runs; set any of them in the environment to override.
@@ -42,11 +53,23 @@ class TrainingError(SynthError, RuntimeError):
 
 @dataclass
 class TrainResult:
+    """The final state of a training run.
+
+    ``resumed_at`` lists the epochs completed at each resumption from a
+    checkpoint (after a worker failure or a restart with the same run name),
+    read from the checkpoint itself. ``rank_state_digests`` maps each worker
+    rank to the digest of the model state it held at the final checkpoint:
+    with DDP they are all equal to ``state_digest(state_tensors)``.
+    ``checkpoint_path`` is None for an unnamed run, whose storage is temporary.
+    """
+
     state_tensors: dict[str, torch.Tensor]
     extra_state: dict[str, Any]
     history: list[dict[str, float]] = field(default_factory=list)
     epochs_completed: int = 0
     checkpoint_path: str | None = None
+    resumed_at: list[int] = field(default_factory=list)
+    rank_state_digests: dict[int, str] = field(default_factory=dict)
 
 
 def _worker_seed(seed: int, rank: int) -> int:
@@ -109,20 +132,29 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         raise TrainingError(f"Training worker {rank} received no rows: the data set has fewer rows than workers.")
     sampler = model.batch_sampler(data, options.batch_size, rng)
 
-    start_epoch, history = 0, []
+    start_epoch, history, resumed_at = 0, [], []
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:
             st = load_checkpoint(d)
+            mine = load_rank_random_state(d, rank)
         model.load_state_tensors(st.model_tensors)
         for name, opt in optimizers.items():
             opt.load_state_dict(st.optimizers[name])
         model.load_extra_state(st.extra_state)
         start_epoch, history = st.epoch, list(st.history)
-        if st.numpy_rng and rank == 0:
-            rng.bit_generator.state = st.numpy_rng
-        if st.torch_rng is not None and rank == 0:
-            step_gen.set_state(st.torch_rng)
+        resumed_at = [*st.resumed_at, st.epoch]
+        if mine is not None:
+            rng.bit_generator.state = mine.numpy_rng
+            step_gen.set_state(mine.torch_rng)
+            torch.set_rng_state(mine.torch_global_rng)
+        else:
+            # A rank the checkpoint did not have (more workers than before): a fresh stream per
+            # resumption point, so it does not replay the batches of epoch 0.
+            fresh = _worker_seed(options.seed + 1_000_003 * st.epoch, rank)
+            rng.bit_generator.state = np.random.default_rng(fresh).bit_generator.state  # in place: the sampler holds rng
+            step_gen.manual_seed(fresh)
+            torch.manual_seed(fresh)
         if rank == 0 and options.show_progress:
             print(f"resuming from the checkpoint after epoch {start_epoch}", flush=True)
 
@@ -130,6 +162,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     for epoch in range(start_epoch, options.epochs):
         if fail_at is not None and epoch == fail_at and rank == 0 and _first_failure(cfg["fail_once_marker"]):
             raise RuntimeError(f"injected failure at epoch {epoch}")
+        if cfg.get("epoch_log"):  # test hook: which epochs ran, and from which random state
+            _log_epoch_start(f"{cfg['epoch_log']}.rank{rank}", epoch + 1, rng, step_gen)
         sums: dict[str, float] = {}
         steps = 0
         started = time.perf_counter()
@@ -138,30 +172,74 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
+        if world > 1:
+            _sync_buffers(model, world)
         row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "seconds": time.perf_counter() - started}
         history.append(row)
         if rank == 0 and options.show_progress:
             losses = "  ".join(f"{k} {v:+.4f}" for k, v in row.items() if k not in ("epoch", "seconds"))
             print(f"epoch {epoch + 1}/{options.epochs}  {losses}", flush=True)
         last = epoch + 1 == options.epochs
-        if rank == 0 and (last or (epoch + 1) % options.checkpoint_every == 0):
+        if last or (epoch + 1) % options.checkpoint_every == 0:
+            # Every rank adds its own random state (and a digest of the state it holds) to the checkpoint.
             with tempfile.TemporaryDirectory() as tmp:
-                save_checkpoint(
+                tensors = model.state_tensors()
+                save_rank_random_state(
                     tmp,
-                    TrainingState(
-                        epoch=epoch + 1,
-                        model_tensors=model.state_tensors(),
-                        optimizers={k: o.state_dict() for k, o in optimizers.items()},
-                        history=history,
-                        extra_state=model.extra_state(),
+                    rank,
+                    RankRandomState(
                         numpy_rng=rng.bit_generator.state,
                         torch_rng=step_gen.get_state(),
                         torch_global_rng=torch.get_rng_state(),
+                        state_digest=state_digest(tensors),
                     ),
                 )
+                if rank == 0:
+                    save_checkpoint(
+                        tmp,
+                        TrainingState(
+                            epoch=epoch + 1,
+                            model_tensors=tensors,
+                            optimizers={k: o.state_dict() for k, o in optimizers.items()},
+                            history=history,
+                            extra_state=model.extra_state(),
+                            resumed_at=resumed_at,
+                        ),
+                    )
                 ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(row)
+
+
+def _sync_buffers(model: Any, world: int) -> None:
+    """Make every rank's buffers (BatchNorm running statistics) equal: the mean over ranks.
+
+    DDP broadcasts rank 0's buffers at the start of each wrapped forward, but a forward
+    through the bare module (the discriminator scoring fakes for the generator's loss)
+    updates each rank's statistics on its own batch afterwards, so the ranks drift apart.
+    Integer buffers (batch counters) are equal on every rank and are broadcast from rank 0.
+    """
+    import torch.distributed as dist
+
+    modules = [model.unwrapped(key) for key in model.nets] + list(model.shadow_nets.values())
+    for module in modules:
+        for buf in module.buffers():
+            if torch.is_floating_point(buf):
+                dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+                buf.div_(world)
+            else:
+                dist.broadcast(buf, src=0)
+
+
+def _log_epoch_start(path: str, epoch: int, rng: np.random.Generator, step_gen: torch.Generator) -> None:
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(rng.bit_generator.state, sort_keys=True).encode())
+    digest.update(step_gen.get_state().numpy().tobytes())
+    digest.update(torch.get_rng_state().numpy().tobytes())
+    with open(path, "a") as f:
+        f.write(json.dumps({"epoch": epoch, "random_state": digest.hexdigest()}) + "\n")
 
 
 def _first_failure(marker: str) -> bool:
@@ -191,7 +269,11 @@ def train_torch_model(
 
     ``data`` is a float32 matrix of encoded rows or a Ray Dataset with a column
     ``"data"`` of row vectors. A run started again with the same ``run_name``
-    and ``storage_path`` resumes from its last checkpoint.
+    and ``storage_path`` resumes from its last checkpoint; a named run without
+    ``storage_path`` keeps its checkpoints in :func:`default_storage_path`, an
+    unnamed one in a temporary folder removed afterwards. On a cluster of
+    several nodes the checkpoints need a shared ``storage_path`` (NFS mount or
+    ``s3://`` / ``gs://`` URI): anything else raises ``SharedStorageError``.
     """
     for key, value in RAY_TRAIN_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -210,13 +292,27 @@ def train_torch_model(
             raise TrainingError(f"Training data must be a non-empty 2-D matrix of encoded rows; got shape {matrix.shape}.")
         # Blocks of ~4,096 rows so the rows spread evenly over the workers' shards.
         dataset = ray.data.from_numpy(np.array_split(matrix, max(1, len(matrix) // 4096)))
+    from engine.runtime import alive_nodes, largest_node_cpus, require_shared_location
+
+    nodes = alive_nodes()
     use_gpu = scaling.use_gpu
     if use_gpu is None:
+        # Auto only sees GPUs that exist now: an autoscaling GPU group scaled to zero needs use_gpu=True.
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0
     cpus = scaling.cpus_per_worker
     if cpus is None:
-        cpus = max(1.0, float(int(ray.available_resources().get("CPU", 1) // scaling.num_workers)))
-    storage = options.storage_path or tempfile.mkdtemp(prefix="synth-train-")
+        cpus = auto_cpus_per_worker(ray.available_resources().get("CPU", 1), scaling.num_workers, largest_node_cpus(nodes))
+    require_shared_location(
+        options.storage_path, option="storage_path", what="the training checkpoints", writable=True, nodes=nodes
+    )
+    temporary = None
+    if options.storage_path:
+        storage = options.storage_path
+    elif options.run_name:
+        storage = default_storage_path()  # stable, so that the same run_name resumes
+    else:
+        # An unnamed run can never be resumed: its checkpoints live only as long as the call.
+        storage = temporary = tempfile.mkdtemp(prefix="synth-train-")
     name = options.run_name or f"{model_name}-{uuid.uuid4().hex[:8]}"
     cfg = {
         "model_name": model_name,
@@ -244,20 +340,50 @@ def train_torch_model(
         datasets={"train": dataset},
     )
     try:
-        result = trainer.fit()
-    except ray.train.TrainingFailedError as exc:
-        raise TrainingError(f"Training of {model_name!r} failed: {_root_cause(exc)}") from None
-    if result.checkpoint is None:
-        raise TrainingError(f"Training of {model_name!r} finished without a checkpoint.")
-    with result.checkpoint.as_directory() as d:
-        st = load_checkpoint(d)
+        try:
+            result = trainer.fit()
+        except ray.train.TrainingFailedError as exc:
+            raise TrainingError(f"Training of {model_name!r} failed: {_root_cause(exc)}") from None
+        if result.checkpoint is None:
+            raise TrainingError(f"Training of {model_name!r} finished without a checkpoint.")
+        with result.checkpoint.as_directory() as d:
+            st = load_checkpoint(d)
+            digests = rank_digests(d)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
     return TrainResult(
         state_tensors=st.model_tensors,
         extra_state=st.extra_state,
         history=st.history,
         epochs_completed=st.epoch,
-        checkpoint_path=result.checkpoint.path,
+        checkpoint_path=None if temporary is not None else result.checkpoint.path,
+        resumed_at=st.resumed_at,
+        rank_state_digests=digests,
     )
+
+
+def auto_cpus_per_worker(available_cpus: float, num_workers: int, largest_node_cpus: float) -> float:
+    """CPUs per worker when the user gives none: the free CPUs shared among the workers.
+
+    Capped at the largest node's CPUs, since one worker's reservation must fit on one node
+    (8 free CPUs over two 4-CPU nodes with one worker would otherwise ask for 8 and never be
+    placed), and at least 1.
+    """
+    share = int(available_cpus // max(num_workers, 1))
+    return float(max(1, min(share, int(largest_node_cpus))))
+
+
+def default_storage_path() -> str:
+    """Where named runs keep their checkpoints when no ``storage_path`` is given.
+
+    ``$SYNTH_RUNS_DIR``, else ``$XDG_CACHE_HOME/synth_engine/runs`` (``~/.cache/...``): a
+    stable folder, so a run started again with the same ``run_name`` finds its checkpoints.
+    """
+    if os.environ.get("SYNTH_RUNS_DIR"):
+        return str(Path(os.environ["SYNTH_RUNS_DIR"]).expanduser())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return str(cache / "synth_engine" / "runs")
 
 
 def _root_cause(exc: BaseException) -> str:
