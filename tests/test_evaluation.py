@@ -20,6 +20,18 @@ def real(adult):
 
 
 @pytest.fixture(scope="module")
+def with_missing(real, noisy):
+    """``real`` and ``noisy`` with missing values in two categorical and two numeric columns, more in the synthetic."""
+    out = []
+    for frame, rate, seed in ((real, 0.1, 1), (noisy, 0.2, 2)):
+        frame, rng = frame.copy(), np.random.default_rng(seed)
+        for col in ("workclass", "occupation", "age", "hours-per-week"):
+            frame.loc[rng.random(len(frame)) < rate, col] = np.nan
+        out.append(frame)
+    return tuple(out)
+
+
+@pytest.fixture(scope="module")
 def noisy(real):
     """A plausible but imperfect synthetic table: columns resampled within income groups, numbers jittered."""
     rng = np.random.default_rng(0)
@@ -27,9 +39,9 @@ def noisy(real):
     for income, idx in real.groupby("income").groups.items():
         for col in real.columns.drop("income"):
             out.loc[idx, col] = real.loc[rng.permutation(idx), col].to_numpy()
-    # Jitter clipped to the real range: SDMetrics bins each table's numeric columns over that table's own
-    # range, we bin both over the real range (so a shifted synthetic column cannot look perfect). With equal
-    # ranges the two definitions coincide, which is what lets the scores be compared to 1e-6.
+    # Jitter clipped to the real range: SDMetrics' QualityReport bins each table's numeric columns over that
+    # table's own range, we bin both over the real range (so a shifted synthetic column cannot look perfect).
+    # With equal ranges the per-table bin edges coincide (the other difference, the maximum's bin, is below).
     out["age"] = (out["age"] + rng.integers(-3, 4, len(out))).clip(real["age"].min(), real["age"].max())
     out.loc[out["age"].idxmin(), "age"], out.loc[out["age"].idxmax(), "age"] = real["age"].min(), real["age"].max()
     return out
@@ -54,13 +66,41 @@ def test_column_metrics_match_sdmetrics(real, noisy):
     for pair in (["sex", "income"], ["workclass", "occupation"]):
         expected = ContingencySimilarity.compute(real[pair], noisy[pair])
         assert M.ContingencySimilarity.compute(real[pair], noisy[pair]) == pytest.approx(expected, abs=1e-6)
-    # A binned numeric column: SDMetrics' standalone metric bins the synthetic column with the real edges too.
-    # It opens the outer bins to +-inf where we give the real maximum a bin of its own (as its QualityReport
-    # does), which changes nothing when the synthetic column stays inside the real range, as here.
+    # A binned numeric column: the same bins as SDMetrics' standalone metric (real range, outer bins open).
     pair = ["age", "income"]
     expected = ContingencySimilarity.compute(real[pair], noisy[pair], continuous_column_names=["age"])
-    ours = M.ContingencySimilarity.compute(real[pair], noisy[pair], continuous_columns=["age"])
-    assert abs(ours - expected) < 0.01
+    assert M.ContingencySimilarity.compute(real[pair], noisy[pair], continuous_columns=["age"]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_real_maximum_falls_in_the_last_bin():
+    from engine.evaluation.metrics.contingency_similarity import bin_codes, bin_edges
+
+    edges = bin_edges(0.0, 10.0)
+    codes = bin_codes(np.array([0.0, 0.5, 9.5, 10.0, -3.0, 12.0, np.nan]), edges)
+    assert codes.tolist() == [0, 0, 9, 9, 0, 9, M.MISSING]
+    # Ten bins, not eleven: the rows at the maximum share the top bin with their neighbours.
+    real = pd.DataFrame({"x": np.arange(11.0), "c": list("ab") * 5 + ["a"]})
+    syn = pd.DataFrame({"x": np.r_[np.arange(10.0), 9.5], "c": real["c"]})
+    assert M.ContingencySimilarity.compute(real, syn, continuous_columns=["x"]) == pytest.approx(1.0)
+
+
+def test_metrics_on_missing_values_match_sdmetrics(with_missing):
+    from sdmetrics.column_pairs import ContingencySimilarity
+    from sdmetrics.single_column import KSComplement, TVComplement
+
+    real, syn = with_missing
+    # TVComplement drops the missing values (as SDMetrics does); their share is MissingRateSimilarity's to score.
+    for col in ("workclass", "occupation"):
+        assert M.TVComplement.compute(real[col], syn[col]) == pytest.approx(TVComplement.compute(real[col], syn[col]), abs=1e-6)
+        assert M.MissingRateSimilarity.compute(real[col], syn[col]) == pytest.approx(1 - abs(real[col].isna().mean() - syn[col].isna().mean()))
+    assert M.TVComplement.compute(pd.Series(["a", None, None]), pd.Series(["a", "a", "a"])) == pytest.approx(1.0)
+    for col in ("age", "hours-per-week"):
+        assert M.KSComplement.compute(real[col], syn[col]) == pytest.approx(KSComplement.compute(real[col], syn[col]), abs=1e-6)
+    # ContingencySimilarity counts missing values as a category in both (SDMetrics: ``groupby(dropna=False)``,
+    # and NaN past the last bin of a binned column).
+    for pair, continuous in ((["workclass", "occupation"], []), (["age", "workclass"], ["age"]), (["hours-per-week", "sex"], ["hours-per-week"])):
+        expected = ContingencySimilarity.compute(real[pair], syn[pair], continuous_column_names=continuous or None)
+        assert M.ContingencySimilarity.compute(real[pair], syn[pair], continuous_columns=continuous) == pytest.approx(expected, abs=1e-6)
 
 
 def test_metrics_declare_name_goal_and_range():
@@ -89,17 +129,63 @@ def test_single_metrics_on_hand_made_columns():
         M.correlation(a, b, "kendall")
 
 
-def test_quality_score_matches_sdmetrics_quality_report(real, noisy):
+def _sdmetrics_pair_trends(real, syn, schema):
+    """Column Pair Trends built as SDMetrics' QualityReport builds it, from SDMetrics' own pair metrics.
+
+    The one change: a numeric column paired with a discrete one is binned as SDMetrics' standalone
+    ContingencySimilarity bins it (``continuous_column_names``: ten bins of the real range, outer bins
+    open), which is our definition. The QualityReport instead bins each table over its own range and
+    closes the last edge, so the rows at a table's maximum, and its missing values, get an eleventh bin.
+    Returns the score and the per-pair ``(score, meets threshold)``.
+    """
+    import itertools
+
+    from sdmetrics.column_pairs import ContingencySimilarity, CorrelationSimilarity
+
+    pairs = {}
+    for a, b in itertools.combinations(schema.columns, 2):
+        cols = [a.name, b.name]
+        if a.kind.is_numeric and b.kind.is_numeric:
+            out = CorrelationSimilarity.compute_breakdown(real[cols], syn[cols], real_correlation_threshold=0.5)
+            pairs[(a.name, b.name)] = (out["score"], bool(abs(out["real"]) > 0.5))
+        else:
+            continuous = [c.name for c in (a, b) if c.kind.is_numeric] or None
+            out = ContingencySimilarity.compute_breakdown(
+                real[cols], syn[cols], continuous_column_names=continuous, real_association_threshold=0.3
+            )
+            pairs[(a.name, b.name)] = (out["score"], bool(out["real_association"] > 0.3))
+    return float(np.mean([score for score, meets in pairs.values() if meets])), pairs
+
+
+@pytest.mark.parametrize("data", ["complete", "with missing values"])
+def test_quality_score_matches_sdmetrics_quality_report(real, noisy, with_missing, data):
     from sdmetrics.reports.single_table import QualityReport
 
+    real, noisy = (real, noisy) if data == "complete" else with_missing
     schema = infer_schema(real)
     ours = quality_scores(real, noisy, schema)
     report = QualityReport()
     report.generate(real, noisy, _metadata(schema), verbose=False)
     shapes, trends = report.get_properties()["Score"].tolist()
     assert ours["column_shapes"] == pytest.approx(shapes, abs=1e-6)
-    assert ours["column_pair_trends"] == pytest.approx(trends, abs=1e-6)
-    assert ours["score"] == pytest.approx(report.get_score(), abs=1e-6)
+
+    expected_trends, expected_pairs = _sdmetrics_pair_trends(real, noisy, schema)
+    assert ours["column_pair_trends"] == pytest.approx(expected_trends, abs=1e-6)
+    assert ours["score"] == pytest.approx((shapes + expected_trends) / 2, abs=1e-6)
+    details = report.get_details("Column Pair Trends")
+    kinds = {c.name: c.kind.is_numeric for c in schema.columns}
+    for row in details.itertuples(index=False):
+        a, b, score, meets = row[0], row[1], row[3], bool(row[7])
+        entry = ours["pairs"][f"{a} / {b}"]
+        assert entry["meets_threshold"] == expected_pairs[(a, b)][1]
+        if entry["meets_threshold"]:
+            assert entry["score"] == pytest.approx(expected_pairs[(a, b)][0], abs=1e-6), (a, b)
+        if kinds[a] == kinds[b]:  # no binning involved: the QualityReport's own pair scores, to 1e-6
+            assert meets == entry["meets_threshold"], (a, b)
+            if meets:
+                assert entry["score"] == pytest.approx(score, abs=1e-6), (a, b)
+    # What the binning difference costs on this data: the QualityReport's own overall score is close.
+    assert ours["score"] == pytest.approx(report.get_score(), abs=0.01)
     assert ours["score"] < 0.999  # the comparison is not between two perfect scores
 
 
@@ -191,3 +277,58 @@ def test_jobs_evaluate_writes_the_report(real, noisy, tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "report.json").read_text())["ml_efficacy"] > 0
     assert main(["--real", str(tmp_path / "nope.csv"), "--synthetic", str(tmp_path / "syn.parquet"), "--out", str(tmp_path / "o")]) == 2
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_ovr_macro_auc_is_sklearns_and_survives_a_missing_class():
+    from sklearn.metrics import roc_auc_score
+
+    from engine.evaluation.utility import ovr_macro_auc
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(["a", "b", "c"], 300)
+    proba = rng.dirichlet(np.ones(3), 300)
+    classes = np.array(["a", "b", "c"])
+    assert ovr_macro_auc(y, proba, classes) == pytest.approx(roc_auc_score(y, proba, multi_class="ovr", labels=classes), abs=1e-12)
+    # A model trained without class "c" cannot rank it: that class scores 0.5, the others as before.
+    two = proba[:, :2] / proba[:, :2].sum(axis=1, keepdims=True)
+    expected = np.mean([roc_auc_score(y == "a", two[:, 0]), roc_auc_score(y == "b", two[:, 1]), 0.5])
+    assert ovr_macro_auc(y, two, classes[:2]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_ml_efficacy_roc_auc_on_a_multiclass_target(adult):
+    from engine.evaluation.utility import ml_efficacy
+
+    rows = adult.sample(n=3000, random_state=4).reset_index(drop=True)
+    train, holdout = rows.iloc[:2000], rows.iloc[2000:]
+    schema = infer_schema(train)
+    assert train["race"].nunique() == 5
+    # A "synthetic" training set that lacks one of the real classes (the rarest): still a defined AUC.
+    rarest = train["race"].value_counts().index[-1]
+    synthetic = train[train["race"] != rarest]
+    out = ml_efficacy(train, synthetic, holdout, "race", schema)
+    assert out["task"] == "classification"
+    for row in out["models"]:
+        for source in ("real", "synthetic"):
+            assert 0.5 < row[f"roc_auc_{source}"] <= 1.0, (row["model"], source)
+    json.dumps(out, allow_nan=False)
+
+
+def test_a_holdout_split_from_real_data_is_flagged(real, noisy, tmp_path):
+    report = QualityEvaluator(detection=False).evaluate_tabular(real_data=real, synthetic_data=noisy, target="income")
+    assert report.details["holdout"] == {"rows": 600, "source": "split from real_data"}
+    assert report.details["rows"]["holdout"] == 600 and report.details["rows"]["real"] == 2400
+    doc = json.loads(report.to_json())
+    assert any("synthesizer was most likely trained on them" in n for n in doc["details"]["notes"])
+    assert any("may have seen them" in r for r in doc["privacy_readings"])
+    page = report.to_html()
+    overview = page[page.index("<h2>Overview</h2>"): page.index("<h2>Column shapes</h2>")]
+    assert "held out here, after the fact" in overview
+    privacy = page[page.index("<h2>Privacy</h2>"):]
+    assert "split from the real data after training" in privacy
+    assert "tested on holdout rows split from the real data, which the synthesizer may have seen" in page
+    # A holdout the caller gives is taken at its word: no such warning.
+    given = QualityEvaluator(detection=False).evaluate_tabular(
+        real_data=real.iloc[:2400], synthetic_data=noisy, holdout_data=real.iloc[2400:], target="income"
+    )
+    assert given.details["holdout"]["source"] == "given" and not given.details["notes"]
+    assert "holdout_caveat" not in given.privacy

@@ -21,8 +21,10 @@ def _write(frame, folder, parts=3):
 @pytest.fixture(scope="module")
 def tables(adult, tmp_path_factory):
     root = tmp_path_factory.mktemp("distributed")
-    train = adult.sample(n=3000, random_state=1).reset_index(drop=True)
-    holdout = adult.drop(index=adult.index[:0]).sample(n=1000, random_state=3).reset_index(drop=True)
+    train = adult.sample(n=3000, random_state=1)
+    # The holdout must be rows the "synthesizer" never saw: drawn from the rows left out of training.
+    holdout = adult.drop(index=train.index).sample(n=1000, random_state=3).reset_index(drop=True)
+    train = train.reset_index(drop=True)
     synthetic = adult.sample(n=2500, random_state=2).reset_index(drop=True)
     synthetic.loc[::7, "age"] = np.nan  # missing values the real table does not have
     return {

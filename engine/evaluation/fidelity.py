@@ -10,6 +10,16 @@ Built as SDMetrics' QualityReport builds its score, so a user can compare:
   0.5 or Cramér's V > 0.3, SDMetrics' default thresholds);
 - the overall score: the mean of the two properties.
 
+Missing values are treated as SDMetrics treats them: dropped by KSComplement,
+TVComplement and CorrelationSimilarity (their share is scored by
+MissingRateSimilarity), a category of their own in ContingencySimilarity. The
+one difference in definition is the binning of a numeric column paired with a
+discrete one (see ``ContingencySimilarity``): ours is that of SDMetrics'
+standalone metric, so a pair score equals ``ContingencySimilarity.compute(...,
+continuous_column_names=[...])`` to 1e-6, while the QualityReport's own pair
+score can differ by the weight of the rows at a column's maximum and of its
+missing values, which it puts in an extra bin.
+
 Each column and pair is first reduced to counts (``ColumnSummary``,
 ``Moments``, joint counts); the scores are computed from those. The local path
 takes the counts of whole columns, the distributed path merges them block by

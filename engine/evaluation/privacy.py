@@ -162,6 +162,8 @@ def privacy_readings(p: dict[str, Any]) -> list[str]:
                 f"A density-ratio membership-inference attack reaches ROC AUC {p['density_attack_auc']:.3f} "
                 "(same reading; it also catches synthetic rows clustered around training rows)."
             )
+    if "holdout_caveat" in p:
+        lines.append(p["holdout_caveat"])
     lines.append(
         f"Computed on random samples ({', '.join(f'{k}: {v:,}' for k, v in p.get('sample_rows', {}).items())} rows). "
         "These are diagnostics of specific risks, not guarantees: only differential privacy bounds what can leak."

@@ -184,7 +184,9 @@ class TabularReport:
             parts.append("".join(f"<th>{esc(k)}</th>" for k in keys) + "</tr>")
             for row in ml["models"]:
                 parts.append("<tr>" + "".join(f"<td>{esc(_fmt(row[k]))}</td>" for k in keys) + "</tr>")
-            parts.append("</table><p class='muted'>Trained on real (TRTR) or synthetic (TSTR) rows, tested on real holdout rows the synthesizer never saw.</p>")
+            tested_on = ("holdout rows split from the real data, which the synthesizer may have seen" if d.get("holdout", {}).get("source") == "split from real_data"
+                         else "real holdout rows the synthesizer never saw")
+            parts.append(f"</table><p class='muted'>Trained on real (TRTR) or synthetic (TSTR) rows, tested on {tested_on}.</p>")
 
         if self.privacy:
             parts.append("<h2>Privacy</h2><ul>" + "".join(f"<li>{esc(t)}</li>" for t in privacy_readings(self.privacy)) + "</ul>")

@@ -17,6 +17,17 @@ from engine.schema.io import read_table
 from engine.schema.kinds import TableSchema
 
 HOLDOUT_FRACTION = 0.2  # share of real_data the seed-style API holds out when a target but no holdout is given
+SPLIT_HOLDOUT_NOTE = (
+    "No holdout was given, so {rows:,} rows ({share:.0%}) of the real data were held out here, after the fact: the "
+    "synthesizer was most likely trained on them. ML efficacy and the privacy metrics then compare the synthetic data "
+    "with rows it may have learnt from, which flatters utility and hides memorisation. Pass rows the synthesizer never "
+    "saw as the holdout for numbers you can trust."
+)
+PRIVACY_SPLIT_NOTE = (
+    "The holdout rows were split from the real data after training, so the synthesizer may have seen them: the "
+    "train-vs-holdout comparisons below (closer-to-train share, membership-inference attacks) cannot detect memorisation "
+    "of those rows and read as safer than they are."
+)
 
 
 def check_target(target: str | None, schema: TableSchema) -> None:
@@ -40,11 +51,14 @@ def assemble_report(
     rows: dict[str, int],
     extra_details: dict[str, Any] | None = None,
     train_hashes: Any = None,
+    holdout_from_real: bool = False,
 ) -> TabularReport:
     """Utility, detection and privacy on (samples of) the tables, around fidelity scores computed elsewhere.
 
     Shared by the local and the distributed paths; any metric that fails is
-    recorded in ``details["errors"]`` and the report goes on.
+    recorded in ``details["errors"]`` and the report goes on. ``holdout_from_real``
+    says the holdout was split from the data the synthesizer was trained on: the
+    report then says so in its notes and its privacy section.
     """
     details: dict[str, Any] = {
         "rows": rows,
@@ -57,6 +71,11 @@ def assemble_report(
         "notes": [],
         **(extra_details or {}),
     }
+    if holdout is not None:
+        details["holdout"] = {"rows": len(holdout), "source": "split from real_data" if holdout_from_real else "given"}
+        if holdout_from_real:
+            share = len(holdout) / max(len(holdout) + len(real), 1)
+            details["notes"].append(SPLIT_HOLDOUT_NOTE.format(rows=len(holdout), share=share))
     try:
         details["plots"] = plot_data(real, synthetic, schema)
     except Exception as exc:  # noqa: BLE001 - a chart must never cost the report
@@ -84,6 +103,8 @@ def assemble_report(
             )
         except Exception as exc:  # noqa: BLE001
             details["errors"].append(f"privacy: {type(exc).__name__}: {exc}")
+        if priv and holdout_from_real:
+            priv["holdout_caveat"] = PRIVACY_SPLIT_NOTE
     return TabularReport(
         similarity_score=quality["score"],
         column_shapes_score=quality["column_shapes"],
@@ -110,13 +131,16 @@ def evaluate_tables(
     detection: bool = True,
     privacy_rows: int = SAMPLE_ROWS,
     seed: int = 0,
+    holdout_from_real: bool = False,
 ) -> TabularReport:
     """The full report of ``synthetic`` against ``real`` (DataFrames, Arrow tables or CSV/Parquet paths).
 
     ``real`` is the data the synthesizer was trained on; ``holdout`` (real rows
     it never saw) enables ML efficacy for ``target`` and the train-vs-holdout
     privacy comparisons. Column kinds are inferred as the synthesizer infers
-    them unless ``schema`` or the ``*_columns`` overrides say otherwise.
+    them unless ``schema`` or the ``*_columns`` overrides say otherwise. Set
+    ``holdout_from_real`` when the holdout rows were cut from the synthesizer's
+    training data: the report then warns that utility and privacy are flattered.
     """
     real_df, syn_df = read_table(real), read_table(synthetic)
     holdout_df = read_table(holdout) if holdout is not None else None
@@ -130,7 +154,7 @@ def evaluate_tables(
     rows = {"real": len(real_df), "synthetic": len(syn_df), "holdout": len(holdout_df) if holdout_df is not None else 0}
     return assemble_report(
         quality, real_df, syn_df, holdout_df, schema, target=target, privacy=privacy, detection=detection,
-        privacy_rows=privacy_rows, seed=seed, rows=rows,
+        privacy_rows=privacy_rows, seed=seed, rows=rows, holdout_from_real=holdout_from_real,
     )
 
 
@@ -157,12 +181,14 @@ class QualityEvaluator:
         """Report with ``.similarity_score``, ``.correlation_score``, ``.ks_statistic`` and, with a target, ``.ml_efficacy``.
 
         When a target is given without ``holdout_data``, 20% of ``real_data`` is
-        held out for testing (the synthetic rows should then come from a model
-        trained on the other 80%, otherwise ML efficacy and privacy flatter it).
+        held out for testing. The synthesizer has usually seen those rows, which
+        flatters ML efficacy and the privacy comparisons: the report says so in its
+        notes (JSON ``details.notes``, the HTML overview) and its privacy section.
         """
         real = read_table(real_data)
         holdout = holdout_data
-        if target is not None and holdout is None:
+        split = target is not None and holdout is None
+        if split:
             holdout = real.sample(frac=HOLDOUT_FRACTION, random_state=self.seed)
             real = real.drop(index=holdout.index)
         return evaluate_tables(
@@ -175,4 +201,5 @@ class QualityEvaluator:
             privacy=self.privacy if privacy is None else privacy,
             detection=self.detection if detection is None else detection,
             seed=self.seed,
+            holdout_from_real=split,
         )

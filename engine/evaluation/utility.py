@@ -27,6 +27,26 @@ def _cap(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=n, random_state=seed) if len(frame) > n else frame
 
 
+def class_scores(proba: np.ndarray, classes: np.ndarray, label: object) -> np.ndarray:
+    """The predicted probability of ``label``; zeros when the model never saw it in training (it cannot rank it)."""
+    known = list(classes)
+    return proba[:, known.index(label)] if label in known else np.zeros(len(proba))
+
+
+def ovr_macro_auc(y_test: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
+    """One-vs-rest ROC AUC averaged over the classes of the test set (sklearn's ``multi_class="ovr"``, macro).
+
+    Computed class by class rather than by ``roc_auc_score(multi_class="ovr")``
+    because the model may lack classes of the test set (a synthetic training set
+    without a rare class): such a class scores 0.5, the AUC of a constant score.
+    Classes the test set lacks have no AUC and are left out.
+    """
+    present = pd.unique(y_test)
+    if len(present) < 2:
+        return float("nan")
+    return float(np.mean([roc_auc_score(y_test == c, class_scores(proba, classes, c)) for c in present]))
+
+
 def ml_efficacy(
     real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, target: str, schema: TableSchema, *, seed: int = 0
 ) -> dict[str, Any]:
@@ -54,13 +74,13 @@ def ml_efficacy(
                     continue
                 clf = make().fit(features.transform(frame), y)
                 pred = clf.predict(x_test)
+                proba = clf.predict_proba(x_test)
                 if positive is not None:
                     f1 = f1_score(y_test, pred, pos_label=positive, zero_division=0)
-                    proba = clf.predict_proba(x_test)[:, list(clf.classes_).index(positive)] if positive in clf.classes_ else np.zeros(len(x_test))
-                    auc = roc_auc_score(y_test == positive, proba)
+                    auc = roc_auc_score(y_test == positive, class_scores(proba, clf.classes_, positive))
                 else:
                     f1 = f1_score(y_test, pred, average="macro", zero_division=0)
-                    auc = float("nan")
+                    auc = ovr_macro_auc(y_test, proba, clf.classes_)
                 scores[source] = {"f1": float(f1), "roc_auc": float(auc)}
             rows.append({"model": model_name, **{f"{m}_{s}": v for s, d in scores.items() for m, v in d.items()}})
         metric = "f1"

@@ -15,7 +15,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-MISSING = "__missing__"  # missing values counted as a category of their own, as SDMetrics does
+# The label of missing values where they count as a category of their own: in joint tables (as SDMetrics'
+# ContingencySimilarity counts them, ``groupby(dropna=False)``), never in TVComplement (SDMetrics drops them there).
+MISSING = "__missing__"
 
 
 class Goal(str, enum.Enum):

@@ -17,12 +17,14 @@ def bin_edges(low: float, high: float, bins: int = NUM_BINS) -> np.ndarray:
 
 
 def bin_codes(x: np.ndarray, edges: np.ndarray) -> pd.Series:
-    """Bin numbers of the values (objects; missing -> ``MISSING``).
+    """Bin numbers ``0 .. len(edges) - 2`` of the values (objects; missing -> ``MISSING``).
 
-    All edges are used, as SDMetrics' QualityReport does: values below the real
-    minimum get bin 0, the real maximum (and anything above it) the last bin.
+    The bins of SDMetrics' standalone ContingencySimilarity: the outer edges are
+    open, so the real maximum falls in the last bin (not in a bin of its own) and
+    values outside the real range join the nearest outer bin. Missing values are
+    a category of their own, as there (``np.digitize`` puts NaN past every edge).
     """
-    codes = np.digitize(x, edges).astype(object)
+    codes = np.digitize(x, edges[1:-1]).astype(object)
     codes[np.isnan(x)] = MISSING
     return pd.Series(codes)
 
@@ -60,10 +62,16 @@ def joint_counts(a: pd.Series, b: pd.Series) -> pd.Series:
 class ContingencySimilarity(Metric):
     """1 - TVD between the joint frequency tables of two columns (1 is best).
 
-    SDMetrics' definition; numeric columns named in ``continuous_columns`` are cut
-    into ``NUM_BINS`` equal-width bins of the real column's range. (SDMetrics'
-    QualityReport bins each table over its own range instead, so a synthetic
-    column shifted by a constant keeps its score there; here it does not.)
+    SDMetrics' definition, missing values counted as a category; numeric columns
+    named in ``continuous_columns`` are cut into ``NUM_BINS`` equal-width bins of
+    the real column's range, outer bins open (``bin_codes``): the same value as
+    SDMetrics' ``ContingencySimilarity.compute(..., continuous_column_names=...)``.
+
+    SDMetrics' QualityReport bins differently, and the overall score here keeps
+    these bins: it cuts each table over its *own* range (a synthetic column
+    shifted by a constant keeps its score there, not here), its last edge is
+    closed so the rows equal to the maximum get an eleventh bin of their own, and
+    missing values share that bin (``np.digitize`` of NaN).
     """
 
     name = "ContingencySimilarity"
