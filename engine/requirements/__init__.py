@@ -15,6 +15,7 @@ from engine.requirements.constraints import (
     check_constraints,
     constraint_to_dict,
     constraints_hold,
+    repair_constraints,
     parse_constraints,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "apply_constraints",
     "check_constraints",
     "constraints_hold",
+    "repair_constraints",
     "constraint_to_dict",
     "parse_condition_arg",
     "parse_conditions",

@@ -82,8 +82,8 @@ class Bounds:
                 "whole numbers and no whole number lies in that range."
             )
 
-    def _effective(self) -> tuple[float | None, float | None]:
-        if not self.integer_:
+    def _effective(self, whole: bool = False) -> tuple[float | None, float | None]:
+        if not (self.integer_ or whole):
             return self.low, self.high
         return (None if self.low is None else float(np.ceil(self.low)), None if self.high is None else float(np.floor(self.high)))
 
@@ -92,11 +92,8 @@ class Bounds:
 
     def apply(self, table: pd.DataFrame, rng: np.random.Generator, fixed: Sequence[str] = ()) -> pd.DataFrame:
         col = table[self.column]
-        lo, hi = self._effective()
-        if pd.api.types.is_integer_dtype(col.dtype):
-            # An int64 column cast back after clipping truncates toward zero: round the bounds inward first.
-            lo = None if lo is None else float(np.ceil(lo))
-            hi = None if hi is None else float(np.floor(hi))
+        # An int64 column cast back after clipping truncates toward zero: its bounds are rounded inward too.
+        lo, hi = self._effective(whole=pd.api.types.is_integer_dtype(col.dtype))
         table[self.column] = col.clip(lower=lo, upper=hi).astype(col.dtype)
         return table
 
@@ -315,19 +312,27 @@ def constraints_hold(table: pd.DataFrame, constraints: Sequence[Constraint]) -> 
 def apply_constraints(
     table: pd.DataFrame, constraints: Sequence[Constraint], rng: np.random.Generator, fixed: Sequence[str] = ()
 ) -> pd.DataFrame:
-    """Repair rows so that they satisfy the constraints, as far as repairs can.
+    """Repair rows so that they satisfy the constraints, as far as repairs can (see :func:`repair_constraints`)."""
+    return repair_constraints(table, constraints, rng, fixed)[0]
+
+
+def repair_constraints(
+    table: pd.DataFrame, constraints: Sequence[Constraint], rng: np.random.Generator, fixed: Sequence[str] = ()
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Repair rows so that they satisfy the constraints; return the table and the rows that hold them all.
 
     Each repair keeps its own constraint but may break another on the same
     column (an inequality swap can carry a value past a bound or bring a
     fraction into an integer column). So the repairs run in declaration order
     and are repeated, for the rows still violating any constraint, for a few
-    rounds; the caller (``generate_rows``) checks :func:`constraints_hold`
-    afterwards and regenerates the rows that are still wrong, so the output
-    holds every constraint whatever the order or interplay.
+    rounds; the caller (``generate_rows``) regenerates the rows the returned
+    mask marks as still wrong, so the output holds every constraint whatever
+    the order or interplay.
     """
     for _ in range(_APPLY_ROUNDS):
         for c in constraints:
             table = c.apply(table, rng, fixed)
-        if constraints_hold(table, constraints).all():
+        holds = constraints_hold(table, constraints)
+        if holds.all():
             break
-    return table
+    return table, holds

@@ -23,7 +23,7 @@ import torch
 
 from engine.errors import InvalidConditionError
 from engine.requirements.conditions import Conditions
-from engine.requirements.constraints import Constraint, apply_constraints, constraints_hold
+from engine.requirements.constraints import Constraint, repair_constraints
 
 MAX_CHUNK_ROWS = 65_536
 # Rejection gives up when, after this many draws, fewer than MIN_ACCEPTANCE of them met the conditions.
@@ -87,9 +87,8 @@ def generate_rows(
         size = need if rate >= 1.0 else math.ceil(need / max(rate, MIN_ACCEPTANCE) * 1.1) + 16
         size = max(1, min(size, MAX_CHUNK_ROWS))
         frame = source.draw(size, native or None, gen, rng)
-        frame = apply_constraints(frame, constraints, rng, fixed)
         # Repairs of one constraint can undo another: rows still violating any are regenerated.
-        keep = constraints_hold(frame, constraints)
+        frame, keep = repair_constraints(frame, constraints, rng, fixed)
         if conditions:
             keep &= conditions.mask(frame)
         if not keep.all():
