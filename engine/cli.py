@@ -141,6 +141,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.out_dir is None and (args.rows_per_shard is not None or args.num_actors is not None):
         raise SynthError("--rows-per-shard and --num-actors apply to sharded sampling: give --out-dir instead of --out.")
     synth = load_synthesizer(args.model_dir)
+    if args.precision is not None:
+        if isinstance(synth, ImageSynthesizer):
+            raise SynthError("--precision applies to table models (ctgan, tvae); image models sample in float32.")
+        synth.sampling_precision = args.precision
     if args.out_dir is not None:
         return _sample_sharded(args, synth)
     if isinstance(synth, ImageSynthesizer):
@@ -176,7 +180,7 @@ def _sample_sharded(args: argparse.Namespace, synth: Any) -> int:
         args.model_dir, args.out_dir, num_rows=args.rows, conditions=conditions,
         seed=0 if args.seed is None else args.seed,
         rows_per_shard=100_000 if args.rows_per_shard is None else args.rows_per_shard,
-        num_actors=args.num_actors, use_gpu=args.gpu, cpus_per_actor=args.cpus_per_actor,
+        num_actors=args.num_actors, use_gpu=args.gpu, cpus_per_actor=args.cpus_per_actor, precision=args.precision,
     )
     print(f"wrote {result.num_rows} rows to {args.out_dir} in {result.num_shards} shards "
           f"({len(result.written_shards)} written, {len(result.skipped_shards)} already complete)")
@@ -258,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=None,
                         help="random seed; the same seed gives the same rows (default: random; 0 with --out-dir, so a re-run resumes)")
     sample.add_argument("--label", help="image models: the class of every image (default: the training class mix)")
+    sample.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default=None,
+                        help="table models (ctgan, tvae): numeric precision of generation; 'auto' uses bfloat16 on CPUs "
+                             "that multiply it natively (default: the precision saved with the model, 'auto' unless set)")
     sample.add_argument("--format", choices=["parquet", "folder"], default="parquet",
                         help="image models: Parquet with PNG bytes, or an image folder (default: parquet)")
     sample.add_argument("--out", help="output file: .parquet, .csv or .csv.gz; for image models a folder")

@@ -65,6 +65,9 @@ class SampleJobConfig(_Strict):
     num_actors: int | None = Field(None, ge=1)
     use_gpu: bool | None = Field(None, description="sharded sampling: one GPU per actor; None: when the cluster has one now")
     cpus_per_actor: float = Field(1, gt=0, description="sharded sampling: CPUs reserved by each actor")
+    precision: Literal["auto", "float32", "bfloat16"] | None = Field(
+        None, description="table models: numeric precision of generation (default: the one saved with the model)"
+    )
 
     @model_validator(mode="after")
     def _one_output(self) -> "SampleJobConfig":

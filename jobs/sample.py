@@ -33,6 +33,10 @@ def run(cfg: SampleJobConfig) -> int:
     if not is_image and cfg.label is not None:
         raise JobConfigError("'label' applies to image models; ask a table model with 'conditions'.")
     conditions = cfg.label if is_image else (cfg.conditions or None)
+    if cfg.precision is not None:
+        if is_image:
+            raise JobConfigError("'precision' applies to table models (ctgan, tvae); image models sample in float32.")
+        synth.sampling_precision = cfg.precision
     if cfg.out_dir:
         from engine.runtime import ray_session
         from engine.sampling.sharded import sample_to_parquet
@@ -41,7 +45,7 @@ def run(cfg: SampleJobConfig) -> int:
             result = sample_to_parquet(
                 cfg.model, cfg.out_dir, num_rows=cfg.num_rows, conditions=conditions, seed=cfg.seed,
                 rows_per_shard=cfg.rows_per_shard, num_actors=cfg.num_actors,
-                use_gpu=cfg.use_gpu, cpus_per_actor=cfg.cpus_per_actor,
+                use_gpu=cfg.use_gpu, cpus_per_actor=cfg.cpus_per_actor, precision=cfg.precision,
             )
         print(f"shards written {len(result.written_shards)}, already complete {len(result.skipped_shards)}")
         return result.num_rows
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--use-gpu", action=argparse.BooleanOptionalAction, default=None,
                    help="give each sampling actor a GPU (default: when the cluster has one now; say so on autoscaling clusters)")
     p.add_argument("--cpus-per-actor", type=float, help="CPUs reserved by each sampling actor (default: 1)")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
+                   help="table models: numeric precision of generation (default: the one saved with the model)")
     args = p.parse_args(argv)
     try:
         cfg = load_config(
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 "num_actors": args.num_actors,
                 "use_gpu": args.use_gpu,
                 "cpus_per_actor": args.cpus_per_actor,
+                "precision": args.precision,
             },
         )
         n = run(cfg)

@@ -28,6 +28,9 @@ def test_fit_then_sample_with_conditions(tmp_path, adult_csv, model, extra):
     assert fit.returncode == 0, fit.stderr
     if model == "ctgan":
         assert "epoch 2/2" in (fit.stdout + fit.stderr)  # per-epoch progress with losses
+        # The driver draws a progress bar over the steps whose description carries the last losses.
+        bar = [line for line in fit.stderr.replace("\r", "\n").splitlines() if "100%|" in line]
+        assert bar and "ctgan epoch 2/2" in bar[-1] and "loss_d" in bar[-1]
     rows_path = tmp_path / "rows.parquet"
     smp = synth(
         "sample", str(out), "--rows", "321", "--condition", "income=>50K", "--condition", "age>=30",

@@ -119,3 +119,35 @@ def test_ctgan_with_a_constraint_is_exact_and_identical_for_one_and_two_actors(t
     a, b = _read(tmp_path / "one"), _read(tmp_path / "two")
     pd.testing.assert_frame_equal(a, b)
     assert len(a) == 1_234 and a["age"].between(20, 60).all()
+    # An explicit precision reaches the actors: shard 0 in float32 is what the driver samples in float32.
+    sample_to_parquet(path, tmp_path / "exact", num_rows=1_000, rows_per_shard=500, seed=5, num_actors=1, precision="float32")
+    loaded = TabularSynthesizer.load(path)
+    loaded.sampling_precision = "float32"
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "exact" / shard_name(0)), loaded.sample(500, seed=5, stream=0, row_offset=0)
+    )
+    assert json.loads((tmp_path / "exact" / "manifest.json").read_text())["precision"] == "float32"
+
+
+def test_an_unknown_precision_is_refused_before_any_file_is_written(model_dir, tmp_path):
+    from engine.training.config import InvalidOptionError
+
+    with pytest.raises(InvalidOptionError, match="'auto', 'float32', 'bfloat16'. Got 'half'"):
+        sample_to_parquet(model_dir, tmp_path / "p", num_rows=10, precision="half")
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_pool_actor_uses_as_many_threads_as_the_cpus_it_reserved(ray_session):
+    import ray
+
+    from engine.sampling.sharded import _device_for
+
+    @ray.remote
+    def device_and_threads():
+        import torch
+
+        return _device_for(False), torch.get_num_threads()
+
+    # Ray starts its worker processes with one intra-op thread, whatever the task reserved.
+    assert ray.get(device_and_threads.options(num_cpus=2).remote()) == ("cpu", 2)
+    assert ray.get(device_and_threads.options(num_cpus=1).remote()) == ("cpu", 1)

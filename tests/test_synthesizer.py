@@ -170,3 +170,28 @@ def test_missing_values_are_reproduced_at_their_rate(adult_small):
     rows = TabularSynthesizer("gaussian_copula").fit(frame).sample(20_000, seed=0)
     assert abs(rows["age"].isna().mean() - 0.3) < 0.03
     assert abs(rows["workclass"].isna().mean() - 0.1) < 0.02
+
+
+def test_loading_a_table_model_does_not_import_the_image_stack():
+    # Every sampling actor and CLI call imports this path: diffusers alone added seconds to each.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import engine.loading, engine.synthesizer, engine.sampling.sharded; "
+        "from engine.models.registry import get_model_class; get_model_class('ctgan'); get_model_class('tvae'); "
+        "print(sorted(m for m in ('diffusers', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_registered_model_resolves_to_its_class():
+    from engine.models.base import TorchSynthModel
+    from engine.models.registry import TORCH_MODELS, UnknownModelError, get_model_class
+
+    for name in TORCH_MODELS:
+        cls = get_model_class(name)
+        assert issubclass(cls, TorchSynthModel) and cls.name == name
+    with pytest.raises(UnknownModelError, match="'ctgan', 'tvae'"):
+        get_model_class("gan9000")

@@ -1,6 +1,8 @@
 """The one Ray Train loop: one and two workers, checkpoints, recovery and resume (real Ray)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -19,7 +21,7 @@ from engine.training.checkpoint import (
     save_rank_random_state,
     state_digest,
 )
-from engine.training.loop import auto_cpus_per_worker
+from engine.training.loop import auto_cpus_per_worker, torch_threads
 from engine.transforms import TabularEncoder
 
 TINY_CTGAN = {"embedding_dim": 16, "generator_dims": (32, 32), "discriminator_dims": (32, 32)}
@@ -213,6 +215,19 @@ def test_unnamed_run_leaves_no_checkpoints_behind(encoded, ray_session, tmp_path
 )
 def test_auto_cpus_per_worker_fits_on_one_node(available, workers, largest_node, expected):
     assert auto_cpus_per_worker(available, workers, largest_node) == expected
+
+
+def test_a_worker_uses_as_many_threads_as_the_cpus_it_reserved(encoded, ray_session, tmp_path):
+    # Ray starts its worker processes with one intra-op thread: a worker given 2 CPUs used only one.
+    log = tmp_path / "epochs"
+    _train(encoded, epochs=1, cpus_per_worker=2, hooks={"epoch_log": str(log)})
+    assert _epoch_log(log, 0)[0]["threads"] == torch_threads(2) == min(2, len(os.sched_getaffinity(0)))
+
+
+def test_threads_never_exceed_the_cores_of_the_machine():
+    cores = len(os.sched_getaffinity(0))
+    assert torch_threads(0.5) == 1 and torch_threads(1) == 1
+    assert torch_threads(cores + 3) == cores
 
 
 def test_multi_node_cluster_needs_a_shared_location(ray_session, tmp_path):

@@ -208,3 +208,12 @@ def test_category_dtype_keeps_its_categories_order_and_unused_values():
     back = enc.inverse_transform(enc.transform(df), rng=_rng())
     pd.testing.assert_series_equal(back["size"], df["size"])
     pd.testing.assert_series_equal(back["level"], df["level"])
+
+
+def test_one_hot_decoding_matches_argmax_decoding_on_hard_rows():
+    df = every_kind(300)
+    enc = TabularEncoder().fit(df, infer_schema(df))
+    hard = enc.transform(df)  # exact one-hots, as the models generate them
+    fast = enc.inverse_transform(hard, rng=_rng(), one_hot=True)
+    pd.testing.assert_frame_equal(fast, enc.inverse_transform(hard, rng=_rng()))
+    pd.testing.assert_series_equal(fast["colour"], df["colour"], check_dtype=False, check_categorical=False)

@@ -160,6 +160,8 @@ class TorchSynthModel(ABC):
     ) -> np.ndarray:
         """Return ``num_rows`` encoded rows, float32 ``(num_rows, layout.dim)``.
 
+        A tabular model's one-hot blocks are hard: exactly one 1 per block and row.
+
         ``conditions`` depends on the modality. Tabular models get a mapping of
         a categorical column to the index of the requested category inside its
         ``category`` span; models that cannot condition natively raise

@@ -17,9 +17,14 @@ from torch import nn
 
 from engine.models.base import BatchSampler, TorchSynthModel
 from engine.models.conditional import ConditionalVector, TrainingSampler
+from engine.models.ema import ema_copy, ema_decay, update_ema
 from engine.models.params import check_dims, check_int, check_number
+from engine.models.precision import InferenceCopies
 from engine.training.config import InvalidOptionError
 from engine.transforms.layout import EncodedLayout
+
+# Rows generated per forward pass: large enough for efficient matrix products, small enough to stay in cache.
+GENERATION_CHUNK_ROWS = 8192
 
 
 @dataclass
@@ -37,6 +42,9 @@ class CTGANConfig:
     discriminator_steps: int = 1  # critic updates per generator update
     gradient_penalty_weight: float = 10.0
     gumbel_tau: float = 0.2  # temperature of the Gumbel-softmax on one-hot blocks
+    # Rows are generated from a moving average of the generator's weights (not in the paper; see
+    # engine.models.ema): 0 generates from the last step's weights.
+    ema_decay: float = 0.998
 
     def __post_init__(self) -> None:
         owner = "CTGAN"
@@ -48,6 +56,7 @@ class CTGANConfig:
             setattr(self, name, check_number(owner, name, getattr(self, name)))
         for name in ("weight_decay", "gradient_penalty_weight"):
             setattr(self, name, check_number(owner, name, getattr(self, name), low_inclusive=True))
+        self.ema_decay = check_number(owner, "ema_decay", self.ema_decay, low_inclusive=True, high=1.0)
         betas = self.betas
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise InvalidOptionError(f"The 'betas' parameter of CTGAN must be a pair of numbers in [0, 1). Got {betas!r} instead.")
@@ -81,6 +90,23 @@ class Generator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.blocks(x))  # raw logits / pre-activations, (B, data_dim)
+
+    @torch.no_grad()
+    def forward_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` without gradients, each block writing into one preallocated row buffer.
+
+        The residual blocks' concatenations copy every row again per block; at sampling time,
+        where the blocks' outputs are never needed apart, one buffer laid out as
+        ``[h_k, ..., h_1, x]`` holds them all and each block reads its input as a suffix of it.
+        """
+        widths = [block.fc.out_features for block in self.blocks]
+        buf = x.new_empty(x.shape[0], x.shape[1] + sum(widths))
+        start = sum(widths)
+        buf[:, start:] = x
+        for block, d in zip(self.blocks, widths):
+            buf[:, start - d : start] = F.relu(block.bn(block.fc(buf[:, start:])))
+            start -= d
+        return self.out(buf)
 
 
 class Discriminator(nn.Module):
@@ -148,6 +174,14 @@ class CTGAN(TorchSynthModel):
         self.cond = ConditionalVector(layout)
         self.nets["generator"] = Generator(config.embedding_dim + self.cond.dim, config.generator_dims, layout.dim)
         self.nets["discriminator"] = Discriminator(layout.dim + self.cond.dim, config.discriminator_dims, config.pac)
+        if config.ema_decay > 0:
+            self.shadow_nets["generator_ema"] = ema_copy(self.nets["generator"])
+        self.ema_updates = 0
+        self._inference = InferenceCopies()
+        softmax = [s for s in layout.spans if s.activation != "tanh"]
+        self._softmax_spans = tuple(softmax)
+        self._softmax_starts = torch.tensor([s.start for s in softmax], dtype=torch.int64)
+        self._tanh_columns = torch.tensor([s.start for s in layout.spans if s.activation == "tanh"], dtype=torch.int64)
 
     # ------------------------------------------------------------ training
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -166,7 +200,8 @@ class CTGAN(TorchSynthModel):
         self.cond.frequencies = sampler.sampler.frequencies
         return sampler
 
-    def _activate(self, raw: torch.Tensor, hard: bool, generator: torch.Generator | None) -> torch.Tensor:
+    def _activate(self, raw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The training-time relaxation: tanh scalars, Gumbel-softmax on each one-hot block."""
         # One draw of Gumbel noise for the whole matrix; each one-hot block takes its slice.
         u = torch.rand(raw.shape, generator=generator, device="cpu").to(raw.device)
         noisy = raw - torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
@@ -174,9 +209,6 @@ class CTGAN(TorchSynthModel):
         for span in self.layout.spans:
             if span.activation == "tanh":
                 parts.append(torch.tanh(raw[:, span.start : span.stop]))
-            elif hard:
-                block = noisy[:, span.start : span.stop]
-                parts.append(F.one_hot(block.argmax(dim=1), span.width).to(raw.dtype))
             else:
                 parts.append(F.softmax(noisy[:, span.start : span.stop] / self.config.gumbel_tau, dim=1))
         return torch.cat(parts, dim=1)
@@ -209,7 +241,7 @@ class CTGAN(TorchSynthModel):
             with torch.no_grad():
                 # Fakes for the critic need no generator gradients; the bare module avoids a DDP forward
                 # whose backward would never come.
-                fake = self._activate(bare_g(torch.cat([self._noise(n, generator), cond], dim=1)), False, generator)
+                fake = self._activate(bare_g(torch.cat([self._noise(n, generator), cond], dim=1)), generator)
             real_in = torch.cat([real, cond], dim=1)
             fake_in = torch.cat([fake, cond], dim=1)
             alpha = torch.rand(n // pac, 1, 1, generator=generator, device="cpu").to(real.device)
@@ -229,7 +261,7 @@ class CTGAN(TorchSynthModel):
         cond_g, mask_g = batch["cond_g"], batch["mask_g"]
         n = cond_g.shape[0]
         raw = g_net(torch.cat([self._noise(n, generator), cond_g], dim=1))
-        fake = self._activate(raw, False, generator)
+        fake = self._activate(raw, generator)
         # The bare critic scores the fakes: its gradients here are discarded (zeroed before its next step),
         # so DDP must not all-reduce them.
         y_fake = bare_d(torch.cat([fake, cond_g], dim=1))
@@ -238,6 +270,9 @@ class CTGAN(TorchSynthModel):
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        if "generator_ema" in self.shadow_nets:
+            update_ema(self.shadow_nets["generator_ema"], bare_g, ema_decay(self.config.ema_decay, self.ema_updates))
+            self.ema_updates += 1
         return {
             "loss_d": float(loss_d.detach()),
             "gradient_penalty": float(penalty.detach()),
@@ -246,27 +281,63 @@ class CTGAN(TorchSynthModel):
         }
 
     # ----------------------------------------------------------- generation
+    def _sample_rows(self, raw: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Hard rows from the generator's raw output: tanh scalars, one category drawn per one-hot block.
+
+        Drawing from each block's softmax by its inverse CDF (one uniform per block) gives the same
+        distribution as the Gumbel-max trick the training step relaxes, at a fraction of its cost:
+        one uniform per block instead of one per category and no logarithms.
+        """
+        n = raw.shape[0]
+        out = torch.zeros_like(raw)
+        out[:, self._tanh_columns] = torch.tanh(raw[:, self._tanh_columns])
+        if not self._softmax_spans:
+            return out
+        u = torch.rand(n, len(self._softmax_spans), generator=generator, device="cpu").to(raw.device)
+        picks = torch.empty(n, len(self._softmax_spans), dtype=torch.int64, device=raw.device)
+        for j, span in enumerate(self._softmax_spans):
+            block = raw[:, span.start : span.stop]
+            # Unnormalised: the uniform is scaled by the block's total instead (half the cost of softmax),
+            # which also keeps rounding in the cumulative sum from ever skipping the last category.
+            cdf = (block - block.amax(dim=1, keepdim=True)).exp_().cumsum_(dim=1)
+            below = cdf < u[:, j : j + 1] * cdf[:, -1:]
+            picks[:, j] = below.sum(dim=1).clamp_(max=span.width - 1)
+        out.scatter_(1, picks + self._softmax_starts.to(raw.device), 1.0)
+        return out
+
     @torch.no_grad()
-    def generate(self, num_rows: int, category_conditions: Mapping[str, int] | None, generator: torch.Generator) -> np.ndarray:
-        g = self.unwrapped("generator")
-        was_training = g.training
-        g.eval()
-        out = []
-        chunk = 8192
-        try:
-            for start in range(0, num_rows, chunk):
-                n = min(chunk, num_rows - start)
+    def generate(
+        self,
+        num_rows: int,
+        category_conditions: Mapping[str, int] | None,
+        generator: torch.Generator,
+        *,
+        dtype: torch.dtype = torch.float32,
+    ) -> np.ndarray:
+        """``num_rows`` hard encoded rows; the generator's matrix products run in ``dtype``."""
+        out = np.empty((num_rows, self.layout.dim), dtype=np.float32)
+        generator_net = self.shadow_nets["generator_ema"] if "generator_ema" in self.shadow_nets else self.unwrapped("generator")
+        with self._inference.evaluating("generator", generator_net, dtype) as g:
+            for start in range(0, num_rows, GENERATION_CHUNK_ROWS):
+                n = min(GENERATION_CHUNK_ROWS, num_rows - start)
                 cond = self.cond.sample_for_generation(n, category_conditions, generator)
-                raw = g(torch.cat([self._noise(n, generator), cond.to(self.device)], dim=1))
-                out.append(self._activate(raw, True, generator).cpu().numpy())
-        finally:
-            g.train(was_training)
-        return np.concatenate(out, axis=0).astype(np.float32) if out else np.zeros((0, self.layout.dim), np.float32)
+                x = torch.cat([self._noise(n, generator), cond.to(self.device)], dim=1)
+                raw = g.forward_inference(x.to(dtype)).float()
+                out[start : start + n] = self._sample_rows(raw, generator).cpu().numpy()
+        return out
 
     # ---------------------------------------------------------------- state
+    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        if "generator_ema" in self.shadow_nets and not any(k.startswith("generator_ema.") for k in tensors):
+            # Saved before the moving average existed: it starts from the saved generator's weights.
+            prefix = "generator."
+            tensors = {**tensors, **{"generator_ema." + k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}}
+        super().load_state_tensors(tensors)
+
     def extra_state(self) -> dict[str, Any]:
-        return {"category_frequencies": [f.tolist() for f in self.cond.frequencies]}
+        return {"category_frequencies": [f.tolist() for f in self.cond.frequencies], "ema_updates": self.ema_updates}
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         if "category_frequencies" in state:
             self.cond.frequencies = [np.asarray(f, dtype=np.float64) for f in state["category_frequencies"]]
+        self.ema_updates = int(state.get("ema_updates", 0))

@@ -22,7 +22,6 @@ Only the maths lives here; the training loop owns epochs, devices and DDP.
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import math
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from torch import nn
 
 from engine.errors import InvalidConditionError
 from engine.models.base import BatchSampler, ImageBatches, TorchSynthModel, iter_chunks
+from engine.models.ema import ema_copy, ema_decay, update_ema
 from engine.transforms.images import ImageLayout
 
 BETA_SCHEDULES = ("linear", "squaredcos_cap_v2")
@@ -197,8 +197,7 @@ class DDPM(TorchSynthModel):
             dropout=c.dropout,
             num_class_embeds=layout.num_classes or None,
         )
-        ema = copy.deepcopy(self.nets["unet"]).requires_grad_(False)
-        self.shadow_nets["ema_unet"] = ema.eval()
+        self.shadow_nets["ema_unet"] = ema_copy(self.nets["unet"])
         self.ema_updates = 0
         self.noise_scheduler = DDPMScheduler(**self._schedule_kwargs())
 
@@ -276,20 +275,11 @@ class DDPM(TorchSynthModel):
 
     def current_ema_decay(self) -> float:
         """The decay the next EMA update uses (ramped up during warm-up)."""
-        c = self.config
-        if not c.ema_warmup:
-            return c.ema_decay
-        n = self.ema_updates
-        return min(c.ema_decay, (1.0 + n) / (10.0 + n))
+        return ema_decay(self.config.ema_decay, self.ema_updates, self.config.ema_warmup)
 
-    @torch.no_grad()
     def update_ema(self) -> None:
         """Move the EMA weights towards the current UNet weights by one step."""
-        ema, raw = self.shadow_nets["ema_unet"], self.unwrapped("unet")
-        weight = 1.0 - self.current_ema_decay()
-        torch._foreach_lerp_(list(ema.parameters()), list(raw.parameters()), weight)
-        for b_ema, b_raw in zip(ema.buffers(), raw.buffers()):  # none in the UNet today; copy if any appear
-            b_ema.copy_(b_raw)
+        update_ema(self.shadow_nets["ema_unet"], self.unwrapped("unet"), self.current_ema_decay())
         self.ema_updates += 1
 
     # ------------------------------------------------------------ generation

@@ -12,6 +12,7 @@ from torch import nn
 
 from engine.models.base import TorchSynthModel
 from engine.models.params import check_dims, check_int, check_number
+from engine.models.precision import InferenceCopies
 from engine.transforms.layout import EncodedLayout
 
 
@@ -78,6 +79,7 @@ class TVAE(TorchSynthModel):
         super().__init__(config, layout)
         self.nets["encoder"] = Encoder(layout.dim, config.compress_dims, config.embedding_dim)
         self.nets["decoder"] = Decoder(config.embedding_dim, config.decompress_dims, layout.dim)
+        self._inference = InferenceCopies()
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         params = list(self.nets["encoder"].parameters()) + list(self.nets["decoder"].parameters())
@@ -111,22 +113,32 @@ class TVAE(TorchSynthModel):
         return {"loss": float(loss.detach()), "reconstruction": float(recon.detach()) / x.shape[0], "kl": float(kld.detach()) / x.shape[0]}
 
     @torch.no_grad()
-    def generate(self, num_rows: int, category_conditions: Mapping[str, int] | None, generator: torch.Generator) -> np.ndarray:
+    def generate(
+        self,
+        num_rows: int,
+        category_conditions: Mapping[str, int] | None,
+        generator: torch.Generator,
+        *,
+        dtype: torch.dtype = torch.float32,
+    ) -> np.ndarray:
+        """``num_rows`` decoded samples of the prior; the decoder's matrix products run in ``dtype``."""
         if category_conditions:
             raise NotImplementedError("TVAE has no conditional input; conditions are met by rejection.")
-        dec = self.unwrapped("decoder")
-        out = []
-        for start in range(0, num_rows, 8192):
-            n = min(8192, num_rows - start)
-            z = torch.randn(n, self.config.embedding_dim, generator=generator, device="cpu").to(self.device)
-            rec = dec(z)
-            noise = torch.randn(rec.shape, generator=generator, device="cpu").to(self.device)
-            parts = []
-            for span in self.layout.spans:
-                block = rec[:, span.start : span.stop]
-                if span.activation == "tanh":
-                    parts.append(torch.tanh(block + noise[:, span.start : span.stop] * dec.sigma[span.start : span.stop]))
-                else:
-                    parts.append(F.one_hot(block.argmax(dim=1), span.width).to(block.dtype))
-            out.append(torch.cat(parts, dim=1).cpu().numpy())
-        return np.concatenate(out, axis=0).astype(np.float32) if out else np.zeros((0, self.layout.dim), np.float32)
+        bare = self.unwrapped("decoder")
+        sigma = bare.sigma.float()
+        out = np.empty((num_rows, self.layout.dim), dtype=np.float32)
+        with self._inference.evaluating("decoder", bare, dtype) as dec:
+            for start in range(0, num_rows, 8192):
+                n = min(8192, num_rows - start)
+                z = torch.randn(n, self.config.embedding_dim, generator=generator, device="cpu").to(self.device)
+                rec = dec(z.to(dtype)).float()
+                noise = torch.randn(rec.shape, generator=generator, device="cpu").to(self.device)
+                parts = []
+                for span in self.layout.spans:
+                    block = rec[:, span.start : span.stop]
+                    if span.activation == "tanh":
+                        parts.append(torch.tanh(block + noise[:, span.start : span.stop] * sigma[span.start : span.stop]))
+                    else:
+                        parts.append(F.one_hot(block.argmax(dim=1), span.width).to(block.dtype))
+                out[start : start + n] = torch.cat(parts, dim=1).cpu().numpy()
+        return out

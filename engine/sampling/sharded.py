@@ -107,9 +107,17 @@ def _model_digest(model_path: str, *, recursive: bool = False) -> str:
 
 
 def _device_for(use_gpu: bool) -> str:
+    """The device of a pool actor; also gives torch and Arrow as many threads as the actor reserved CPUs."""
     import ray
     import torch
 
+    from engine.training.loop import torch_threads
+
+    # Ray starts every worker process with one intra-op thread, whatever the actor reserved; Arrow's
+    # pool (Parquet encoding, pandas conversion) would use every core of the node instead.
+    reserved = torch_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
+    torch.set_num_threads(reserved)
+    pa.set_cpu_count(reserved)
     # Ray sets CUDA_VISIBLE_DEVICES for actors given a GPU; without one, stay on the CPU.
     return "cuda" if use_gpu and ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
@@ -122,6 +130,8 @@ class ShardWriter:
 
         self.synth = load_synthesizer(model_path)
         self.synth.to_device(_device_for(use_gpu))
+        if request.get("precision"):
+            self.synth.sampling_precision = request["precision"]
         self.filesystem, self.root = _filesystem(out_dir)
         self.request = dict(request)
 
@@ -209,6 +219,7 @@ def sample_to_parquet(
     num_actors: int | None = None,
     use_gpu: bool | None = None,
     cpus_per_actor: float = 1,
+    precision: str | None = None,
 ) -> ShardedSampleResult:
     """Write exactly ``num_rows`` rows of the saved model at ``model_path`` to ``out_dir`` as Parquet shards.
 
@@ -226,7 +237,10 @@ def sample_to_parquet(
             at most one per shard).
         use_gpu: give each actor a GPU (default: when the cluster has one now;
             an autoscaling GPU group at zero nodes needs ``use_gpu=True``).
-        cpus_per_actor: CPUs reserved by each actor.
+        cpus_per_actor: CPUs reserved by each actor (its torch threads).
+        precision: a table model's sampling precision (``"auto"``, ``"float32"``,
+            ``"bfloat16"``; see ``TabularSynthesizer.sampling_precision``);
+            default: the one saved with the model.
 
     On a cluster of several nodes, a local ``model_path`` or ``out_dir`` must be
     a folder every node shares (else ``SharedStorageError``); cloud URIs always work.
@@ -235,6 +249,7 @@ def sample_to_parquet(
     :class:`ShardedSamplingError`. Starts a local Ray when none is running.
     """
     from engine.loading import load_synthesizer
+    from engine.models.precision import check_precision
 
     model_path, out_dir = str(model_path), str(out_dir)
     num_rows = _positive_int("num_rows", num_rows)
@@ -246,7 +261,12 @@ def sample_to_parquet(
     if not (isinstance(cpus_per_actor, (int, float)) and cpus_per_actor > 0):
         raise ShardedSamplingError(f"The 'cpus_per_actor' parameter of sample_to_parquet must be a number > 0. Got {cpus_per_actor!r} instead.")
     # Validate the conditions on the driver, before any actor starts or any file is written.
-    load_synthesizer(model_path).parse_conditions(conditions)
+    synth = load_synthesizer(model_path)
+    synth.parse_conditions(conditions)
+    if precision is not None:
+        if not hasattr(synth, "sampling_precision"):
+            raise ShardedSamplingError(f"'precision' applies to table models; the model at {model_path!r} is a {synth.model!r}.")
+        check_precision(precision, owner="precision")
     num_shards = math.ceil(num_rows / rows_per_shard)
     # Actors may run with another working directory: hand them absolute local paths.
     model_location = str(model_path) if "://" in str(model_path) else _filesystem(str(model_path))[1]
@@ -258,6 +278,8 @@ def sample_to_parquet(
         "seed": int(seed),
         # Through JSON so that tuples and lists compare equal with what a previous run recorded.
         "conditions": json.loads(json.dumps(dict(conditions) if isinstance(conditions, Mapping) else conditions, default=str)),
+        # Only when given, so that folders written before this option existed still match their manifest.
+        **({"precision": precision} if precision is not None else {}),
     }
     filesystem, root = _filesystem(out_dir)
     out_location = out_dir if "://" in out_dir else root

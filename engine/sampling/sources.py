@@ -10,6 +10,7 @@ import torch
 
 from engine.models.base import TorchSynthModel
 from engine.models.gaussian_copula import GaussianCopula
+from engine.models.precision import check_precision, generation_dtype
 from engine.schema.kinds import ColumnKind, TableSchema
 from engine.transforms.columns import TableCodec
 from engine.transforms.tabular import TabularEncoder
@@ -22,12 +23,16 @@ def _assign_identifiers(codec: TableCodec, schema: TableSchema, table: pd.DataFr
 
 
 class TorchRowSource:
-    """A torch model (ctgan, tvae) and its mode-specific encoder."""
+    """A torch model (ctgan, tvae) and its mode-specific encoder.
 
-    def __init__(self, model: TorchSynthModel, encoder: TabularEncoder, schema: TableSchema):
+    ``precision`` is the numeric precision of generation (see ``engine.models.precision``).
+    """
+
+    def __init__(self, model: TorchSynthModel, encoder: TabularEncoder, schema: TableSchema, precision: str = "auto"):
         self.model = model
         self.encoder = encoder
         self.schema = schema
+        self.precision = check_precision(precision)
         self.supports_native_conditions = model.supports_native_conditions
 
     def category_index(self, column: str, value: Any) -> int:
@@ -40,8 +45,9 @@ class TorchRowSource:
         generator: torch.Generator,
         rng: np.random.Generator,
     ) -> pd.DataFrame:
-        encoded = self.model.generate(num_rows, category_conditions, generator)
-        return self.encoder.inverse_transform(encoded, rng=rng)
+        dtype = generation_dtype(self.precision, self.model.device)
+        encoded = self.model.generate(num_rows, category_conditions, generator, dtype=dtype)
+        return self.encoder.inverse_transform(encoded, rng=rng, one_hot=True)  # generate() returns hard one-hots
 
     def assign_identifiers(self, table: pd.DataFrame, row_offset: int) -> pd.DataFrame:
         return _assign_identifiers(self.encoder.codec_, self.schema, table, row_offset)

@@ -102,9 +102,12 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from engine.models.registry import TORCH_MODELS
+    from engine.models.registry import get_model_class
 
     options = TrainOptions(**cfg["options"])
+    # Ray starts workers with one intra-op thread whatever CPUs they reserved: use what was reserved
+    # (counted here, on the worker's node, which may have other cores than the driver's).
+    torch.set_num_threads(torch_threads(cfg.get("cpus_per_worker", 1)))
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     seed = _worker_seed(options.seed, rank)
@@ -112,8 +115,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     rng = np.random.default_rng(seed)
     step_gen = torch.Generator().manual_seed(seed)
 
-    registry = cfg.get("registry") or TORCH_MODELS
-    model_cls = registry[cfg["model_name"]]
+    registry = cfg.get("registry")
+    model_cls = registry[cfg["model_name"]] if registry else get_model_class(cfg["model_name"])
     model = model_cls(model_cls.config_from_dict(cfg["model_config"]), model_cls.layout_class.from_dict(cfg["layout"]))
     device = ray.train.torch.get_device()
     model.to(device)
@@ -158,6 +161,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         if rank == 0 and options.show_progress:
             print(f"resuming from the checkpoint after epoch {start_epoch}", flush=True)
 
+    bar = _progress_bar(options, rank, start_epoch, len(sampler), cfg["model_name"])
     fail_at = cfg.get("fail_once_at_epoch")  # test hook: a worker raises once, to exercise recovery
     for epoch in range(start_epoch, options.epochs):
         if fail_at is not None and epoch == fail_at and rank == 0 and _first_failure(cfg["fail_once_marker"]):
@@ -172,6 +176,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
+            if bar is not None:
+                bar.update(1)
         if world > 1:
             _sync_buffers(model, world)
         row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "seconds": time.perf_counter() - started}
@@ -179,6 +185,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         if rank == 0 and options.show_progress:
             losses = "  ".join(f"{k} {v:+.4f}" for k, v in row.items() if k not in ("epoch", "seconds"))
             print(f"epoch {epoch + 1}/{options.epochs}  {losses}", flush=True)
+            if bar is not None:
+                bar.set_description(f"{cfg['model_name']} epoch {epoch + 1}/{options.epochs}  {losses}")
         last = epoch + 1 == options.epochs
         if last or (epoch + 1) % options.checkpoint_every == 0:
             # Every rank adds its own random state (and a digest of the state it holds) to the checkpoint.
@@ -209,6 +217,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
                 ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(row)
+    if bar is not None:
+        bar.close()
 
 
 def _sync_buffers(model: Any, world: int) -> None:
@@ -239,7 +249,21 @@ def _log_epoch_start(path: str, epoch: int, rng: np.random.Generator, step_gen: 
     digest.update(step_gen.get_state().numpy().tobytes())
     digest.update(torch.get_rng_state().numpy().tobytes())
     with open(path, "a") as f:
-        f.write(json.dumps({"epoch": epoch, "random_state": digest.hexdigest()}) + "\n")
+        f.write(json.dumps({"epoch": epoch, "random_state": digest.hexdigest(), "threads": torch.get_num_threads()}) + "\n")
+
+
+def _progress_bar(options: TrainOptions, rank: int, start_epoch: int, steps_per_epoch: int, name: str) -> Any:
+    """A progress bar over the run's steps on rank 0, drawn by the driver (Ray's tqdm); None when hidden.
+
+    The per-epoch lines stay as well: they are what a job's log keeps.
+    """
+    if rank != 0 or not options.show_progress:
+        return None
+    from ray.experimental.tqdm_ray import tqdm
+
+    bar = tqdm(desc=f"{name} epoch {start_epoch}/{options.epochs}", total=options.epochs * steps_per_epoch, unit="step")
+    bar.update(start_epoch * steps_per_epoch)
+    return bar
 
 
 def _first_failure(marker: str) -> bool:
@@ -282,8 +306,23 @@ def train_torch_model(
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from engine.runtime import alive_nodes, largest_node_cpus, require_shared_location
+
+    if not ray.is_initialized():
+        # As Ray Data would on first use; the synthesizers wrap this call in engine.runtime.ray_session.
+        ray.init(logging_level="WARNING")
+    nodes = alive_nodes()
+    use_gpu = scaling.use_gpu
+    if use_gpu is None:
+        # Auto only sees GPUs that exist now: an autoscaling GPU group scaled to zero needs use_gpu=True.
+        use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    cpus = scaling.cpus_per_worker
+    # Before any Ray Data call: building the Dataset runs a short task that holds a CPU, and the free
+    # CPUs read during it would be one short (a worker on a 2-CPU laptop got 1 CPU and 1 thread).
+    if cpus is None:
+        cpus = auto_cpus_per_worker(ray.available_resources().get("CPU", 1), scaling.num_workers, largest_node_cpus(nodes))
     data_context = ray.data.DataContext.get_current()
-    data_context.enable_progress_bars = False  # the per-epoch loss lines are the progress report
+    data_context.enable_progress_bars = False  # the training bar and per-epoch loss lines are the progress report
     if isinstance(data, ray.data.Dataset):
         dataset = data
     else:
@@ -292,16 +331,6 @@ def train_torch_model(
             raise TrainingError(f"Training data must be a non-empty 2-D matrix of encoded rows; got shape {matrix.shape}.")
         # Blocks of ~4,096 rows so the rows spread evenly over the workers' shards.
         dataset = ray.data.from_numpy(np.array_split(matrix, max(1, len(matrix) // 4096)))
-    from engine.runtime import alive_nodes, largest_node_cpus, require_shared_location
-
-    nodes = alive_nodes()
-    use_gpu = scaling.use_gpu
-    if use_gpu is None:
-        # Auto only sees GPUs that exist now: an autoscaling GPU group scaled to zero needs use_gpu=True.
-        use_gpu = ray.cluster_resources().get("GPU", 0) > 0
-    cpus = scaling.cpus_per_worker
-    if cpus is None:
-        cpus = auto_cpus_per_worker(ray.available_resources().get("CPU", 1), scaling.num_workers, largest_node_cpus(nodes))
     require_shared_location(
         options.storage_path, option="storage_path", what="the training checkpoints", writable=True, nodes=nodes
     )
@@ -320,6 +349,7 @@ def train_torch_model(
         "layout": layout.to_dict(),
         "options": asdict(options),
         "registry": dict(model_registry) if model_registry else None,
+        "cpus_per_worker": cpus,
         **dict(_test_hooks or {}),
     }
     trainer = TorchTrainer(
@@ -361,6 +391,16 @@ def train_torch_model(
         resumed_at=st.resumed_at,
         rank_state_digests=digests,
     )
+
+
+def torch_threads(cpus: float) -> int:
+    """Intra-op threads for a worker or actor that reserved ``cpus`` CPUs: at least one, at most the cores here.
+
+    Ray may be told a node has more CPUs than it has cores (tests oversubscribe on purpose); more
+    threads than cores only makes the threads wait for each other.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(cpus), cores))
 
 
 def auto_cpus_per_worker(available_cpus: float, num_workers: int, largest_node_cpus: float) -> float:
