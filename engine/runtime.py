@@ -118,3 +118,13 @@ def require_shared_location(
             f"The {option!r} location {location!r} ({what}) is not the same folder on every node of the cluster: "
             f"node(s) {', '.join(missing)} see different content. {hint}"
         )
+
+
+def torch_threads(cpus: float) -> int:
+    """Intra-op threads for a worker or actor that reserved ``cpus`` CPUs: at least one, at most the cores here.
+
+    Ray may be told a node has more CPUs than it has cores (tests oversubscribe on purpose); more
+    threads than cores only makes the threads wait for each other.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(cpus), cores))

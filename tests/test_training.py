@@ -11,7 +11,7 @@ from engine.models.ctgan import CTGANConfig
 from engine.models.tvae import TVAEConfig
 from engine.schema import infer_schema
 from engine.training import ScalingOptions, TrainingError, TrainOptions, train_torch_model
-from engine.runtime import SharedStorageError, alive_nodes, require_shared_location
+from engine.runtime import SharedStorageError, alive_nodes, require_shared_location, torch_threads
 from engine.training.checkpoint import (
     RankRandomState,
     TrainingState,
@@ -21,7 +21,7 @@ from engine.training.checkpoint import (
     save_rank_random_state,
     state_digest,
 )
-from engine.training.loop import auto_cpus_per_worker, torch_threads
+from engine.training.loop import auto_cpus_per_worker
 from engine.transforms import TabularEncoder
 
 TINY_CTGAN = {"embedding_dim": 16, "generator_dims": (32, 32), "discriminator_dims": (32, 32)}

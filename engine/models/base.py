@@ -26,6 +26,10 @@ from torch import nn
 
 from engine.transforms.layout import EncodedLayout
 
+# Rows a tabular model generates per forward pass: large enough for efficient matrix products,
+# small enough to stay in cache.
+GENERATION_CHUNK_ROWS = 8192
+
 
 class BatchSampler(ABC):
     """Draws the training batches of one epoch from one worker's shard."""

@@ -15,16 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.base import BatchSampler, TorchSynthModel
+from engine.models.base import GENERATION_CHUNK_ROWS, BatchSampler, TorchSynthModel
 from engine.models.conditional import ConditionalVector, TrainingSampler
 from engine.models.ema import ema_copy, ema_decay, update_ema
 from engine.models.params import check_dims, check_int, check_number
 from engine.models.precision import InferenceCopies
 from engine.training.config import InvalidOptionError
 from engine.transforms.layout import EncodedLayout
-
-# Rows generated per forward pass: large enough for efficient matrix products, small enough to stay in cache.
-GENERATION_CHUNK_ROWS = 8192
 
 
 @dataclass

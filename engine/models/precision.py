@@ -54,8 +54,8 @@ def generation_dtype(precision: str, device: torch.device) -> torch.dtype:
 class InferenceCopies:
     """Eval-mode copies of a model's networks in a generation dtype, rebuilt when the weights change.
 
-    A float32 request returns the trained module itself (switched to eval mode
-    by the caller); any other dtype gets a cast copy, cached until a parameter
+    A float32 request returns the trained module itself (``evaluating`` switches
+    it to eval mode meanwhile); any other dtype gets a cast copy, cached until a parameter
     or buffer is modified in place (an optimiser step, ``load_state_dict``) or
     moved to another device.
     """
@@ -74,10 +74,7 @@ class InferenceCopies:
         version = self._version(module, dtype)
         cached = self._cache.get(key)
         if cached is None or cached[0] != version:
-            clone = copy.deepcopy(module).eval().to(dtype)
-            for p in clone.parameters():
-                p.requires_grad_(False)
-            self._cache[key] = (version, clone)
+            self._cache[key] = (version, copy.deepcopy(module).requires_grad_(False).eval().to(dtype))
         return self._cache[key][1]
 
     @contextmanager

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.base import TorchSynthModel
+from engine.models.base import GENERATION_CHUNK_ROWS, TorchSynthModel
 from engine.models.params import check_dims, check_int, check_number
 from engine.models.precision import InferenceCopies
 from engine.transforms.layout import EncodedLayout
@@ -128,8 +128,8 @@ class TVAE(TorchSynthModel):
         sigma = bare.sigma.float()
         out = np.empty((num_rows, self.layout.dim), dtype=np.float32)
         with self._inference.evaluating("decoder", bare, dtype) as dec:
-            for start in range(0, num_rows, 8192):
-                n = min(8192, num_rows - start)
+            for start in range(0, num_rows, GENERATION_CHUNK_ROWS):
+                n = min(GENERATION_CHUNK_ROWS, num_rows - start)
                 z = torch.randn(n, self.config.embedding_dim, generator=generator, device="cpu").to(self.device)
                 rec = dec(z.to(dtype)).float()
                 noise = torch.randn(rec.shape, generator=generator, device="cpu").to(self.device)

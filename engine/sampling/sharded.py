@@ -111,7 +111,7 @@ def _device_for(use_gpu: bool) -> str:
     import ray
     import torch
 
-    from engine.training.loop import torch_threads
+    from engine.runtime import torch_threads
 
     # Ray starts every worker process with one intra-op thread, whatever the actor reserved; Arrow's
     # pool (Parquet encoding, pandas conversion) would use every core of the node instead.

@@ -103,6 +103,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     import ray.train.torch
 
     from engine.models.registry import get_model_class
+    from engine.runtime import torch_threads
 
     options = TrainOptions(**cfg["options"])
     # Ray starts workers with one intra-op thread whatever CPUs they reserved: use what was reserved
@@ -391,16 +392,6 @@ def train_torch_model(
         resumed_at=st.resumed_at,
         rank_state_digests=digests,
     )
-
-
-def torch_threads(cpus: float) -> int:
-    """Intra-op threads for a worker or actor that reserved ``cpus`` CPUs: at least one, at most the cores here.
-
-    Ray may be told a node has more CPUs than it has cores (tests oversubscribe on purpose); more
-    threads than cores only makes the threads wait for each other.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(int(cpus), cores))
 
 
 def auto_cpus_per_worker(available_cpus: float, num_workers: int, largest_node_cpus: float) -> float:
