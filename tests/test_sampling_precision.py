@@ -47,13 +47,14 @@ def test_hard_sampling_draws_categories_with_the_softmax_probabilities():
     model = _ctgan()
     logits = torch.tensor([0.0, 1.0, -1.0, 0.0, 2.0, 0.5, -3.0, 0.0, 1.5, -0.5])
     n = 200_000
-    rows = model._sample_rows(logits.repeat(n, 1), torch.Generator().manual_seed(1))
-    assert torch.allclose(rows[:, 0], torch.tanh(logits[0]).expand(n))
-    for span in LAYOUT.spans[1:]:
-        block = rows[:, span.start : span.stop]
-        assert torch.equal(block.sum(dim=1), torch.ones(n)), span.column  # exactly one category per block
+    spans = model._draw_spans(logits[:, None].repeat(1, n), torch.Generator().manual_seed(1))  # feature-major
+    assert spans.shape == (len(LAYOUT.spans), n)
+    assert torch.allclose(spans[0], torch.tanh(logits[0]).expand(n))
+    for j, span in enumerate(LAYOUT.spans[1:], start=1):
+        picks = spans[j].long()
+        assert picks.min() >= 0 and picks.max() < span.width, span.column  # always inside the block
         expected = torch.softmax(logits[span.start : span.stop], dim=0)
-        observed = block.mean(dim=0)
+        observed = torch.bincount(picks, minlength=span.width).double() / n
         # Four standard errors of a binomial share: fails for a biased or shifted draw.
         tolerance = 4 * torch.sqrt(expected * (1 - expected) / n) + 1e-4
         assert torch.all((observed - expected).abs() < tolerance), (span.column, observed, expected)
@@ -61,36 +62,78 @@ def test_hard_sampling_draws_categories_with_the_softmax_probabilities():
 
 def test_hard_sampling_never_leaves_a_block_when_one_logit_dominates():
     model = _ctgan()
-    logits = torch.zeros(1000, LAYOUT.dim)
-    logits[:, 7] = 80.0  # the last colour: its neighbours' probability underflows to 0
-    rows = model._sample_rows(logits, torch.Generator().manual_seed(2))
-    assert torch.equal(rows[:, 4:8].argmax(dim=1), torch.full((1000,), 3))
+    logits = torch.zeros(LAYOUT.dim, 1000)
+    logits[7] = 80.0  # the last colour: its neighbours' probability underflows to 0
+    spans = model._draw_spans(logits, torch.Generator().manual_seed(2))
+    assert torch.equal(spans[2], torch.full((1000,), 3.0))
 
 
-def test_inference_forward_matches_the_training_forward():
-    g = _ctgan().unwrapped("generator").eval()
-    x = torch.randn(64, 8 + 6)
+def _trained_like_batch_norm(g: torch.nn.Module) -> None:
+    """Non-trivial BatchNorm statistics and affine weights, as training leaves them."""
     with torch.no_grad():
-        assert torch.allclose(g(x), g.forward_inference(x), atol=1e-6)
+        for block in g.blocks:
+            bn = block.bn
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.2, 3.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
 
 
-def test_bfloat16_copy_is_close_to_float32_and_follows_new_weights():
-    model = _ctgan()
-    bare = model.unwrapped("generator").eval()
+def test_sampling_generator_matches_the_trained_generator_in_eval_mode():
+    from engine.models.ctgan import SamplingGenerator
+
+    g = _ctgan().unwrapped("generator")
+    _trained_like_batch_norm(g)
+    g.eval()
+    x = torch.randn(64, 8 + 6)
+    folded = SamplingGenerator(g, torch.float32)
+    buffer = folded.buffer(64, torch.device("cpu"))
+    buffer[-folded.in_dim :] = x.T
+    with torch.no_grad():
+        assert torch.allclose(folded(buffer).T, g(x), atol=1e-5)
+
+
+def test_bfloat16_sampling_generator_is_close_to_float32_and_follows_new_weights():
+    from engine.models.ctgan import SamplingGenerator
+
+    bare = _ctgan().unwrapped("generator")
+    _trained_like_batch_norm(bare)
+    bare.eval()
     copies = InferenceCopies()
     x = torch.randn(256, 8 + 6)
+
+    def run(folded: SamplingGenerator) -> torch.Tensor:
+        buffer = folded.buffer(len(x), torch.device("cpu"))
+        buffer[-folded.in_dim :] = x.T.to(folded.dtype)
+        return folded(buffer).float().T
+
     with torch.no_grad():
         exact = bare(x)
-        fast = copies.get("generator", bare, torch.bfloat16)
-        assert next(fast.parameters()).dtype == torch.bfloat16
-        approx = fast(x.bfloat16()).float()
-        assert (approx - exact).abs().max() < 0.05 * exact.abs().max()
-        assert copies.get("generator", bare, torch.bfloat16) is fast  # cached while the weights stay
-        assert copies.get("generator", bare, torch.float32) is bare
+        fast = copies.get("generator", bare, torch.bfloat16, SamplingGenerator)
+        assert fast.out_weight.dtype == torch.bfloat16
+        assert (run(fast) - exact).abs().max() < 0.05 * exact.abs().max()
+        assert copies.get("generator", bare, torch.bfloat16, SamplingGenerator) is fast  # cached while the weights stay
         bare.out.weight.mul_(-1.0)  # an in-place update, as an optimiser step makes
-        refreshed = copies.get("generator", bare, torch.bfloat16)
+        refreshed = copies.get("generator", bare, torch.bfloat16, SamplingGenerator)
         assert refreshed is not fast
-        assert (refreshed(x.bfloat16()).float() - bare(x)).abs().max() < 0.05 * exact.abs().max()
+        assert (run(refreshed) - bare(x)).abs().max() < 0.05 * exact.abs().max()
+
+
+def test_default_inference_copy_casts_and_keeps_float32_modules_as_they_are():
+    bare = torch.nn.Linear(3, 2)
+    copies = InferenceCopies()
+    assert copies.get("net", bare, torch.float32) is bare
+    cast = copies.get("net", bare, torch.bfloat16)
+    assert cast is not bare and cast.weight.dtype == torch.bfloat16 and not cast.weight.requires_grad
+
+
+def test_span_form_and_one_hot_rows_convert_both_ways():
+    model = _ctgan()
+    spans = model.generate_spans(300, None, torch.Generator().manual_seed(4))
+    assert spans.shape == (300, len(LAYOUT.spans))
+    rows = LAYOUT.one_hot(spans)
+    np.testing.assert_array_equal(LAYOUT.span_values(rows), spans)
+    np.testing.assert_array_equal(model.generate(300, None, torch.Generator().manual_seed(4)), rows)
 
 
 @pytest.mark.parametrize("make", [_ctgan, lambda: TVAE(TVAEConfig(embedding_dim=4, compress_dims=(8,), decompress_dims=(8,)), LAYOUT)])

@@ -173,14 +173,15 @@ def test_missing_values_are_reproduced_at_their_rate(adult_small):
 
 
 def test_loading_a_table_model_does_not_import_the_image_stack():
-    # Every sampling actor and CLI call imports this path: diffusers alone added seconds to each.
+    # Every sampling actor and CLI call imports this path: diffusers alone added seconds to each,
+    # scipy.stats (only the copula's fit needs it) 0.4 s to each pool actor.
     import subprocess
     import sys
 
     code = (
         "import sys; import engine.loading, engine.synthesizer, engine.sampling.sharded; "
         "from engine.models.registry import get_model_class; get_model_class('ctgan'); get_model_class('tvae'); "
-        "print(sorted(m for m in ('diffusers', 'transformers') if m in sys.modules))"
+        "print(sorted(m for m in ('diffusers', 'transformers', 'scipy.stats') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -210,10 +210,15 @@ def test_category_dtype_keeps_its_categories_order_and_unused_values():
     pd.testing.assert_series_equal(back["level"], df["level"])
 
 
-def test_one_hot_decoding_matches_argmax_decoding_on_hard_rows():
+def test_span_form_decodes_like_the_encoded_matrix():
     df = every_kind(300)
     enc = TabularEncoder().fit(df, infer_schema(df))
-    hard = enc.transform(df)  # exact one-hots, as the models generate them
-    fast = enc.inverse_transform(hard, rng=_rng(), one_hot=True)
+    hard = enc.transform(df)  # exact one-hots
+    spans = enc.layout_.span_values(hard)  # the compact form the models generate
+    assert spans.shape == (300, len(enc.layout_.spans))
+    np.testing.assert_array_equal(enc.layout_.one_hot(spans), hard)
+    fast = enc.inverse_transform_spans(spans, rng=_rng())
     pd.testing.assert_frame_equal(fast, enc.inverse_transform(hard, rng=_rng()))
     pd.testing.assert_series_equal(fast["colour"], df["colour"], check_dtype=False, check_categorical=False)
+    with pytest.raises(InvalidDataError, match="span values"):
+        enc.inverse_transform_spans(spans[:, :-1], rng=_rng())

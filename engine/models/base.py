@@ -28,7 +28,7 @@ from engine.transforms.layout import EncodedLayout
 
 # Rows a tabular model generates per forward pass: large enough for efficient matrix products,
 # small enough to stay in cache.
-GENERATION_CHUNK_ROWS = 8192
+GENERATION_CHUNK_ROWS = 4096
 
 
 class BatchSampler(ABC):
@@ -213,3 +213,29 @@ def iter_chunks(total: int, chunk: int) -> Iterable[int]:
         take = min(chunk, total)
         yield take
         total -= take
+
+
+class TabularTorchModel(TorchSynthModel):
+    """A torch model of encoded tables (CTGAN, TVAE): it draws hard rows in span form.
+
+    One number per span of the :class:`EncodedLayout`: a value span's scalar, a
+    one-hot span's index (see ``engine.transforms.layout``). Decoding reads that
+    form, so sampling never builds the wide one-hot matrix; :meth:`generate`
+    gives the one-hot rows of the contract from it.
+    """
+
+    @abstractmethod
+    def generate_spans(
+        self, num_rows: int, conditions: Mapping[str, int] | None, generator: torch.Generator, *, dtype: torch.dtype = torch.float32
+    ) -> np.ndarray:
+        """``num_rows`` hard rows in span form, float32 ``(num_rows, len(layout.spans))``.
+
+        ``conditions`` as for :meth:`generate`; the network's matrix products run in ``dtype``
+        (see ``engine.models.precision``).
+        """
+
+    def generate(
+        self, num_rows: int, conditions: Mapping[str, int] | None, generator: torch.Generator, *, dtype: torch.dtype = torch.float32
+    ) -> np.ndarray:
+        """``num_rows`` hard encoded rows ``(num_rows, layout.dim)``: :meth:`generate_spans` as one-hots."""
+        return self.layout.one_hot(self.generate_spans(num_rows, conditions, generator, dtype=dtype))

@@ -56,12 +56,14 @@ class ConditionalVector:
         m[np.arange(len(columns)), columns] = 1.0
         return torch.from_numpy(m)
 
-    def sample_for_generation(self, n: int, conditions: Mapping[str, int] | None, generator: torch.Generator) -> torch.Tensor:
-        """Conditional vectors for generation: fixed by ``conditions``, else drawn from the data's frequencies.
+    def draw_for_generation(self, n: int, conditions: Mapping[str, int] | None, generator: torch.Generator) -> np.ndarray | None:
+        """For each of ``n`` rows, the position of its set entry in the conditional vector (int64 ``(n,)``).
 
-        The generator was trained with one conditioned column at a time, so with
-        several conditions the rarest requested category is set here and the
-        caller rejects rows that miss the others.
+        Fixed by ``conditions``, else a column uniformly and a category of it by
+        the data's frequencies. The generator was trained with one conditioned
+        column at a time, so with several conditions the rarest requested category
+        is set here and the caller rejects rows that miss the others. None when
+        the vector is empty (a table without discrete columns).
         """
         if conditions and not self.num_columns:
             raise InvalidConditionError(
@@ -69,14 +71,13 @@ class ConditionalVector:
                 "has no categorical or boolean column, so its generator has no conditional vector."
             )
         if not self.num_columns:
-            return torch.zeros(n, 0)
+            return None
         if conditions:
             rarest = min(conditions, key=lambda c: self.frequencies[self.column_index(c)][conditions[c]])
-            j = self.column_index(rarest)
-            return self.one_hot(np.full(n, j), np.full(n, conditions[rarest]))
+            return np.full(n, self.offsets[self.column_index(rarest)] + conditions[rarest], dtype=np.int64)
         columns = torch.randint(0, self.num_columns, (n,), generator=generator).numpy()
         u = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
-        return self.one_hot(columns, _inverse_cdf(self._cumulative(self.frequencies), columns, u))
+        return self.offsets[columns] + _inverse_cdf(self._cumulative(self.frequencies), columns, u)
 
     def _cumulative(self, probs: list[np.ndarray]) -> np.ndarray:
         """``(num_columns, max_width)`` cumulative probabilities, padded with 1."""

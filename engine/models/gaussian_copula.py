@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.special import ndtr, ndtri
-from scipy.stats import rankdata
 
 from engine.errors import InvalidConditionError
 from engine.models.params import check_int
@@ -128,6 +127,9 @@ class GaussianCopula:
                 self.quantiles_.append(grid)
                 u = np.full(len(x), 0.5)
                 if len(present):
+                    # Imported here: scipy.stats costs every process that only samples (a pool actor) 0.4 s.
+                    from scipy.stats import rankdata
+
                     u[~missing] = (rankdata(present, method="average") - 0.5) / len(present)
             scores[:, j] = ndtri(np.clip(u, _EPS, 1 - _EPS))
         self.correlation_ = self._correlation(scores)

@@ -9,9 +9,9 @@ in float32: only the copy of the network used for generation is cast.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -51,30 +51,38 @@ def generation_dtype(precision: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-class InferenceCopies:
-    """Eval-mode copies of a model's networks in a generation dtype, rebuilt when the weights change.
+def cast_copy(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """A frozen, eval-mode copy of ``module`` in ``dtype``."""
+    return copy.deepcopy(module).requires_grad_(False).eval().to(dtype)
 
-    A float32 request returns the trained module itself (``evaluating`` switches
-    it to eval mode meanwhile); any other dtype gets a cast copy, cached until a parameter
-    or buffer is modified in place (an optimiser step, ``load_state_dict``) or
-    moved to another device.
+
+class InferenceCopies:
+    """Generation-time forms of a model's networks, rebuilt when the trained weights change.
+
+    ``get(key, module, dtype, build)`` returns ``build(module, dtype)``, cached
+    until a parameter or buffer of ``module`` is modified in place (an optimiser
+    step, ``load_state_dict``) or moved to another device. Without ``build``, a
+    float32 request returns the trained module itself (``evaluating`` switches
+    it to eval mode meanwhile) and any other dtype a :func:`cast_copy`.
     """
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple, nn.Module]] = {}
+        self._cache: dict[str, tuple[tuple, Any]] = {}
 
     @staticmethod
     def _version(module: nn.Module, dtype: torch.dtype) -> tuple:
         tensors = [*module.parameters(), *module.buffers()]
         return (dtype, tuple((t.device, t._version, t.data_ptr()) for t in tensors))
 
-    def get(self, key: str, module: nn.Module, dtype: torch.dtype) -> nn.Module:
-        if dtype == torch.float32:
-            return module
+    def get(self, key: str, module: nn.Module, dtype: torch.dtype, build: Callable[[nn.Module, torch.dtype], Any] | None = None) -> Any:
+        if build is None:
+            if dtype == torch.float32:
+                return module
+            build = cast_copy
         version = self._version(module, dtype)
         cached = self._cache.get(key)
         if cached is None or cached[0] != version:
-            self._cache[key] = (version, copy.deepcopy(module).requires_grad_(False).eval().to(dtype))
+            self._cache[key] = (version, build(module, dtype))
         return self._cache[key][1]
 
     @contextmanager

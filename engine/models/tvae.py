@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.base import GENERATION_CHUNK_ROWS, TorchSynthModel
+from engine.models.base import GENERATION_CHUNK_ROWS, TabularTorchModel
 from engine.models.params import check_dims, check_int, check_number
 from engine.models.precision import InferenceCopies
 from engine.transforms.layout import EncodedLayout
@@ -68,7 +68,7 @@ class Decoder(nn.Module):
         return self.out(self.body(z))  # (B, data_dim)
 
 
-class TVAE(TorchSynthModel):
+class TVAE(TabularTorchModel):
     """Tabular VAE on the model contract. It has no conditional input: conditions are met by rejection."""
 
     name: ClassVar[str] = "tvae"
@@ -113,7 +113,7 @@ class TVAE(TorchSynthModel):
         return {"loss": float(loss.detach()), "reconstruction": float(recon.detach()) / x.shape[0], "kl": float(kld.detach()) / x.shape[0]}
 
     @torch.no_grad()
-    def generate(
+    def generate_spans(
         self,
         num_rows: int,
         category_conditions: Mapping[str, int] | None,
@@ -121,24 +121,28 @@ class TVAE(TorchSynthModel):
         *,
         dtype: torch.dtype = torch.float32,
     ) -> np.ndarray:
-        """``num_rows`` decoded samples of the prior; the decoder's matrix products run in ``dtype``."""
+        """``num_rows`` decoded samples of the prior in span form ``(num_rows, len(layout.spans))``.
+
+        The decoder's matrix products run in ``dtype``.
+        """
         if category_conditions:
             raise NotImplementedError("TVAE has no conditional input; conditions are met by rejection.")
         bare = self.unwrapped("decoder")
         sigma = bare.sigma.float()
-        out = np.empty((num_rows, self.layout.dim), dtype=np.float32)
+        spans = self.layout.spans
+        out = np.empty((len(spans), num_rows), dtype=np.float32)
         with self._inference.evaluating("decoder", bare, dtype) as dec:
             for start in range(0, num_rows, GENERATION_CHUNK_ROWS):
                 n = min(GENERATION_CHUNK_ROWS, num_rows - start)
                 z = torch.randn(n, self.config.embedding_dim, generator=generator, device="cpu").to(self.device)
                 rec = dec(z.to(dtype)).float()
                 noise = torch.randn(rec.shape, generator=generator, device="cpu").to(self.device)
-                parts = []
-                for span in self.layout.spans:
-                    block = rec[:, span.start : span.stop]
+                chunk = torch.empty(len(spans), n, dtype=torch.float32, device=rec.device)
+                for j, span in enumerate(spans):
                     if span.activation == "tanh":
-                        parts.append(torch.tanh(block + noise[:, span.start : span.stop] * sigma[span.start : span.stop]))
+                        c = span.start
+                        chunk[j] = torch.tanh(rec[:, c] + noise[:, c] * sigma[c])
                     else:
-                        parts.append(F.one_hot(block.argmax(dim=1), span.width).to(block.dtype))
-                out[start : start + n] = torch.cat(parts, dim=1).cpu().numpy()
-        return out
+                        chunk[j] = rec[:, span.start : span.stop].argmax(dim=1)
+                out[:, start : start + n] = chunk.cpu().numpy()
+        return out.T

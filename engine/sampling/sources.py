@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine.models.base import TorchSynthModel
+from engine.models.base import TabularTorchModel
 from engine.models.gaussian_copula import GaussianCopula
 from engine.models.precision import check_precision, generation_dtype
 from engine.schema.kinds import ColumnKind, TableSchema
@@ -28,7 +28,7 @@ class TorchRowSource:
     ``precision`` is the numeric precision of generation (see ``engine.models.precision``).
     """
 
-    def __init__(self, model: TorchSynthModel, encoder: TabularEncoder, schema: TableSchema, precision: str = "auto"):
+    def __init__(self, model: TabularTorchModel, encoder: TabularEncoder, schema: TableSchema, precision: str = "auto"):
         self.model = model
         self.encoder = encoder
         self.schema = schema
@@ -46,8 +46,8 @@ class TorchRowSource:
         rng: np.random.Generator,
     ) -> pd.DataFrame:
         dtype = generation_dtype(self.precision, self.model.device)
-        encoded = self.model.generate(num_rows, category_conditions, generator, dtype=dtype)
-        return self.encoder.inverse_transform(encoded, rng=rng, one_hot=True)  # generate() returns hard one-hots
+        spans = self.model.generate_spans(num_rows, category_conditions, generator, dtype=dtype)
+        return self.encoder.inverse_transform_spans(spans, rng=rng)
 
     def assign_identifiers(self, table: pd.DataFrame, row_offset: int) -> pd.DataFrame:
         return _assign_identifiers(self.encoder.codec_, self.schema, table, row_offset)

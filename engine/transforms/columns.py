@@ -23,6 +23,7 @@ ever built downstream.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -232,9 +233,20 @@ class TableCodec:
         return codes
 
     # ----------------------------------------------------- inverse transform
-    def from_numeric(self, frame: pd.DataFrame, *, rng: np.random.Generator, row_offset: int = 0) -> pd.DataFrame:
-        """The raw table of a numeric frame: original columns, order, dtypes and labels."""
-        n = len(frame)
+    def from_numeric(
+        self,
+        frame: pd.DataFrame | Mapping[str, np.ndarray],
+        *,
+        rng: np.random.Generator,
+        row_offset: int = 0,
+        num_rows: int | None = None,
+    ) -> pd.DataFrame:
+        """The raw table of a numeric frame: original columns, order, dtypes and labels.
+
+        ``frame`` may be a DataFrame or a mapping of column to array; a mapping
+        states ``num_rows`` (it may hold no column at all when every column is an identifier or a constant).
+        """
+        n = len(frame) if num_rows is None else int(num_rows)
         out: dict[str, Any] = {}
         for st in self._require():
             if st.kind == ColumnKind.IDENTIFIER.value:
@@ -242,9 +254,9 @@ class TableCodec:
             elif st.kind == ColumnKind.CONSTANT.value:
                 out[st.name] = self._constant(st, n, rng)
             elif st.kind in (ColumnKind.CATEGORICAL.value, ColumnKind.BOOLEAN.value):
-                out[st.name] = self._labels(frame[st.name].to_numpy(dtype=np.float64), st, rng)
+                out[st.name] = self._labels(np.asarray(frame[st.name], dtype=np.float64), st, rng)
             else:
-                out[st.name] = self._decode_number(frame[st.name].to_numpy(dtype=np.float64), st)
+                out[st.name] = self._decode_number(np.asarray(frame[st.name], dtype=np.float64), st)
         return pd.DataFrame(out)
 
     def _decode_number(self, x: np.ndarray, st: ColumnCodecState) -> Any:

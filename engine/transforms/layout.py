@@ -3,11 +3,19 @@
 Models read the layout to apply the right activation to each slice of their
 output (tanh for a scalar, softmax/gumbel for a one-hot block) and CTGAN reads
 it to build its conditional vector over the discrete blocks.
+
+A hard encoded row (exact one-hots) has a compact *span form*: one number per
+span, the scalar of a ``tanh`` span or the position of the 1 in a one-hot
+span. Generation produces it and decoding reads it, so a sampled row never
+exists as a wide one-hot matrix; :meth:`EncodedLayout.span_values` and
+:meth:`EncodedLayout.one_hot` convert between the two forms.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
+
+import numpy as np
 
 Activation = Literal["tanh", "softmax"]
 SpanRole = Literal["value", "mode", "category", "missing"]
@@ -65,6 +73,27 @@ class EncodedLayout:
             if s.role == "category" and s.column == column:
                 return s
         raise KeyError(column)
+
+    def span_values(self, encoded: np.ndarray) -> np.ndarray:
+        """The span form ``(n, len(spans))`` of encoded rows ``(n, dim)``: each one-hot block's largest entry."""
+        encoded = np.asarray(encoded)
+        out = np.empty((len(encoded), len(self.spans)), dtype=np.float32)
+        for j, s in enumerate(self.spans):
+            block = encoded[:, s.start : s.stop]
+            out[:, j] = block[:, 0] if s.activation == "tanh" else block.argmax(axis=1)
+        return out
+
+    def one_hot(self, values: np.ndarray) -> np.ndarray:
+        """Encoded rows ``(n, dim)`` of rows in span form: the inverse of :meth:`span_values` on hard rows."""
+        values = np.asarray(values)
+        out = np.zeros((len(values), self.dim), dtype=np.float32)
+        rows = np.arange(len(values))
+        for j, s in enumerate(self.spans):
+            if s.activation == "tanh":
+                out[:, s.start] = values[:, j]
+            else:
+                out[rows, s.start + values[:, j].astype(np.int64)] = 1.0
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"spans": [s.to_dict() for s in self.spans]}

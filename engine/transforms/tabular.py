@@ -103,6 +103,10 @@ class TabularEncoder:
             raise NotFittedError("This TabularEncoder is not fitted yet: call fit(data, schema) first.")
         return self.codec_
 
+    def _layout(self) -> EncodedLayout:
+        self._codec()
+        return self.layout_
+
     @property
     def output_dim(self) -> int:
         self._codec()
@@ -139,40 +143,40 @@ class TabularEncoder:
                 out[rows, spans["missing"].start + missing.astype(np.int64)] = 1.0
         return out
 
-    def inverse_transform(
-        self, encoded: np.ndarray, *, rng: np.random.Generator, row_offset: int = 0, one_hot: bool = False
-    ) -> pd.DataFrame:
-        """Decode a matrix back into the original table.
-
-        Each block's category is its largest entry, so soft one-hots decode too; ``one_hot=True``
-        promises exact one-hots (every block holds a single 1, as the models' ``generate`` returns),
-        read with one dot product per block instead of a per-row argmax.
-        """
-        codec = self._codec()
+    def inverse_transform(self, encoded: np.ndarray, *, rng: np.random.Generator, row_offset: int = 0) -> pd.DataFrame:
+        """Decode a matrix back into the original table (each one-hot block reads as its largest entry)."""
+        layout = self._layout()
         encoded = np.asarray(encoded)
-        if encoded.ndim != 2 or encoded.shape[1] != self.layout_.dim:
+        if encoded.ndim != 2 or encoded.shape[1] != layout.dim:
             raise InvalidDataError(
-                f"inverse_transform expects a 2-D encoded matrix of width {self.layout_.dim}; got shape {encoded.shape}."
+                f"inverse_transform expects a 2-D encoded matrix of width {layout.dim}; got shape {encoded.shape}."
             )
+        return self.inverse_transform_spans(layout.span_values(encoded), rng=rng, row_offset=row_offset)
+
+    def inverse_transform_spans(self, values: np.ndarray, *, rng: np.random.Generator, row_offset: int = 0) -> pd.DataFrame:
+        """Decode rows in span form ``(n, len(layout_.spans))`` (see ``engine.transforms.layout``), as models generate them."""
+        layout = self._layout()
+        values = np.asarray(values)
+        if values.ndim != 2 or values.shape[1] != len(layout.spans):
+            raise InvalidDataError(
+                f"inverse_transform_spans expects rows of {len(layout.spans)} span values; got shape {values.shape}."
+            )
+        codec = self._codec()
         frame: dict[str, np.ndarray] = {}
-        by_column: dict[str, dict[str, Span]] = {}
-        for span in self.layout_.spans:
-            by_column.setdefault(span.column, {})[span.role] = span
-        for name, spans in by_column.items():
-            if "category" in spans:
-                s = spans["category"]
-                codes = _block_codes(encoded[:, s.start : s.stop], one_hot).astype(np.float64)
-                codes[codes >= codec.column(name).num_codes] = np.nan
+        column_of: dict[tuple[str, str], np.ndarray] = {(s.column, s.role): values[:, j] for j, s in enumerate(layout.spans)}
+        for st in codec.modelled_columns:
+            name = st.name
+            if (name, "category") in column_of:
+                codes = column_of[name, "category"].astype(np.float64)
+                codes[codes >= st.num_codes] = np.nan  # the slot for "missing"
                 frame[name] = codes
                 continue
-            v, m = spans["value"], spans["mode"]
-            mode = _block_codes(encoded[:, m.start : m.stop], one_hot)
-            x = self.normalizers_[name].inverse(encoded[:, v.start].astype(np.float64), mode)
-            if "missing" in spans:
-                ms = spans["missing"]
-                x[_block_codes(encoded[:, ms.start : ms.stop], one_hot) == 1] = np.nan
+            mode = column_of[name, "mode"].astype(np.int64)
+            x = self.normalizers_[name].inverse(column_of[name, "value"].astype(np.float64), mode)
+            if (name, "missing") in column_of:
+                x[column_of[name, "missing"] == 1] = np.nan
             frame[name] = x
-        return codec.from_numeric(pd.DataFrame(frame), rng=rng, row_offset=row_offset)
+        return codec.from_numeric(frame, rng=rng, row_offset=row_offset, num_rows=len(values))
 
     # ---------------------------------------------------------- conditions
     def category_index(self, column: str, value: Any) -> int:
@@ -208,11 +212,3 @@ class TabularEncoder:
         enc.layout_ = EncodedLayout.from_dict(d["layout"])
         return enc
 
-
-def _block_codes(block: np.ndarray, one_hot: bool) -> np.ndarray:
-    """The position of each row's category in a one-hot block (int64)."""
-    if one_hot:
-        # A single 1 per row: its position is the row's dot product with 0..w-1, one BLAS call
-        # (exact in float32 for any block narrower than 2**24).
-        return (block @ np.arange(block.shape[1], dtype=block.dtype)).astype(np.int64)
-    return block.argmax(axis=1)
