@@ -86,7 +86,6 @@ def main() -> None:
     p.add_argument("--skip-memory", action="store_true", help="skip the 1M / 10M-row peak-memory runs")
     args = p.parse_args()
 
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
     import ray

@@ -20,7 +20,7 @@ import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 from fastapi import Depends, FastAPI, HTTPException, Request

@@ -181,6 +181,7 @@ def test_sharded_sampling_writes_the_same_images_with_one_or_two_actors(trained_
     for f1, f2 in zip(one.files, two.files):
         assert pq.read_table(f1).equals(pq.read_table(f2))
     sevens = sample_to_parquet(path, tmp_path / "sevens", num_rows=40, rows_per_shard=25, seed=3, conditions="7")
+    assert sevens.num_rows == 40 and sevens.written_shards == [0, 1]
     back = read_images(tmp_path / "sevens")
     assert len(back) == 40 and set(back.labels.tolist()) == {7} and back.class_names[7] == "7"
 

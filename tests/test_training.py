@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from engine.models.ctgan import CTGANConfig
-from engine.models.tvae import TVAEConfig
 from engine.schema import infer_schema
 from engine.training import ScalingOptions, TrainingError, TrainOptions, train_torch_model
 from engine.runtime import SharedStorageError, alive_nodes, require_shared_location, torch_threads
@@ -258,7 +256,7 @@ def test_two_worker_ranks_end_with_identical_parameters_and_buffers(encoded, ray
         layout, x = _image_layout_and_data()
         config = {"latent_dim": 8, "generator_width": 4, "discriminator_width": 4}
     else:
-        (enc, x), layout, config = encoded, encoded[0].layout_, TINY_TVAE
+        (_, x), layout, config = encoded, encoded[0].layout_, TINY_TVAE
     result = train_torch_model(
         model_name=model, model_config=config, layout=layout, data=x,
         options=TrainOptions(epochs=2, batch_size=16, show_progress=False),

@@ -63,7 +63,7 @@ from engine.evaluation.privacy import row_hashes
 from engine.evaluation.report import TabularReport
 from engine.evaluation.tabular import assemble_report, check_target
 from engine.schema.infer import infer_schema, validate_table
-from engine.schema.kinds import ColumnKind, TableSchema
+from engine.schema.kinds import TableSchema
 
 SCHEMA_ROWS = 10_000  # rows read from the start of the real table to infer column kinds
 OVERSAMPLE = 1.2  # blocks keep a little more than asked, trimmed on the driver to exactly sample_rows

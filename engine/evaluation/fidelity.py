@@ -41,7 +41,6 @@ from engine.evaluation.metrics import (
     AssociationSimilarity,
     CategoryCoverage,
     ContingencySimilarity,
-    KSComplement,
     Moments,
     RangeCoverage,
     TVComplement,
