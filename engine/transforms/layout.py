@@ -74,6 +74,10 @@ class EncodedLayout:
                 return s
         raise KeyError(column)
 
+    def span_positions(self) -> dict[tuple[str, str], int]:
+        """The index in :attr:`spans` (and in the span form) of each ``(column, role)``."""
+        return {(s.column, s.role): j for j, s in enumerate(self.spans)}
+
     def span_values(self, encoded: np.ndarray) -> np.ndarray:
         """The span form ``(n, len(spans))`` of encoded rows ``(n, dim)``: each one-hot block's largest entry."""
         encoded = np.asarray(encoded)

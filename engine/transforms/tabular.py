@@ -109,39 +109,34 @@ class TabularEncoder:
 
     @property
     def output_dim(self) -> int:
-        self._codec()
-        return self.layout_.dim
+        return self._layout().dim
 
     # ------------------------------------------------------------ transform
     def transform(self, data: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
         """Encode ``data`` into a float32 matrix ``(len(data), layout_.dim)``."""
-        codec = self._codec()
+        codec, layout = self._codec(), self._layout()
         rng = np.random.default_rng(self.seed if seed is None else seed)
         frame = codec.to_numeric(data)
-        n = len(frame)
-        out = np.zeros((n, self.layout_.dim), dtype=np.float32)
-        rows = np.arange(n)
-        by_column: dict[str, dict[str, Span]] = {}
-        for span in self.layout_.spans:
-            by_column.setdefault(span.column, {})[span.role] = span
-        for name, spans in by_column.items():
+        values = np.empty((len(frame), len(layout.spans)), dtype=np.float32)  # span form
+        at = layout.span_positions()
+        for st in codec.modelled_columns:
+            name = st.name
             x = frame[name].to_numpy(dtype=np.float64)
             missing = np.isnan(x)
-            if "category" in spans:
-                span = spans["category"]
-                st = codec.column(name)
+            if (name, "category") in at:
+                j = at[name, "category"]
                 codes = np.where(missing, st.num_codes, np.nan_to_num(x)).astype(np.int64)
                 # Rows outside what the encoder was fitted on (a category or a missing value unseen in the
                 # fitting sample of a large table) take the most frequent category.
-                codes[codes >= span.width] = 0
-                out[rows, span.start + codes] = 1.0
+                codes[codes >= layout.spans[j].width] = 0
+                values[:, j] = codes
                 continue
             alpha, mode = self.normalizers_[name].transform(x, rng)
-            out[:, spans["value"].start] = alpha
-            out[rows, spans["mode"].start + mode] = 1.0
-            if "missing" in spans:
-                out[rows, spans["missing"].start + missing.astype(np.int64)] = 1.0
-        return out
+            values[:, at[name, "value"]] = alpha
+            values[:, at[name, "mode"]] = mode
+            if (name, "missing") in at:
+                values[:, at[name, "missing"]] = missing
+        return layout.one_hot(values)
 
     def inverse_transform(self, encoded: np.ndarray, *, rng: np.random.Generator, row_offset: int = 0) -> pd.DataFrame:
         """Decode a matrix back into the original table (each one-hot block reads as its largest entry)."""
@@ -163,7 +158,7 @@ class TabularEncoder:
             )
         codec = self._codec()
         frame: dict[str, np.ndarray] = {}
-        column_of: dict[tuple[str, str], np.ndarray] = {(s.column, s.role): values[:, j] for j, s in enumerate(layout.spans)}
+        column_of = {key: values[:, j] for key, j in layout.span_positions().items()}
         for st in codec.modelled_columns:
             name = st.name
             if (name, "category") in column_of:
