@@ -32,7 +32,7 @@ from pyarrow import fs as pafs
 from engine.errors import SynthError
 
 MANIFEST = "manifest.json"
-SHARD_COLUMN = "data"  # the column ray.data.from_numpy gives the shard indices
+SHARD_COLUMN = "data"  # the column of shard indices in the Dataset fed to the pool
 TMP_SUFFIX = ".tmp"
 
 
@@ -323,9 +323,12 @@ def _run_shard_actors(
         actors = num_actors or max(1, int(ray.available_resources().get("CPU", 1) // cpus_per_actor))
         actors = min(actors, num_shards)
         ray.data.DataContext.get_current().enable_progress_bars = False
-        # One block per shard index, put straight into the object store: ray.data.range would need a CPU
-        # for its read tasks, which a pool holding every CPU of the cluster never frees (a deadlock).
-        shard_ids = ray.data.from_numpy(np.array_split(np.arange(num_shards, dtype=np.int64), num_shards))
+        # One block per shard index, built on the driver and put straight into the object store.
+        # ray.data.range would need a CPU for its read tasks, which a pool holding every CPU of the
+        # cluster never frees (a deadlock); from_numpy runs one task per block and waits for all of
+        # them before the pool starts (0.4-0.9 s for 200 shards here), in the worker the pool's
+        # first actor would otherwise have started in.
+        shard_ids = ray.data.from_items([{SHARD_COLUMN: i} for i in range(num_shards)], override_num_blocks=num_shards)
         return (
             shard_ids.map_batches(
                 actor_cls,
