@@ -199,8 +199,7 @@ class CTGAN(TabularTorchModel):
             self.shadow_nets["generator_ema"] = ema_copy(self.nets["generator"])
         self.ema_updates = 0
         self._inference = InferenceCopies()
-        softmax = [s for s in layout.spans if s.activation != "tanh"]
-        self._softmax_spans = tuple(softmax)
+        self._num_softmax_spans = sum(s.activation != "tanh" for s in layout.spans)  # one uniform each per row
         self._triangles: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     # ------------------------------------------------------------ training
@@ -311,7 +310,7 @@ class CTGAN(TabularTorchModel):
         spans = self.layout.spans
         n = raw.shape[1]
         out = torch.empty(len(spans), n, dtype=torch.float32, device=raw.device)
-        u = torch.rand(len(self._softmax_spans), n, generator=generator, device="cpu").to(raw.device)
+        u = torch.rand(self._num_softmax_spans, n, generator=generator, device="cpu").to(raw.device)
         k = 0
         for j, span in enumerate(spans):
             if span.activation == "tanh":
