@@ -44,7 +44,7 @@ def bench_adult() -> None:
 
     from engine.data import load_adult
     from engine.evaluation import evaluate_tables, quality_scores
-    from engine.schema import infer_schema
+    from engine.tabular.schema import infer_schema
 
     adult = load_adult()
     train = adult.sample(frac=0.8, random_state=0)
@@ -86,7 +86,7 @@ def bench_distributed(rows: int) -> None:
     import ray
 
     from engine.data import load_adult
-    from engine.evaluation.distributed import evaluate_distributed
+    from engine.tabular.metrics.distributed import evaluate_distributed
 
     root = Path(tempfile.mkdtemp(prefix="bench-eval-"))
     try:

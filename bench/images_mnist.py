@@ -79,7 +79,7 @@ def main() -> None:
 
     import ray
 
-    from engine.image_synthesizer import DCGAN, DDPM
+    from engine.images.synthesizer import DCGAN, DDPM
 
     ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
     with np.load(MNIST) as z:
@@ -106,8 +106,8 @@ def main() -> None:
     if args.train_only:
         return
 
-    from engine.evaluation.images import ImageEvaluator
-    from engine.image_synthesizer import ImageSynthesizer
+    from engine.images.metrics import ImageEvaluator
+    from engine.images.synthesizer import ImageSynthesizer
 
     started = time.perf_counter()
     evaluator = ImageEvaluator(max_images=args.samples, inception=not args.no_inception).fit(

@@ -92,7 +92,7 @@ def main() -> None:
 
     from engine import TabularSynthesizer
     from engine.data import load_adult
-    from engine.sampling.sharded import sample_to_parquet
+    from engine.batch.sharded import sample_to_parquet
 
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     real = load_adult()

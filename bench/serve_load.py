@@ -114,7 +114,7 @@ def main() -> int:
     from ray import serve
 
     from engine.data import load_adult
-    from engine.synthesizer import TabularSynthesizer
+    from engine.tabular.synthesizer import TabularSynthesizer
     from serve_apps.app import build_app
 
     key = secrets.token_hex(16)

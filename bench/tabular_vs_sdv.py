@@ -75,7 +75,7 @@ def run_sdv(real: pd.DataFrame, epochs: int, sample_rows: int) -> dict:
 def run_ours(real: pd.DataFrame, budgets: list[int], target_score: float | None, metadata: dict, sample_rows: int,
              batch_size: int | None) -> dict:
     from engine import TabularSynthesizer
-    from engine.runtime import ray_session
+    from engine.core.runtime import ray_session
 
     trace = []
     storage = tempfile.mkdtemp(prefix="bench-ctgan-")
@@ -129,7 +129,7 @@ def run_ours(real: pd.DataFrame, budgets: list[int], target_score: float | None,
 
 def _auto_dtype(synth) -> str:
     """What "auto" means for this model on this machine, e.g. "bfloat16 on cpu"."""
-    from engine.models.precision import generation_dtype
+    from engine.core.precision import generation_dtype
 
     device = synth._source.model.device
     return f"{str(generation_dtype('auto', device)).replace('torch.', '')} on {device}"

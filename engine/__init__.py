@@ -5,38 +5,36 @@ cheap (the CLI's ``--help`` should not wait for torch and Ray to load)::
 
     from engine import TabularSynthesizer, QualityEvaluator
     from engine import ImageSynthesizer, DCGAN, WGANGP, DDPM, save_dataset
+    from engine import load_synthesizer, register_modality
 """
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-__all__ = [
-    "DCGAN", "DDPM", "ImageSynthesizer", "QualityEvaluator", "TabularSynthesizer", "WGANGP",
-    "load_synthesizer", "save_dataset", "__version__",
-]
-_IMAGE_NAMES = ("DCGAN", "DDPM", "ImageSynthesizer", "WGANGP")
 __version__ = "0.1.0"
+
+# Public name -> "module:attribute"; one class per name (engine.DCGAN is engine.images.synthesizer.DCGAN).
+_PUBLIC: dict[str, str] = {
+    "TabularSynthesizer": "engine.tabular.synthesizer:TabularSynthesizer",
+    "ImageSynthesizer": "engine.images.synthesizer:ImageSynthesizer",
+    "DCGAN": "engine.images.synthesizer:DCGAN",
+    "WGANGP": "engine.images.synthesizer:WGANGP",
+    "DDPM": "engine.images.synthesizer:DDPM",
+    "save_dataset": "engine.images.io:save_dataset",
+    "QualityEvaluator": "engine.evaluation:QualityEvaluator",
+    "Synthesizer": "engine.core.synthesizer:Synthesizer",
+    "Modality": "engine.core.registry:Modality",
+    "load_synthesizer": "engine.core.registry:load_synthesizer",
+    "register_modality": "engine.core.registry:register_modality",
+    "SynthError": "engine.core.errors:SynthError",
+}
+__all__ = [*_PUBLIC, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "TabularSynthesizer":
-        from engine.synthesizer import TabularSynthesizer
-
-        return TabularSynthesizer
-    if name == "QualityEvaluator":
-        from engine.evaluation import QualityEvaluator
-
-        return QualityEvaluator
-    if name in _IMAGE_NAMES:
-        from engine import image_synthesizer
-
-        return getattr(image_synthesizer, name)
-    if name == "save_dataset":
-        from engine.images.io import save_dataset
-
-        return save_dataset
-    if name == "load_synthesizer":
-        from engine.loading import load_synthesizer
-
-        return load_synthesizer
-    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    try:
+        module, attribute = _PUBLIC[name].split(":")
+    except KeyError:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}") from None
+    return getattr(import_module(module), attribute)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 
 
 def _write_table(table, out: str) -> None:
@@ -52,8 +52,8 @@ def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
 
 
 def _parse_conditions(synth, items: list[str] | None) -> dict[str, Any] | None:
-    from engine.requirements.conditions import coerce_text_value, parse_condition_arg
-    from engine.schema.kinds import ColumnKind
+    from engine.tabular.requirements.conditions import coerce_text_value, parse_condition_arg
+    from engine.tabular.schema.kinds import ColumnKind
 
     if not items:
         return None
@@ -72,7 +72,7 @@ def _parse_conditions(synth, items: list[str] | None) -> dict[str, Any] | None:
 
 
 def _fit_images(args: argparse.Namespace) -> int:
-    from engine.image_synthesizer import ImageSynthesizer
+    from engine.images.synthesizer import ImageSynthesizer
 
     synth = ImageSynthesizer(
         args.model,
@@ -95,8 +95,8 @@ def _fit_images(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from engine.models.registry import IMAGE_MODELS
-    from engine.synthesizer import TabularSynthesizer
+    from engine.core.registry import IMAGE_MODELS
+    from engine.tabular.synthesizer import TabularSynthesizer
 
     if args.model in IMAGE_MODELS:
         return _fit_images(args)
@@ -132,9 +132,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from engine.image_synthesizer import ImageSynthesizer
+    from engine.images.synthesizer import ImageSynthesizer
     from engine.images.io import save_dataset
-    from engine.loading import load_synthesizer
+    from engine.core.registry import load_synthesizer
 
     if (args.out is None) == (args.out_dir is None):
         raise SynthError("give exactly one of --out (one file, sampled in this process) and --out-dir (a folder of Parquet shards).")
@@ -165,8 +165,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def _sample_sharded(args: argparse.Namespace, synth: Any) -> int:
     """``synth sample --out-dir``: Parquet shards written by a Ray Data actor pool (resumable)."""
-    from engine.image_synthesizer import ImageSynthesizer
-    from engine.sampling.sharded import sample_to_parquet
+    from engine.images.synthesizer import ImageSynthesizer
+    from engine.batch.sharded import sample_to_parquet
 
     if isinstance(synth, ImageSynthesizer):
         if args.condition:
@@ -188,8 +188,8 @@ def _sample_sharded(args: argparse.Namespace, synth: Any) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from engine.image_synthesizer import ImageSynthesizer
-    from engine.loading import load_synthesizer
+    from engine.images.synthesizer import ImageSynthesizer
+    from engine.core.registry import load_synthesizer
 
     synth = load_synthesizer(args.model_dir)
     if isinstance(synth, ImageSynthesizer):
@@ -324,7 +324,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from ray import serve
 
-    from engine.runtime import ray_session
+    from engine.core.runtime import ray_session
     # The one place the library reaches the serving layer: this command only starts it.
     from serve_apps.app import build_app
     from serve_apps.config import AppArgs

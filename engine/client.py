@@ -20,7 +20,7 @@ from typing import Any, Literal
 import httpx
 import pandas as pd
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 
 TableArg = str | os.PathLike[str] | pd.DataFrame | bytes
 

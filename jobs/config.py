@@ -7,7 +7,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 
 
 class JobConfigError(SynthError, ValueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.distributed:
-            from engine.evaluation.distributed import DistributedOptions, evaluate_distributed
-            from engine.runtime import ray_session
+            from engine.tabular.metrics.distributed import DistributedOptions, evaluate_distributed
+            from engine.core.runtime import ray_session
 
             with ray_session():
                 report = evaluate_distributed(

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 from jobs.config import PipelineJobConfig, load_config
 
 
@@ -32,8 +32,8 @@ def run_pipeline(
 ) -> dict[str, str]:
     from engine.cli import _write_table
     from engine.evaluation import evaluate_tables
-    from engine.schema.io import read_table
-    from engine.synthesizer import TabularSynthesizer
+    from engine.tabular.schema.io import read_table
+    from engine.tabular.synthesizer import TabularSynthesizer
 
     out_dir = Path(out)
     table = read_table(data)

@@ -16,15 +16,15 @@ import argparse
 import json
 import sys
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 from jobs.config import JobConfigError, SampleJobConfig, load_config
 
 
 def run(cfg: SampleJobConfig) -> int:
     from engine.cli import _write_table
-    from engine.image_synthesizer import ImageSynthesizer
+    from engine.images.synthesizer import ImageSynthesizer
     from engine.images.io import save_dataset
-    from engine.loading import load_synthesizer
+    from engine.core.registry import load_synthesizer
 
     synth = load_synthesizer(cfg.model)
     is_image = isinstance(synth, ImageSynthesizer)
@@ -38,8 +38,8 @@ def run(cfg: SampleJobConfig) -> int:
             raise JobConfigError("'precision' applies to table models (ctgan, tvae); image models sample in float32.")
         synth.sampling_precision = cfg.precision
     if cfg.out_dir:
-        from engine.runtime import ray_session
-        from engine.sampling.sharded import sample_to_parquet
+        from engine.core.runtime import ray_session
+        from engine.batch.sharded import sample_to_parquet
 
         with ray_session():
             result = sample_to_parquet(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 from jobs.config import JobConfigError, TrainJobConfig, load_config
 
 
@@ -22,8 +22,8 @@ def resolve_data(data: str) -> str:
 
 
 def run(cfg: TrainJobConfig) -> str:
-    from engine.models.registry import IMAGE_MODELS
-    from engine.synthesizer import TabularSynthesizer
+    from engine.core.registry import IMAGE_MODELS
+    from engine.tabular.synthesizer import TabularSynthesizer
 
     if cfg.model in IMAGE_MODELS:
         return run_images(cfg)
@@ -55,7 +55,7 @@ def run(cfg: TrainJobConfig) -> str:
 
 
 def run_images(cfg: TrainJobConfig) -> str:
-    from engine.image_synthesizer import ImageSynthesizer
+    from engine.images.synthesizer import ImageSynthesizer
 
     if cfg.constraints or cfg.columns != type(cfg.columns)():
         raise JobConfigError(f"columns and constraints apply to tables, not to the image model {cfg.model!r}.")

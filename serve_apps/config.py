@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 
 
 class ServeConfigError(SynthError, ValueError):

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ray import serve
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 from serve_apps.errors import Failure, RequestRejected
 from serve_apps.store import resolve_data_path
 

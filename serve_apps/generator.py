@@ -22,12 +22,12 @@ from typing import Any
 import pyarrow as pa
 from ray import serve
 
-from engine.errors import ArtifactError, SynthError
-from engine.requirements.conditions import coerce_text_value
-from engine.requirements.constraints import constraint_to_dict
-from engine.image_synthesizer import ImageSynthesizer
-from engine.loading import load_synthesizer
-from engine.synthesizer import TabularSynthesizer
+from engine.core.errors import ArtifactError, SynthError
+from engine.tabular.requirements.conditions import coerce_text_value
+from engine.tabular.requirements.constraints import constraint_to_dict
+from engine.images.synthesizer import ImageSynthesizer
+from engine.core.registry import load_synthesizer
+from engine.tabular.synthesizer import TabularSynthesizer
 from serve_apps.errors import Failure, RequestRejected
 from serve_apps.formats import table_to_ipc
 from serve_apps.store import model_path

@@ -10,7 +10,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from engine.errors import ArtifactError
+from engine.core.errors import ArtifactError
 from engine.store.artifact import list_artifacts, read_model_name
 from serve_apps.errors import RequestRejected
 
@@ -97,7 +97,7 @@ class StoreIndex:
         A manifest that cannot be read or decoded is a 503 naming the model: the
         model cannot be served, but the request was fine and other models are.
         """
-        from engine.models.registry import IMAGE_MODELS
+        from engine.core.registry import IMAGE_MODELS
 
         path = model_path(self.models_dir, model_id)
         signature = self._manifest_signature(path)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.models.ddpm import DDPM, DDPMConfig
-from engine.transforms.images import ImageLayout, ImagePreprocessor
+from engine.images.models.ddpm import DDPM, DDPMConfig
+from engine.images.transforms import ImageLayout, ImagePreprocessor
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "mnist.npz"
 TINY = dict(block_out_channels=(16, 32), layers_per_block=1, lr=1e-3)
@@ -290,8 +290,8 @@ def test_config_validation(bad):
 
 
 def test_registered():
-    from engine.models.registry import IMAGE_MODELS, TORCH_MODELS, get_model_class
+    from engine.core.registry import get_model_class, modality_for_model
 
     assert get_model_class("ddpm") is DDPM
-    assert "ddpm" in IMAGE_MODELS and "ddpm" in TORCH_MODELS
+    assert modality_for_model("ddpm").name == "image"
     assert DDPM.layout_class is ImageLayout

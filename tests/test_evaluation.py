@@ -9,7 +9,7 @@ import pytest
 
 from engine.evaluation import QualityEvaluator, evaluate_tables, quality_scores
 from engine.evaluation import metrics as M
-from engine.schema import infer_schema
+from engine.tabular.schema import infer_schema
 
 sdmetrics = pytest.importorskip("sdmetrics")
 
@@ -73,7 +73,7 @@ def test_column_metrics_match_sdmetrics(real, noisy):
 
 
 def test_the_real_maximum_falls_in_the_last_bin():
-    from engine.evaluation.metrics.contingency_similarity import bin_codes, bin_edges
+    from engine.tabular.metrics.contingency_similarity import bin_codes, bin_edges
 
     edges = bin_edges(0.0, 10.0)
     codes = bin_codes(np.array([0.0, 0.5, 9.5, 10.0, -3.0, 12.0, np.nan]), edges)
@@ -282,7 +282,7 @@ def test_jobs_evaluate_writes_the_report(real, noisy, tmp_path, capsys):
 def test_ovr_macro_auc_is_sklearns_and_survives_a_missing_class():
     from sklearn.metrics import roc_auc_score
 
-    from engine.evaluation.utility import ovr_macro_auc
+    from engine.tabular.metrics.utility import ovr_macro_auc
 
     rng = np.random.default_rng(0)
     y = rng.choice(["a", "b", "c"], 300)
@@ -296,7 +296,7 @@ def test_ovr_macro_auc_is_sklearns_and_survives_a_missing_class():
 
 
 def test_ml_efficacy_roc_auc_on_a_multiclass_target(adult):
-    from engine.evaluation.utility import ml_efficacy
+    from engine.tabular.metrics.utility import ml_efficacy
 
     rows = adult.sample(n=3000, random_state=4).reset_index(drop=True)
     train, holdout = rows.iloc[:2000], rows.iloc[2000:]

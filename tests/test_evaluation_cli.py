@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.evaluation import QualityEvaluator
-from engine.schema.kinds import ColumnKind
+from engine.tabular.schema.kinds import ColumnKind
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_synth_evaluate_writes_json_and_html_with_the_scores(split, tmp_path):
 
 
 def test_synthesizer_evaluate_returns_a_report(ray_session, adult_small):
-    from engine.synthesizer import TabularSynthesizer
+    from engine.tabular.synthesizer import TabularSynthesizer
 
     synth = TabularSynthesizer("gaussian_copula").fit(adult_small)
     synthetic = synth.sample(1000, seed=3)

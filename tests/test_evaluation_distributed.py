@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from engine.errors import InvalidDataError
+from engine.core.errors import InvalidDataError
 from engine.evaluation import evaluate_tables
-from engine.evaluation.distributed import DistributedOptions, evaluate_distributed
+from engine.tabular.metrics.distributed import DistributedOptions, evaluate_distributed
 
 
 def _write(frame, folder, parts=3):

@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from engine.errors import InvalidDataError, NotFittedError
-from engine.evaluation.images import (
+from engine.core.errors import InvalidDataError, NotFittedError
+from engine.images.metrics import (
     DomainClassifier, ImageEvaluator, InceptionFeatures, evaluate_images, frechet_distance, kernel_distance,
     precision_recall,
 )
-from engine.evaluation.images.distances import frechet_distance_from_stats
+from engine.evaluation.distances import frechet_distance_from_stats
 from tests.conftest import SHARED_DATA
 
 MNIST = SHARED_DATA / "images" / "mnist.npz"
@@ -139,7 +139,7 @@ def test_inception_fid_of_a_set_against_itself_is_zero_and_grows_with_noise(ince
 
 
 def test_missing_inception_weights_name_the_file(tmp_path):
-    from engine.errors import ArtifactError
+    from engine.core.errors import ArtifactError
 
     with pytest.raises(ArtifactError, match="not found"):
         InceptionFeatures(tmp_path / "nope.pt")

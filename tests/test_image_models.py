@@ -6,15 +6,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from engine.errors import InvalidDataError
-from engine.image_synthesizer import DCGAN, DDPM, WGANGP, ImageSynthesizer
+from engine.core.errors import InvalidDataError
+from engine.images.synthesizer import DCGAN, DDPM, WGANGP, ImageSynthesizer
 from engine.images import read_images, save_dataset
-from engine.models.dcgan import DCGAN as DCGANModel
-from engine.models.dcgan import DCGANConfig
-from engine.models.wgan_gp import WGANGP as WGANGPModel
-from engine.models.wgan_gp import WGANGPConfig
+from engine.images.models.dcgan import DCGAN as DCGANModel
+from engine.images.models.dcgan import DCGANConfig
+from engine.images.models.wgan_gp import WGANGP as WGANGPModel
+from engine.images.models.wgan_gp import WGANGPConfig
 from engine.training.config import InvalidOptionError
-from engine.transforms.images import ImagePreprocessor
+from engine.images.transforms import ImagePreprocessor
 from tests.conftest import SHARED_DATA
 
 MNIST = SHARED_DATA / "images" / "mnist.npz"
@@ -172,7 +172,7 @@ def test_same_seed_same_images_and_save_load_round_trip(trained_dcgan):
 
 
 def test_sharded_sampling_writes_the_same_images_with_one_or_two_actors(trained_dcgan, tmp_path):
-    from engine.sampling.sharded import sample_to_parquet
+    from engine.batch.sharded import sample_to_parquet
 
     _, path = trained_dcgan
     one = sample_to_parquet(path, tmp_path / "one", num_rows=250, rows_per_shard=100, seed=3, num_actors=1)
@@ -188,7 +188,7 @@ def test_sharded_sampling_writes_the_same_images_with_one_or_two_actors(trained_
 
 def test_sharded_sampling_refuses_label_counts_on_the_driver(trained_dcgan, tmp_path):
     # Regression: a {label: count} mapping passed the driver's check and then failed in every shard's actor.
-    from engine.sampling.sharded import sample_to_parquet
+    from engine.batch.sharded import sample_to_parquet
 
     _, path = trained_dcgan
     for conditions in ({"3": 5, "7": 5}, ["3", "7"]):
@@ -214,7 +214,7 @@ def test_num_samples_must_be_a_positive_integer(trained_dcgan):
 def test_wgan_gp_trains_on_a_shard_smaller_than_its_critic_iterations(ray_session, mnist_small):
     # Regression: 3 images and 5 critic steps gave batches of 1 but only 3 indices for 5 steps, and the
     # sampler's reshape failed.
-    from engine.models.base import ImageBatches
+    from engine.images.models.batches import ImageBatches
 
     x, y = mnist_small
     rows = np.zeros((3, 4 * 4 + 1), np.float32)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.errors import InvalidDataError
+from engine.core.errors import InvalidDataError
 from engine.images import ImageSet, read_images, save_dataset
-from engine.transforms.images import ImagePreprocessor
+from engine.images.transforms import ImagePreprocessor
 from tests.conftest import SHARED_DATA
 
 MNIST = SHARED_DATA / "images" / "mnist.npz"

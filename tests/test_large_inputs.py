@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from engine import TabularSynthesizer
-from engine.errors import InvalidDataError
-from engine.training.data import is_large_source, read_dataset, sample_rows
+from engine.core.errors import InvalidDataError
+from engine.tabular.ray_data import is_large_source, read_dataset, sample_rows
 
 TINY = {"embedding_dim": 16, "generator_dims": [32], "discriminator_dims": [32]}
 
@@ -43,10 +43,10 @@ def test_copula_on_a_parquet_glob_and_uri_fits_on_the_bounded_sample(tmp_path, a
 def test_encoded_dataset_matches_the_in_memory_encoding(adult_small, ray_session):
     import ray.data
 
-    from engine.schema.infer import infer_schema
-    from engine.training.data import encode_dataset
+    from engine.tabular.schema.infer import infer_schema
+    from engine.tabular.ray_data import encode_dataset
     from engine.training.loop import ENCODED_COLUMN
-    from engine.transforms.tabular import TabularEncoder
+    from engine.tabular.transforms.tabular import TabularEncoder
 
     encoder = TabularEncoder(seed=0).fit(adult_small, infer_schema(adult_small))
     encoded = encode_dataset(ray.data.from_pandas(np.array_split(adult_small, 3)), encoder)

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from engine.errors import InvalidDataError, SynthError
+from engine.core.errors import InvalidDataError, SynthError
 from engine.images.io import decode_image, read_images
-from engine.models.pretrained_diffusion import PretrainedDiffusion, PretrainedModelError, generate_to_parquet
-from engine.sampling.sharded import ShardedSamplingError, shard_name
+from engine.images.pretrained.pipeline import PretrainedDiffusion, PretrainedModelError, generate_to_parquet
+from engine.batch.sharded import ShardedSamplingError, shard_name
 
 STEPS = 3  # enough to run the scheduler's loop; the images mean nothing anyway
 SIZE = 32  # the tiny pipeline's native size: UNet sample_size 16 x VAE scale factor 2
@@ -218,7 +218,7 @@ def test_safety_checker_is_kept_by_default_reported_and_can_be_dropped(tiny_sd, 
     assert checked.has_safety_checker
     loading = capfd.readouterr().err
     assert "Loading pipeline components" not in loading and "accelerate" not in loading  # quiet loading
-    with caplog.at_level(logging.WARNING, logger="engine.models.pretrained_diffusion"):
+    with caplog.at_level(logging.WARNING, logger="engine.images.pretrained.pipeline"):
         result = checked.generate_batch(["a red cat"], 3, num_inference_steps=STEPS, seed=0)
     assert len(result) == 3 and result.nsfw_flagged.tolist() == [True, True, True]
     assert (result.images == 0).all()  # blacked out by the pipeline, kept so the count is exact
@@ -281,7 +281,7 @@ def test_generate_to_parquet_refuses_bad_requests_before_starting_actors(tiny_sd
 
 
 def test_image_synthesizer_front_door_wraps_a_local_pipeline(tiny_sd):
-    from engine.image_synthesizer import ImageSynthesizer
+    from engine.images.synthesizer import ImageSynthesizer
     from engine.training.config import InvalidOptionError
 
     synth = ImageSynthesizer(model=tiny_sd)

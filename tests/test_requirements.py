@@ -5,19 +5,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.errors import InvalidConditionError, InvalidConstraintError
-from engine.requirements import (
+from engine.core.errors import InvalidConditionError, InvalidConstraintError
+from engine.core.conditions import parse_condition_arg
+from engine.tabular.requirements import (
     Bounds,
     FixedCombinations,
     Inequality,
     Integer,
     apply_constraints,
-    parse_condition_arg,
     parse_conditions,
     parse_constraints,
 )
-from engine.requirements.conditions import coerce_text_value
-from engine.schema.kinds import ColumnKind, ColumnSchema, TableSchema
+from engine.tabular.requirements.conditions import coerce_text_value
+from engine.tabular.schema.kinds import ColumnKind, ColumnSchema, TableSchema
 
 SCHEMA = TableSchema(
     columns=(

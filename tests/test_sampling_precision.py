@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from engine import TabularSynthesizer
-from engine.models.ctgan import CTGAN, CTGANConfig
-from engine.models.precision import InferenceCopies, check_precision, generation_dtype
-from engine.models.tvae import TVAE, TVAEConfig
+from engine.tabular.models.ctgan import CTGAN, CTGANConfig
+from engine.core.precision import InferenceCopies, check_precision, generation_dtype
+from engine.tabular.models.tvae import TVAE, TVAEConfig
 from engine.training.config import InvalidOptionError
-from engine.transforms.layout import EncodedLayout, Span
+from engine.tabular.transforms.layout import EncodedLayout, Span
 
 # One continuous column (scalar + 3 modes) and two categorical columns of 4 and 2 categories.
 LAYOUT = EncodedLayout(
@@ -80,7 +80,7 @@ def _trained_like_batch_norm(g: torch.nn.Module) -> None:
 
 
 def test_sampling_generator_matches_the_trained_generator_in_eval_mode():
-    from engine.models.ctgan import SamplingGenerator
+    from engine.tabular.models.ctgan import SamplingGenerator
 
     g = _ctgan().unwrapped("generator")
     _trained_like_batch_norm(g)
@@ -94,7 +94,7 @@ def test_sampling_generator_matches_the_trained_generator_in_eval_mode():
 
 
 def test_bfloat16_sampling_generator_is_close_to_float32_and_follows_new_weights():
-    from engine.models.ctgan import SamplingGenerator
+    from engine.tabular.models.ctgan import SamplingGenerator
 
     bare = _ctgan().unwrapped("generator")
     _trained_like_batch_norm(bare)
@@ -170,7 +170,7 @@ def test_sampling_precision_is_saved_and_can_be_changed_after_loading(tmp_path, 
 
 # ------------------------------------------------------------------ moving average of the generator
 def test_update_ema_moves_weights_by_one_minus_decay_and_copies_buffers():
-    from engine.models.ema import ema_copy, ema_decay, update_ema
+    from engine.core.ema import ema_copy, ema_decay, update_ema
 
     current = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     average = ema_copy(current)

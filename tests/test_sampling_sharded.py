@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from engine import TabularSynthesizer
-from engine.sampling.sharded import ShardedSamplingError, sample_to_parquet, shard_name
+from engine.batch.sharded import ShardedSamplingError, sample_to_parquet, shard_name
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_an_unknown_precision_is_refused_before_any_file_is_written(model_dir, t
 def test_a_pool_actor_uses_as_many_threads_as_the_cpus_it_reserved(ray_session):
     import ray
 
-    from engine.sampling.sharded import _device_for
+    from engine.batch.sharded import _device_for
 
     @ray.remote
     def device_and_threads():

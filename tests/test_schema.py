@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.errors import InvalidDataError, InvalidSchemaError
-from engine.schema import ColumnKind, TableSchema, infer_schema, read_metadata, read_table, validate_table
+from engine.core.errors import InvalidDataError, InvalidSchemaError
+from engine.tabular.schema import ColumnKind, TableSchema, infer_schema, read_metadata, read_table, validate_table
 
 K = ColumnKind
 

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.client import ServiceError, SynthClient
-from engine.image_synthesizer import DCGAN, ImageSynthesizer
+from engine.images.synthesizer import DCGAN, ImageSynthesizer
 from engine.images.io import decode_image
-from engine.synthesizer import TabularSynthesizer
+from engine.tabular.synthesizer import TabularSynthesizer
 from tests.conftest import SHARED_DATA
 
 KEY = "test-key-" + "x" * 24

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from engine.errors import ArtifactError
+from engine.core.errors import ArtifactError
 from engine.store import Artifact, list_artifacts, load_artifact, save_artifact
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from engine import TabularSynthesizer
-from engine.errors import InvalidConditionError, InvalidConstraintError, SynthError
+from engine.core.errors import InvalidConditionError, InvalidConstraintError, SynthError
 
 TINY_CTGAN = {"embedding_dim": 16, "generator_dims": [32], "discriminator_dims": [32], "pac": 5}
 TINY_TVAE = {"embedding_dim": 8, "compress_dims": [16], "decompress_dims": [16]}
@@ -195,7 +195,7 @@ def test_ctgan_reproduces_an_all_null_column(adult_small, ray_session):
 def test_damaged_preprocessor_names_the_file(which, request, tmp_path):
     import json
 
-    from engine.errors import ArtifactError
+    from engine.core.errors import ArtifactError
 
     request.getfixturevalue(which).save(tmp_path / "m")
     path = tmp_path / "m" / "preprocessor.json"

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.schema import infer_schema
+from engine.tabular.schema import infer_schema
 from engine.training import ScalingOptions, TrainingError, TrainOptions, train_torch_model
-from engine.runtime import SharedStorageError, alive_nodes, require_shared_location, torch_threads
+from engine.core.registry import get_model_class
+from engine.core.runtime import SharedStorageError, alive_nodes, require_shared_location, torch_threads
 from engine.training.checkpoint import (
     RankRandomState,
     TrainingState,
@@ -20,7 +21,7 @@ from engine.training.checkpoint import (
     state_digest,
 )
 from engine.training.loop import auto_cpus_per_worker
-from engine.transforms import TabularEncoder
+from engine.tabular.transforms import TabularEncoder
 
 TINY_CTGAN = {"embedding_dim": 16, "generator_dims": (32, 32), "discriminator_dims": (32, 32)}
 TINY_TVAE = {"embedding_dim": 8, "compress_dims": (32,), "decompress_dims": (32,)}
@@ -38,7 +39,7 @@ def _train(encoded, model="tvae", config=None, **opts):
     hooks = opts.pop("hooks", None)
     options = TrainOptions(**{"epochs": 3, "batch_size": 100, "show_progress": False, **opts})
     return train_torch_model(
-        model_name=model,
+        model_name=model, model_class=get_model_class(model),
         model_config=config or (TINY_TVAE if model == "tvae" else TINY_CTGAN),
         layout=enc.layout_,
         data=x,
@@ -177,7 +178,7 @@ def test_too_few_rows_for_workers_is_a_clear_error(encoded, ray_session):
     enc, x = encoded
     with pytest.raises(TrainingError, match="no rows"):
         train_torch_model(
-            model_name="tvae", model_config=TINY_TVAE, layout=enc.layout_, data=x[:1],
+            model_name="tvae", model_class=get_model_class("tvae"), model_config=TINY_TVAE, layout=enc.layout_, data=x[:1],
             options=TrainOptions(epochs=1, batch_size=2, show_progress=False), scaling=ScalingOptions(num_workers=2),
         )
 
@@ -240,7 +241,7 @@ def test_multi_node_cluster_needs_a_shared_location(ray_session, tmp_path):
 
 
 def _image_layout_and_data(n: int = 64):
-    from engine.transforms.images import ImageLayout
+    from engine.images.transforms import ImageLayout
 
     layout = ImageLayout(height=8, width=8, channels=1, class_names=())
     rng = np.random.default_rng(0)
@@ -258,7 +259,7 @@ def test_two_worker_ranks_end_with_identical_parameters_and_buffers(encoded, ray
     else:
         (_, x), layout, config = encoded, encoded[0].layout_, TINY_TVAE
     result = train_torch_model(
-        model_name=model, model_config=config, layout=layout, data=x,
+        model_name=model, model_class=get_model_class(model), model_config=config, layout=layout, data=x,
         options=TrainOptions(epochs=2, batch_size=16, show_progress=False),
         scaling=ScalingOptions(num_workers=2, cpus_per_worker=1),
     )

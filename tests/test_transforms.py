@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.errors import InvalidConditionError, InvalidDataError
-from engine.schema import infer_schema
-from engine.transforms import TableCodec, TabularEncoder
-from engine.transforms.mode_normalizer import MIXTURE_FIT_ROWS, ModeNormalizer
+from engine.core.errors import InvalidConditionError, InvalidDataError
+from engine.tabular.schema import infer_schema
+from engine.tabular.transforms import TableCodec, TabularEncoder
+from engine.tabular.transforms.mode_normalizer import MIXTURE_FIT_ROWS, ModeNormalizer
 from tests.test_schema import every_kind
 
 

@@ -1,19 +1,28 @@
-"""Evaluation: fidelity, utility and privacy of a synthetic table against the real one.
+"""Evaluation shared by every modality: distances on feature matrices, report helpers, and ``QualityEvaluator``.
 
-Depends on the schema only, never on a model::
+Each modality's own metrics live in its package (``engine.tabular.metrics``,
+``engine.images.metrics``)::
 
-    from engine.evaluation import QualityEvaluator, evaluate_tables
+    from engine.evaluation import QualityEvaluator
     report = QualityEvaluator().evaluate_tabular(real_data=real, synthetic_data=syn, target="income")
-    report = evaluate_tables(train, syn, holdout=holdout, target="income")
-    print(report.summary()); report.save("report/")
-
-For Parquet folders larger than memory, ``engine.evaluation.distributed.evaluate_distributed``
-computes the same fidelity scores with Ray Data in a streaming pass.
 """
 from __future__ import annotations
 
-from engine.evaluation.fidelity import quality_scores
-from engine.evaluation.report import TabularReport
-from engine.evaluation.tabular import QualityEvaluator, evaluate_tables
+from importlib import import_module
+from typing import Any
 
-__all__ = ["QualityEvaluator", "TabularReport", "evaluate_tables", "quality_scores"]
+_PUBLIC = {
+    "QualityEvaluator": "engine.tabular.metrics.evaluator:QualityEvaluator",
+    "evaluate_tables": "engine.tabular.metrics.evaluator:evaluate_tables",
+    "TabularReport": "engine.tabular.metrics.report:TabularReport",
+    "quality_scores": "engine.tabular.metrics.fidelity:quality_scores",
+}
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _PUBLIC[name].split(":")
+    except KeyError:
+        raise AttributeError(f"module 'engine.evaluation' has no attribute {name!r}") from None
+    return getattr(import_module(module), attribute)

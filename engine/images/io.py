@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.errors import InvalidDataError
+from engine.core.errors import InvalidDataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 IMAGE_COLUMN = "image"
@@ -398,6 +398,11 @@ def _class_names_from_metadata(schema: pa.Schema, label_column: str) -> list[str
 
 
 # -------------------------------------------------------------------- write
+def image_set_from_table(table: pa.Table) -> ImageSet:
+    """The images and labels of an Arrow table written by :func:`image_table` (PNG bytes decoded)."""
+    return _read_table(table, "the samples table", IMAGE_COLUMN, LABEL_COLUMN)
+
+
 def image_table(images: np.ndarray, labels: np.ndarray | None = None, class_names: Sequence[str] | None = None,
                 *, extra: dict[str, Sequence[Any]] | None = None) -> pa.Table:
     """An Arrow table of PNG images (``{bytes, path}`` structs) and labels, with Hugging Face metadata."""

@@ -10,6 +10,11 @@ Layout::
     model_state.json      the model's JSON state beyond tensors
     metrics.json          training history
     weights.safetensors   every learned tensor
+    files/...             extra files a modality needs (a tokenizer, a vocabulary), as bytes
+
+The manifest records the modality, the model and the SHA-256 of every file;
+loading checks each digest, so a file changed or truncated after the save is
+named instead of being read.
 
 Nothing is ever unpickled. ``path`` may be a local folder or a URI that
 pyarrow's filesystems understand (``s3://``, ``gs://``, ``file://``). The
@@ -19,12 +24,13 @@ failed save never leaves a half-written model where a good one stood.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +42,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from engine.errors import ArtifactError
+from engine.core.errors import ArtifactError
 
 FORMAT_NAME = "synth-engine-model"
 FORMAT_VERSION = 1
 JSON_FILES = ("config.json", "schema.json", "preprocessor.json", "requirements.json", "model_state.json", "metrics.json")
 WEIGHTS_FILE = "weights.safetensors"
+EXTRA_FILES_DIR = "files"
 
 
 def engine_version() -> str:
@@ -59,12 +66,15 @@ class Artifact:
 
     model: str
     config: dict[str, Any]
-    schema: dict[str, Any]
-    preprocessor: dict[str, Any]
+    modality: str = ""
+    schema: dict[str, Any] = field(default_factory=dict)
+    preprocessor: dict[str, Any] = field(default_factory=dict)
     requirements: dict[str, Any] = field(default_factory=dict)
     model_state: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    # Extra files by relative name (``"tokenizer.json"``), saved under ``files/`` and hashed in the manifest.
+    files: dict[str, bytes] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
 
     def documents(self) -> dict[str, dict[str, Any]]:
@@ -101,12 +111,16 @@ def save_artifact(artifact: Artifact, path: str | os.PathLike[str]) -> str:
     path = str(path)
     files = {name: _encode(doc) for name, doc in artifact.documents().items()}
     files[WEIGHTS_FILE] = save_safetensors({k: v.contiguous() for k, v in artifact.tensors.items()})
+    for name, blob in artifact.files.items():
+        files[f"{EXTRA_FILES_DIR}/{_extra_name(name)}"] = bytes(blob)
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "engine_version": engine_version(),
+        "modality": artifact.modality,
         "model": artifact.model,
         "files": sorted(files),
+        "sha256": {name: hashlib.sha256(blob).hexdigest() for name, blob in sorted(files.items())},
     }
     if _is_uri(path):
         filesystem, root = pafs.FileSystem.from_uri(path)
@@ -125,6 +139,7 @@ def save_artifact(artifact: Artifact, path: str | os.PathLike[str]) -> str:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
     try:
         for name, blob in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_bytes(blob)
         (staging / "manifest.json").write_bytes(_encode(manifest))
         if target.exists():
@@ -177,12 +192,44 @@ def _decode(name: str, blob: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
-def read_model_name(path: str | os.PathLike[str]) -> str:
-    """The model name a saved artifact holds, from its manifest alone (no weights read)."""
+def _extra_name(name: str) -> str:
+    """An extra file's name, refused if it could escape the artifact's ``files/`` folder."""
+    parts = name.replace("\\", "/").split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ArtifactError(f"An artifact's extra file needs a relative name without '..'; got {name!r}.")
+    return "/".join(parts)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A saved model's manifest (format, modality, model, files), read and checked alone (no weights read)."""
     manifest = _decode("manifest.json", _reader(str(path))("manifest.json"), str(path))
     if manifest.get("format") != FORMAT_NAME:
         raise ArtifactError(f"{str(path)!r} is not a model saved by this engine (manifest format {manifest.get('format')!r}).")
-    return str(manifest.get("model"))
+    return manifest
+
+
+def read_model_name(path: str | os.PathLike[str]) -> str:
+    """The model name a saved artifact holds, from its manifest alone (no weights read)."""
+    return str(read_manifest(path).get("model"))
+
+
+def _checked(read, manifest: Mapping[str, Any], where: str):
+    """``read`` that compares each file with the digest the manifest recorded (saves from before digests pass)."""
+    digests = manifest.get("sha256") or {}
+
+    def read_checked(name: str, check: Callable[[bytes], Any] | None = None) -> bytes:
+        blob = read(name)
+        if check is not None:
+            check(blob)  # the format's own error is the more precise one when the content is unreadable
+        expected = digests.get(name)
+        if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+            raise ArtifactError(
+                f"{name} of the model at {where!r} does not match the digest in its manifest: it was changed or "
+                "damaged after the model was saved."
+            )
+        return blob
+
+    return read_checked
 
 
 def load_artifact(path: str | os.PathLike[str]) -> Artifact:
@@ -198,15 +245,20 @@ def load_artifact(path: str | os.PathLike[str]) -> Artifact:
             f"The model at {path!r} uses artifact format version {version!r}; this engine "
             f"({engine_version()}) reads version {FORMAT_VERSION}. Re-save it with a matching engine version."
         )
-    docs = {name: _decode(name, read(name), path) for name in JSON_FILES}
+    read = _checked(read, manifest, path)
+    docs = {name: _decode(name, read(name, lambda blob, name=name: _decode(name, blob, path)), path) for name in JSON_FILES}
     try:
-        tensors = load_safetensors(read(WEIGHTS_FILE))
+        tensors = load_safetensors(read(WEIGHTS_FILE, load_safetensors))
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{WEIGHTS_FILE} of the model at {path!r} is corrupted ({exc}).") from None
+    prefix = f"{EXTRA_FILES_DIR}/"
+    extra = {name[len(prefix):]: read(name) for name in manifest.get("files", []) if name.startswith(prefix)}
     config = dict(docs["config.json"])
     model = config.pop("model", manifest.get("model"))
+    config.pop("modality", None)
     return Artifact(
         model=str(model),
+        modality=str(manifest.get("modality") or ""),
         config=config,
         schema=docs["schema.json"],
         preprocessor=docs["preprocessor.json"],
@@ -214,6 +266,7 @@ def load_artifact(path: str | os.PathLike[str]) -> Artifact:
         model_state=docs["model_state.json"],
         metrics=docs["metrics.json"],
         tensors=dict(tensors),
+        files=extra,
         manifest=manifest,
     )
 

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.errors import SynthError
+from engine.core.errors import InvalidOptionError
 
-
-class InvalidOptionError(SynthError, ValueError):
-    """A training or scaling option is out of its allowed range."""
+__all__ = ["InvalidOptionError", "ScalingOptions", "TrainOptions"]
 
 
 def _check(cond: bool, name: str, rule: str, got: object) -> None:

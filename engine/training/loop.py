@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.errors import SynthError
+from engine.core.errors import SynthError
 from engine.training.checkpoint import (
     RankRandomState,
     TrainingState,
@@ -102,8 +102,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from engine.models.registry import get_model_class
-    from engine.runtime import torch_threads
+    from engine.core.runtime import torch_threads
 
     options = TrainOptions(**cfg["options"])
     # Ray starts workers with one intra-op thread whatever CPUs they reserved: use what was reserved
@@ -116,8 +115,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     rng = np.random.default_rng(seed)
     step_gen = torch.Generator().manual_seed(seed)
 
-    registry = cfg.get("registry")
-    model_cls = registry[cfg["model_name"]] if registry else get_model_class(cfg["model_name"])
+    model_cls = cfg["model_class"]
     model = model_cls(model_cls.config_from_dict(cfg["model_config"]), model_cls.layout_class.from_dict(cfg["layout"]))
     device = ray.train.torch.get_device()
     model.to(device)
@@ -280,17 +278,19 @@ def _first_failure(marker: str) -> bool:
 def train_torch_model(
     *,
     model_name: str,
+    model_class: type,
     model_config: Mapping[str, Any],
     layout: Any,
     data: Any,
     options: TrainOptions,
     scaling: ScalingOptions,
-    model_registry: Mapping[str, type] | None = None,
     _test_hooks: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Train a registered torch model on encoded rows with Ray Train; return the final state.
+    """Train a torch model on encoded data with Ray Train; return the final state.
 
-    ``layout`` is the model's layout (``model_cls.layout_class``), describing the rows.
+    ``model_class`` is a :class:`~engine.core.contract.TorchSynthModel` subclass (handed to the
+    workers as it is, so a model registered only in this process trains too); ``model_name``
+    names the run. ``layout`` is the model's layout (``model_class.layout_class``).
 
     ``data`` is a float32 matrix of encoded rows or a Ray Dataset with a column
     ``"data"`` of row vectors. A run started again with the same ``run_name``
@@ -307,10 +307,10 @@ def train_torch_model(
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from engine.runtime import alive_nodes, largest_node_cpus, require_shared_location
+    from engine.core.runtime import alive_nodes, largest_node_cpus, require_shared_location
 
     if not ray.is_initialized():
-        # As Ray Data would on first use; the synthesizers wrap this call in engine.runtime.ray_session.
+        # As Ray Data would on first use; the synthesizers wrap this call in engine.core.runtime.ray_session.
         ray.init(logging_level="WARNING")
     nodes = alive_nodes()
     use_gpu = scaling.use_gpu
@@ -349,7 +349,7 @@ def train_torch_model(
         "model_config": dict(model_config),
         "layout": layout.to_dict(),
         "options": asdict(options),
-        "registry": dict(model_registry) if model_registry else None,
+        "model_class": model_class,
         "cpus_per_worker": cpus,
         **dict(_test_hooks or {}),
     }

@@ -1,0 +1,130 @@
+"""Starting or joining Ray: one code path from laptop to cluster.
+
+``ray_session()`` uses a Ray instance that is already initialised, joins the
+cluster named by ``address`` or ``RAY_ADDRESS`` (as inside ``ray job
+submit``), or starts a local instance on the spot and shuts it down on exit.
+``require_shared_location`` refuses, on a multi-node cluster, a folder that
+only the driver's node can see.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from engine.core.errors import SynthError
+
+# Quiet defaults for local runs; a cluster's own settings win where already set.
+os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
+
+
+@contextlib.contextmanager
+def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Make sure Ray is running for the duration of the block."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+class SharedStorageError(SynthError, ValueError):
+    """A location that every node of a multi-node cluster must reach is on one node only."""
+
+
+def alive_nodes() -> list[dict[str, Any]]:
+    """The alive nodes of the running Ray cluster (``ray.nodes()`` entries)."""
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def largest_node_cpus(nodes: list[dict[str, Any]] | None = None) -> float:
+    """CPUs of the biggest alive node: no single worker or actor can reserve more."""
+    nodes = alive_nodes() if nodes is None else nodes
+    return max((float(n.get("Resources", {}).get("CPU", 0)) for n in nodes), default=0.0)
+
+
+def _listing(path: str) -> list[tuple[str, int]]:
+    p = Path(path)
+    if p.is_file():
+        return [(p.name, p.stat().st_size)]
+    if not p.is_dir():
+        return []
+    return sorted((c.name, c.stat().st_size if c.is_file() else -1) for c in p.iterdir())
+
+
+def _nodes_not_seeing(path: str, expected: list[tuple[str, int]], nodes: list[dict[str, Any]]) -> list[str]:
+    """Addresses of the nodes whose view of ``path`` differs from this process's."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0)(_listing)  # zero CPUs: runs even while a pool holds every core
+    refs = [
+        probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(path)
+        for n in nodes
+    ]
+    seen = ray.get(refs)
+    return [n.get("NodeManagerAddress", n["NodeID"]) for n, got in zip(nodes, seen) if got != expected]
+
+
+def require_shared_location(
+    location: str | None, *, option: str, what: str, writable: bool, nodes: list[dict[str, Any]] | None = None
+) -> None:
+    """On a cluster of several nodes, refuse a local ``location`` that not every node can reach.
+
+    Cloud URIs (``s3://``, ``gs://``, ...) always pass; a single-node cluster never needs a check.
+    ``None`` stands for the default, a folder on this node only. A local path (an NFS mount
+    is fine) is probed on every node: a marker file is written when ``writable``, otherwise
+    the folder's listing must look the same everywhere.
+    """
+    if location is not None and "://" in location:
+        return
+    nodes = alive_nodes() if nodes is None else nodes
+    if len(nodes) <= 1:
+        return
+    hint = f"Pass a folder every node shares (an NFS mount) or an s3:// / gs:// URI as {option!r}."
+    if location is None:
+        raise SharedStorageError(
+            f"The Ray cluster has {len(nodes)} nodes but no {option!r} was given: {what} would go to a folder "
+            f"on this node only, which the other nodes cannot reach. {hint}"
+        )
+    path = str(Path(location).expanduser().resolve())
+    marker = None
+    if writable:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        marker = Path(path) / f".synth-shared-probe-{uuid.uuid4().hex[:12]}"
+        marker.write_text("probe")
+    try:
+        missing = _nodes_not_seeing(path, _listing(path), nodes)
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+    if missing:
+        raise SharedStorageError(
+            f"The {option!r} location {location!r} ({what}) is not the same folder on every node of the cluster: "
+            f"node(s) {', '.join(missing)} see different content. {hint}"
+        )
+
+
+def torch_threads(cpus: float) -> int:
+    """Intra-op threads for a worker or actor that reserved ``cpus`` CPUs: at least one, at most the cores here.
+
+    Ray may be told a node has more CPUs than it has cores (tests oversubscribe on purpose); more
+    threads than cores only makes the threads wait for each other.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(cpus), cores))

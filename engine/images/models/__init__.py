@@ -1,0 +1,1 @@
+"""Image models, one family per file: DCGAN, WGAN-GP, DDPM."""

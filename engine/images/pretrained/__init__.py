@@ -1,0 +1,1 @@
+"""Pretrained text-to-image diffusion pipelines (a local folder or a hub id)."""

@@ -1,1 +1,0 @@
-"""Generators, one module per model family, and the registry by name."""

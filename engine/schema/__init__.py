@@ -1,6 +1,0 @@
-"""Column kinds, schema inference from data, and validation with clear errors."""
-from engine.schema.infer import infer_schema, validate_table
-from engine.schema.io import read_metadata, read_table
-from engine.schema.kinds import ColumnKind, ColumnSchema, TableSchema
-
-__all__ = ["ColumnKind", "ColumnSchema", "TableSchema", "infer_schema", "read_metadata", "read_table", "validate_table"]

@@ -1,0 +1,1 @@
+"""Tables: the ``TabularSynthesizer`` front door, schema, transforms, models, requirements, metrics."""

@@ -1,0 +1,16 @@
+"""The tables modality, as the registry knows it."""
+from engine.core.registry import Modality
+
+MODALITY = Modality(
+    name="table",
+    synthesizer="engine.tabular.synthesizer:TabularSynthesizer",
+    models={
+        "ctgan": "engine.tabular.models.ctgan:CTGAN",
+        "tvae": "engine.tabular.models.tvae:TVAE",
+        "gaussian_copula": "engine.tabular.models.gaussian_copula:GaussianCopula",
+    },
+    formats=("json", "csv", "parquet"),
+    unit="row",
+    evaluator="engine.tabular.metrics.evaluator:evaluate_tables",
+    description="tables: CTGAN, TVAE, Gaussian copula; conditions and constraints",
+)

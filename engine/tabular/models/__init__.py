@@ -1,0 +1,1 @@
+"""Table models, one family per file: CTGAN, TVAE, Gaussian copula."""
