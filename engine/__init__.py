@@ -4,7 +4,7 @@ The public entry points are imported lazily so that ``import engine`` stays
 cheap (the CLI's ``--help`` should not wait for torch and Ray to load)::
 
     from engine import TabularSynthesizer, QualityEvaluator
-    from engine import ImageSynthesizer, DCGAN, WGANGP, DDPM, save_dataset
+    from engine import ImageSynthesizer, DCGAN, WGANGP, DDPM, StableDiffusionSynthesizer, save_dataset
     from engine import load_synthesizer, register_modality
 """
 from __future__ import annotations
@@ -21,8 +21,9 @@ _PUBLIC: dict[str, str] = {
     "DCGAN": "engine.images.synthesizer:DCGAN",
     "WGANGP": "engine.images.synthesizer:WGANGP",
     "DDPM": "engine.images.synthesizer:DDPM",
+    "StableDiffusionSynthesizer": "engine.images.synthesizer:StableDiffusionSynthesizer",
     "save_dataset": "engine.images.io:save_dataset",
-    "QualityEvaluator": "engine.evaluation:QualityEvaluator",
+    "QualityEvaluator": "engine.evaluation.quality:QualityEvaluator",
     "Synthesizer": "engine.core.synthesizer:Synthesizer",
     "Modality": "engine.core.registry:Modality",
     "load_synthesizer": "engine.core.registry:load_synthesizer",

@@ -1,41 +1,37 @@
-"""The ``synth`` command: fit, sample, evaluate and inspect synthesizers."""
+"""The ``synth`` command: fit, sample, evaluate and inspect synthesizers of any modality.
+
+Nothing here knows a modality: the model name a user gives (or the manifest of
+a saved model) finds the modality in the registry, and the modality's front
+door does the rest through the interface every front door has
+(:class:`engine.core.synthesizer.Synthesizer`). A modality's own options (a
+table's column kinds, an image's size) are the ones its front door declares
+(``cli_options``); they are added to the parser as a group per modality, and
+one given for a model of another modality is refused by name.
+
+The helpers :func:`add_modality_options`, :func:`flag_values`,
+:func:`wrong_modality_error`, :func:`check_format` and :func:`sharded_precision`
+serve ``jobs/`` too.
+"""
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import SynthError
+from engine.core.errors import InvalidOptionError, SynthError
 
+if TYPE_CHECKING:
+    from engine.core.registry import Modality
+    from engine.core.synthesizer import FrontDoorOption, Synthesizer
 
-def _write_table(table, out: str) -> None:
-    """Write CSV or Parquet by extension, through a temporary file so a failure leaves nothing half-written."""
-    path = Path(out)
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".csv.gz") else path.suffix
-    if suffix not in (".parquet", ".csv", ".csv.gz"):
-        raise SynthError(f"--out {out!r}: the output file must end in .parquet, .csv or .csv.gz.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        if suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False, compression="gzip" if suffix == ".csv.gz" else None)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [c.strip() for v in values for c in v.split(",") if c.strip()]
+# Commands whose parsers carry the modalities' declared options. Only these import the front doors
+# (and with them torch) while the parser is built, so `synth --help` and `synth evaluate` stay quick.
+MODALITY_COMMANDS = {"fit": ("init", "fit"), "sample": ("sample",)}
+# Where a parser keeps the declared options it was given: flag -> (argparse dest, [(modality, option)]).
+OPTIONS_DEFAULT = "_modality_options"
 
 
 def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
@@ -51,80 +47,155 @@ def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
     return value
 
 
-def _parse_conditions(synth, items: list[str] | None) -> dict[str, Any] | None:
-    from engine.tabular.requirements.conditions import coerce_text_value, parse_condition_arg
-    from engine.tabular.schema.kinds import ColumnKind
+# ------------------------------------------------------------------ modality options
+def add_modality_options(parser: argparse.ArgumentParser, stages: Collection[str]) -> None:
+    """Add every modality's declared options of ``stages`` to ``parser``, in a group per modality.
 
-    if not items:
-        return None
-    raw: dict[str, Any] = {}
-    for item in items:
-        column, value = parse_condition_arg(item)
-        if column in synth.schema_ and synth.schema_[column].kind.is_discrete:
-            value = coerce_text_value(column, value, synth.codec_.categories(column))
-        elif column in synth.schema_ and synth.schema_[column].kind == ColumnKind.INTEGER and isinstance(value, str):
-            try:
-                value = int(value)
-            except ValueError:
-                pass
-        raw[column] = value
-    return raw
+    Each is added with no default, so that only the options a user gives reach
+    :func:`given_options`. Two modalities declaring the same flag share it.
+    """
+    from engine.core.synthesizer import declared_options
+
+    table: dict[str, tuple[str, list[tuple[Modality, FrontDoorOption]]]] = {}
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for modality, option in declared_options(stages):
+        flag = option.cli_flag
+        if flag in table:
+            table[flag][1].append((modality, option))
+            continue
+        if modality.name not in groups:
+            groups[modality.name] = parser.add_argument_group(f"{modality.name} options", f"for {', '.join(modality.models)}")
+        dest = "option__" + flag.lstrip("-").replace("-", "_")
+        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": option.help.replace("%", "%%")}
+        if option.metavar or not option.choices:
+            kwargs["metavar"] = option.metavar or option.name.upper()
+        if option.many and option.read_text is None:
+            kwargs["action"] = "append"  # each occurrence read (and split at commas) by option.from_text later
+        elif option.read_text is None and option.type in (int, float, str):
+            # Simple values are read by argparse, which reports a bad one with the usage line.
+            kwargs.update(type=option.type, choices=option.choices)
+        try:
+            groups[modality.name].add_argument(flag, **kwargs)
+        except argparse.ArgumentError:
+            raise SynthError(
+                f"The {modality.name} modality declares the option {flag}, which {parser.prog} already has; "
+                "its front door must name the option differently."
+            ) from None
+        table[flag] = (dest, [(modality, option)])
+    parser.set_defaults(**{OPTIONS_DEFAULT: table})
 
 
-def _fit_images(args: argparse.Namespace) -> int:
-    from engine.images.synthesizer import ImageSynthesizer
+def given_options(
+    args: argparse.Namespace, synthesizer_class: type[Synthesizer], *, model: str, stages: Collection[str]
+) -> dict[str, Any]:
+    """The declared options given on the command line, by name, read as ``synthesizer_class`` declares them.
 
-    synth = ImageSynthesizer(
-        args.model,
-        image_size=args.image_size,
-        channels=args.channels,
-        model_config=_json_object(args.model_config, "--model-config"),
-        num_workers=args.workers,
-        use_gpu=args.gpu,
-        cpus_per_worker=args.cpus_per_worker,
-        checkpoint_every=args.checkpoint_every,
-        storage_path=args.storage_path,
-        run_name=args.run_name,
-        max_failures=args.max_failures,
-        show_progress=not args.quiet,
+    An option that ``synthesizer_class`` does not declare (one of another
+    modality's models) is an error naming the option and the modality that takes it.
+    """
+    table = getattr(args, OPTIONS_DEFAULT, {})
+    own = {o.cli_flag: o for o in synthesizer_class.cli_options() if o.stage in stages}
+    modality = synthesizer_class.modality_info()
+    values: dict[str, Any] = {}
+    for flag, (dest, owners) in table.items():
+        if not hasattr(args, dest):
+            continue
+        option = own.get(flag)
+        if option is None:
+            raise wrong_modality_error(flag, [m for m, _ in owners], model, modality, sorted(own))
+        values[option.name] = _read_flag(option, getattr(args, dest))
+    return values
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The declared options given as flags, by their job-config keys (a job's config checks them against its model)."""
+    table = getattr(args, OPTIONS_DEFAULT, {})
+    return {
+        owners[0][1].key: _read_flag(owners[0][1], getattr(args, dest))
+        for dest, owners in table.values()
+        if hasattr(args, dest)
+    }
+
+
+def _read_flag(option: FrontDoorOption, raw: Any) -> Any:
+    """The value of ``option`` from what argparse kept: texts of a repeated list flag, one text, or a value it read."""
+    if option.many and option.read_text is None:
+        return [v for text in raw for v in option.from_text(text)]
+    if isinstance(raw, str) and (option.read_text is not None or option.type not in (int, float, str)):
+        return option.from_text(raw)
+    return option.check(raw, option.cli_flag)
+
+
+def wrong_modality_error(
+    option: str, owners: Sequence[Modality], model: str, modality: Modality, takes: Sequence[str]
+) -> InvalidOptionError:
+    """The error for ``option`` given with ``model``, whose modality does not take it (``owners`` do)."""
+    whose = "; ".join(f"the {m.name} modality ({', '.join(m.models)})" for m in owners) or "no modality"
+    own = f"its options are {', '.join(takes)}" if takes else "it takes no modality options"
+    return InvalidOptionError(
+        f"{option} is an option of {whose}; {model!r} is a model of the {modality.name} modality, which does not "
+        f"take it ({own})."
     )
-    synth.fit(args.data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    where = synth.save(args.out)
-    print(f"saved {args.model} model to {where}")
-    return 0
 
 
+def sharded_precision(synth: Synthesizer, sampling: dict[str, Any]) -> str | None:
+    """The sharded sampler's ``precision`` from declared sampling options (checked already); others are refused.
+
+    The sampler rebuilds the synthesizer in every actor and carries, of the
+    sampling options, only the precision: it is the one attribute actors set.
+    """
+    sampling = dict(sampling)
+    precision = sampling.pop("sampling_precision", None)
+    if sampling:
+        raise InvalidOptionError(
+            f"Sharded sampling does not carry the sampling option(s) {', '.join(map(repr, sampling))} of "
+            f"{type(synth).__name__} to its actors; sample in this process (a file output) to use them."
+        )
+    return precision
+
+
+def conditions_from_args(synth: Synthesizer, conditions: Sequence[str] | None, label: str | None) -> Any:
+    """``--condition`` strings (and ``--label X``, an alias of ``--condition label=X``) as ``synth`` takes them."""
+    items = list(conditions or [])
+    if label is not None:
+        items.append(f"label={label}")
+    return synth.conditions_from_strings(items) if items else None
+
+
+def check_format(synth: Synthesizer, format: str | None, option: str = "--format") -> None:
+    """Refuse, before any sampling, a format ``synth`` does not write (None lets it choose by the output)."""
+    formats = synth.file_formats()
+    if format is not None and format not in formats:
+        raise InvalidOptionError(
+            f"{option} {format!r} is not a format {synth.modality_info().name} models write; "
+            f"they write {', '.join(map(repr, formats))}."
+        )
+
+
+# ------------------------------------------------------------------ commands
 def cmd_fit(args: argparse.Namespace) -> int:
-    from engine.core.registry import IMAGE_MODELS
-    from engine.tabular.synthesizer import TabularSynthesizer
+    from engine.core.registry import modality_for_model
 
-    if args.model in IMAGE_MODELS:
-        return _fit_images(args)
-
-    constraints = None
-    if args.constraints:
-        constraints = _load_document(args.constraints).get("constraints", [])
-    synth = TabularSynthesizer(
-        model=args.model,
+    modality = modality_for_model(args.model)
+    front_door = modality.synthesizer_class()
+    synth = front_door.fit_with_options(
+        args.model,
+        args.data,
         model_config=_json_object(args.model_config, "--model-config"),
-        constraints=constraints,
         num_workers=args.workers,
         use_gpu=args.gpu,
         cpus_per_worker=args.cpus_per_worker,
-    )
-    synth.fit(
-        args.data,
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
-        categorical_columns=_split(args.categorical),
-        continuous_columns=_split(args.continuous),
-        metadata=args.metadata,
-        checkpoint_every=args.checkpoint_every,
-        storage_path=args.storage_path,
-        run_name=args.run_name,
-        max_failures=args.max_failures,
-        show_progress=not args.quiet,
+        training={
+            "checkpoint_every": args.checkpoint_every,
+            "storage_path": args.storage_path,
+            "run_name": args.run_name,
+            "max_failures": args.max_failures,
+            "show_progress": not args.quiet,
+        },
+        options=given_options(args, front_door, model=args.model, stages=MODALITY_COMMANDS["fit"]),
     )
     where = synth.save(args.out)
     print(f"saved {args.model} model to {where}")
@@ -132,117 +203,72 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from engine.images.synthesizer import ImageSynthesizer
-    from engine.images.io import save_dataset
     from engine.core.registry import load_synthesizer
+    from engine.core.synthesizer import random_seed
 
     if (args.out is None) == (args.out_dir is None):
         raise SynthError("give exactly one of --out (one file, sampled in this process) and --out-dir (a folder of Parquet shards).")
     if args.out_dir is None and (args.rows_per_shard is not None or args.num_actors is not None):
         raise SynthError("--rows-per-shard and --num-actors apply to sharded sampling: give --out-dir instead of --out.")
+    if args.out_dir is not None and args.format not in (None, "parquet"):
+        raise SynthError(f"--out-dir writes Parquet shards; --format {args.format!r} applies to --out.")
     synth = load_synthesizer(args.model_dir)
-    if args.precision is not None:
-        if isinstance(synth, ImageSynthesizer):
-            raise SynthError("--precision applies to table models (ctgan, tvae); image models sample in float32.")
-        synth.sampling_precision = args.precision
+    sampling = given_options(args, type(synth), model=synth.model, stages=MODALITY_COMMANDS["sample"])
+    conditions = conditions_from_args(synth, args.condition, args.label)
+    unit = synth.modality_info().unit
     if args.out_dir is not None:
-        return _sample_sharded(args, synth)
-    if isinstance(synth, ImageSynthesizer):
-        if args.condition:
-            raise SynthError("--condition applies to tables; ask an image model for a class with --label.")
-        result = synth.sample(args.rows, labels=args.label, seed=args.seed)
-        fmt = "folder" if args.format == "folder" else "parquet"
-        save_dataset(result, args.out, format=fmt)
-        print(f"wrote {len(result)} images to {args.out} ({fmt})")
-        return 0
-    if args.label is not None:
-        raise SynthError("--label applies to image models; ask a table model with --condition COLUMN=VALUE.")
-    rows = synth.sample(args.rows, conditions=_parse_conditions(synth, args.condition), seed=args.seed)
-    _write_table(rows, args.out)
-    print(f"wrote {len(rows)} rows to {args.out}")
+        return _sample_sharded(args, synth, conditions, sharded_precision(synth, sampling), unit)
+    check_format(synth, args.format)
+    synth.set_sampling_options(sampling)
+    table = synth.sample_table(args.rows, conditions=conditions, seed=random_seed() if args.seed is None else args.seed)
+    synth.write_samples(table, args.out, args.format)
+    # Counted here, not from the table: a sample may take several rows (a sequence in long format).
+    print(f"wrote {args.rows} {unit}s to {args.out}")
     return 0
 
 
-def _sample_sharded(args: argparse.Namespace, synth: Any) -> int:
+def _sample_sharded(args: argparse.Namespace, synth: Synthesizer, conditions: Any, precision: str | None, unit: str) -> int:
     """``synth sample --out-dir``: Parquet shards written by a Ray Data actor pool (resumable)."""
-    from engine.images.synthesizer import ImageSynthesizer
     from engine.batch.sharded import sample_to_parquet
 
-    if isinstance(synth, ImageSynthesizer):
-        if args.condition:
-            raise SynthError("--condition applies to tables; ask an image model for a class with --label.")
-        conditions = args.label
-    else:
-        if args.label is not None:
-            raise SynthError("--label applies to image models; ask a table model with --condition COLUMN=VALUE.")
-        conditions = _parse_conditions(synth, args.condition)
     result = sample_to_parquet(
         args.model_dir, args.out_dir, num_rows=args.rows, conditions=conditions,
         seed=0 if args.seed is None else args.seed,
         rows_per_shard=100_000 if args.rows_per_shard is None else args.rows_per_shard,
-        num_actors=args.num_actors, use_gpu=args.gpu, cpus_per_actor=args.cpus_per_actor, precision=args.precision,
+        num_actors=args.num_actors, use_gpu=args.gpu, cpus_per_actor=args.cpus_per_actor, precision=precision,
     )
-    print(f"wrote {result.num_rows} rows to {args.out_dir} in {result.num_shards} shards "
+    print(f"wrote {result.num_rows} {unit}s to {args.out_dir} in {result.num_shards} shards "
           f"({len(result.written_shards)} written, {len(result.skipped_shards)} already complete)")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from engine.images.synthesizer import ImageSynthesizer
     from engine.core.registry import load_synthesizer
 
-    synth = load_synthesizer(args.model_dir)
-    if isinstance(synth, ImageSynthesizer):
-        shape = synth._require_fitted()[1].layout
-        described = {"image": {"height": shape.height, "width": shape.width, "channels": shape.channels},
-                     "classes": list(shape.class_names)}
-    else:
-        described = {"columns": [c.to_dict() for c in synth.schema_.columns]}
-    info = {
-        "model": synth.model,
-        **described,
-        "training": synth.training_options_,
-        "epochs_trained": len(synth.history_),
-        "last_epoch": synth.history_[-1] if synth.history_ else None,
-    }
-    print(json.dumps(info, indent=2, default=str))
+    print(json.dumps(load_synthesizer(args.model_dir).describe(), indent=2, default=str))
     return 0
 
 
-def _load_document(path: str) -> dict[str, Any]:
-    import yaml
+def _model_names() -> list[str]:
+    from engine.core.registry import REGISTRY
 
-    p = Path(path)
-    if not p.is_file():
-        raise SynthError(f"The requirements file {path!r} does not exist.")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise SynthError(f"The requirements file {path!r} is not valid YAML/JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise SynthError(f"The requirements file {path!r} must hold a mapping (e.g. 'constraints: [...]').")
-    return doc
+    return list(REGISTRY.model_names())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modality_options: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``synth`` parser; ``modality_options`` names the commands given the modalities' options (default: all)."""
+    with_options = set(MODALITY_COMMANDS) if modality_options is None else set(modality_options)
     parser = argparse.ArgumentParser(prog="synth", description="Synthetic data engine: fit, sample, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fit = sub.add_parser("fit", help="train a synthesizer on a table and save it")
-    fit.add_argument("data", help="training data: a CSV or Parquet file, or a folder of Parquet files; "
-                     "for image models a folder of images (class sub-folders give labels), an .npz or Parquet with image bytes")
-    fit.add_argument("--model", default="ctgan", choices=["ctgan", "tvae", "gaussian_copula", "dcgan", "wgan_gp", "ddpm"],
-                     help="model family (default: ctgan)")
-    fit.add_argument("--image-size", type=int, help="image models: resize images to this square size (default: keep)")
-    fit.add_argument("--channels", type=int, choices=[1, 3], help="image models: 1 grey or 3 colour (default: keep)")
+    fit = sub.add_parser("fit", help="train a synthesizer and save it")
+    fit.add_argument("data", help="training data, as the model's modality reads it: for tables a CSV or Parquet file, or a "
+                     "folder of Parquet files; for images a folder of images (class sub-folders give labels), an .npz or Parquet with image bytes")
+    fit.add_argument("--model", default="ctgan", choices=_model_names(), help="the model (default: ctgan); its modality follows from it")
     fit.add_argument("--out", required=True, help="folder (or cloud URI) to save the model in")
     fit.add_argument("--epochs", type=int, default=None, help="training epochs (default: the model's, 300 for ctgan/tvae)")
-    fit.add_argument("--batch-size", type=int, default=None, help="rows per step per worker (default: the model's)")
+    fit.add_argument("--batch-size", type=int, default=None, help="samples per step per worker (default: the model's)")
     fit.add_argument("--seed", type=int, default=0, help="random seed for initialisation and batch order (default: 0)")
-    fit.add_argument("--categorical", action="append", help="column(s) to model as categorical, comma-separated; repeatable")
-    fit.add_argument("--continuous", action="append", help="column(s) to model as continuous, comma-separated; repeatable")
-    fit.add_argument("--metadata", help="JSON file overriding column kinds: {\"columns\": {\"age\": {\"kind\": \"integer\"}}}")
-    fit.add_argument("--constraints", help="YAML/JSON file with a 'constraints' list (bounds, integer, inequality, fixed_combinations)")
     fit.add_argument("--model-config", help="model hyperparameters as a JSON object, e.g. '{\"embedding_dim\": 64}'")
     fit.add_argument("--workers", type=int, default=1, help="Ray Train workers for data-parallel training (default: 1)")
     fit.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None, help="train on GPUs (default: when available)")
@@ -253,35 +279,43 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--run-name", help="name of the training run; the same name resumes from its last checkpoint")
     fit.add_argument("--max-failures", type=int, default=0, help="worker failures to retry from the last checkpoint (default: 0)")
     fit.add_argument("--quiet", action="store_true", help="do not print the losses after every epoch")
+    if "fit" in with_options:
+        add_modality_options(fit, MODALITY_COMMANDS["fit"])
     fit.set_defaults(func=cmd_fit)
 
-    sample = sub.add_parser("sample", help="generate rows (or images) from a saved synthesizer")
+    sample = sub.add_parser("sample", help="generate samples (rows, images, ...) from a saved synthesizer")
     sample.add_argument("model_dir", help="folder (or cloud URI) of a saved model")
-    sample.add_argument("--rows", type=int, required=True, help="number of rows (or images) to generate (exact)")
-    sample.add_argument("--condition", action="append", help="COLUMN=VALUE, or COLUMN>=X / <=X / >X / <X; repeatable")
+    sample.add_argument("--rows", type=int, required=True, help="number of samples (rows, images, ...) to generate (exact)")
+    sample.add_argument("--condition", action="append",
+                        help="NAME=VALUE, or NAME>=X / <=X / >X / <X; repeatable. Tables: a column's category or range "
+                             "(income=>50K, age>=30); images: label=CLASS")
+    sample.add_argument("--label", help="alias of --condition label=LABEL (image models: the class of every image)")
     sample.add_argument("--seed", type=int, default=None,
-                        help="random seed; the same seed gives the same rows (default: random; 0 with --out-dir, so a re-run resumes)")
-    sample.add_argument("--label", help="image models: the class of every image (default: the training class mix)")
-    sample.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default=None,
-                        help="table models (ctgan, tvae): numeric precision of generation; 'auto' uses bfloat16 on CPUs "
-                             "that multiply it natively (default: the precision saved with the model, 'auto' unless set)")
-    sample.add_argument("--format", choices=["parquet", "folder"], default="parquet",
-                        help="image models: Parquet with PNG bytes, or an image folder (default: parquet)")
-    sample.add_argument("--out", help="output file: .parquet, .csv or .csv.gz; for image models a folder")
+                        help="random seed; the same seed gives the same samples (default: random; 0 with --out-dir, so a re-run resumes)")
+    sample.add_argument("--format", default=None,
+                        help="output format, one the model's modality writes: tables parquet, csv or json (default: by "
+                             "the --out extension); images parquet (PNG bytes) or folder (PNG files; default: parquet)")
+    sample.add_argument("--out", help="output: for tables a .parquet, .csv, .csv.gz or .json file; for images a folder")
     sample.add_argument("--out-dir", help="instead of --out: a folder (or s3:// / gs:// URI) of Parquet shards written by a "
                         "Ray Data actor pool; re-running after an interruption writes only the missing shards")
-    sample.add_argument("--rows-per-shard", type=int, help="with --out-dir: rows per Parquet shard (default: 100000)")
+    sample.add_argument("--rows-per-shard", type=int, help="with --out-dir: samples per Parquet shard (default: 100000)")
     sample.add_argument("--num-actors", type=int, help="with --out-dir: sampling actors (default: one per free CPU)")
     sample.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
                         help="with --out-dir: give each actor a GPU (default: when the cluster has one now)")
     sample.add_argument("--cpus-per-actor", type=float, default=1, help="with --out-dir: CPUs reserved by each actor (default: 1)")
+    if "sample" in with_options:
+        add_modality_options(sample, MODALITY_COMMANDS["sample"])
     sample.set_defaults(func=cmd_sample)
 
-    info = sub.add_parser("info", help="print a saved model's schema and training summary")
+    info = sub.add_parser("info", help="print a saved model's card (modality, schema or shape, training summary) as JSON")
     info.add_argument("model_dir", help="folder (or cloud URI) of a saved model")
     info.set_defaults(func=cmd_info)
 
     _add_optional_commands(sub)
+    from engine.core.runtime import VERBOSE_HELP
+
+    for command_parser in sub.choices.values():
+        command_parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     return parser
 
 
@@ -354,8 +388,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv else None
+    try:
+        # Only the command being run gets the modalities' options (importing their front doors).
+        parser = build_parser(modality_options=[command] if command in MODALITY_COMMANDS else [])
+    except SynthError as exc:  # a plugin modality that cannot be read (SYNTH_MODALITIES, entry points)
+        print(f"synth: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
+    if getattr(args, "verbose", False):
+        from engine.core.runtime import set_verbose
+
+        set_verbose()
     try:
         return args.func(args)
     except SynthError as exc:

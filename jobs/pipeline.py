@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from engine.core.errors import SynthError
-from jobs.config import PipelineJobConfig, load_config
+from engine.core.runtime import VERBOSE_HELP, set_verbose
+from jobs.config import PipelineJobConfig, load_config, pipeline_models
 
 
 def run_pipeline(
@@ -30,11 +31,17 @@ def run_pipeline(
     use_gpu: bool | None = None,
     cpus_per_worker: float | None = None,
 ) -> dict[str, str]:
-    from engine.cli import _write_table
-    from engine.evaluation import evaluate_tables
-    from engine.tabular.schema.io import read_table
-    from engine.tabular.synthesizer import TabularSynthesizer
+    """Hold out ``holdout_fraction`` of the rows of ``data``, fit ``model`` on the rest, sample as many, evaluate.
 
+    ``model`` is one of :func:`jobs.config.pipeline_models`; its front door comes from the registry.
+    """
+    from engine.core.registry import modality_for_model
+    from engine.tabular.schema.io import read_table
+    from jobs.config import JobConfigError, pipeline_models
+
+    if model not in pipeline_models():
+        raise JobConfigError(f"The pipeline runs the models {', '.join(map(repr, pipeline_models()))}; got {model!r}.")
+    modality = modality_for_model(model)
     out_dir = Path(out)
     table = read_table(data)
     holdout = table.sample(frac=holdout_fraction, random_state=seed)
@@ -42,22 +49,24 @@ def run_pipeline(
     holdout = holdout.reset_index(drop=True)
 
     t0 = time.perf_counter()
-    synth = TabularSynthesizer(model, num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker)
-    synth.fit(train, epochs=epochs, seed=seed)
+    synth = modality.synthesizer_class().fit_with_options(
+        model, train, num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker, epochs=epochs, seed=seed,
+    )
     fit_s = time.perf_counter() - t0
     model_dir = synth.save(out_dir / "model")
 
     t0 = time.perf_counter()
-    synthetic = synth.sample(len(train), seed=seed)
+    synthetic = synth.sample_table(len(train), seed=seed)
     sample_s = time.perf_counter() - t0
     data_path = str(out_dir / "synthetic.parquet")
-    _write_table(synthetic, data_path)
+    synth.write_samples(synthetic, data_path)
 
-    report = evaluate_tables(train, synthetic, holdout=holdout, target=target, schema=synth.schema_)
+    # The front door's evaluate knows what it learned (a table's column kinds); the holdout enables ML efficacy.
+    report = synth.evaluate(train, synthetic, target=target, holdout_data=holdout)
     report.save(out_dir / "report")
     print(report.summary())
     print(
-        f"\nfit {fit_s:.1f} s ({model}, {len(train)} rows); sampled {len(synthetic)} rows in {sample_s:.2f} s\n"
+        f"\nfit {fit_s:.1f} s ({model}, {len(train)} {modality.unit}s); sampled {synthetic.num_rows} {modality.unit}s in {sample_s:.2f} s\n"
         f"model:     {model_dir}\n"
         f"synthetic: {data_path}\n"
         f"report:    {out_dir / 'report' / 'report.html'} (and report.json)"
@@ -71,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demo", action="store_true", help="use the built-in UCI Adult data set, target 'income'")
     p.add_argument("--data", help="training data (CSV/Parquet file or folder)")
     p.add_argument("--target", help="target column for ML efficacy")
-    p.add_argument("--model", choices=["ctgan", "tvae", "gaussian_copula"])
+    p.add_argument("--model", choices=pipeline_models(), help="the model (default: ctgan)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--holdout-fraction", type=float)
     p.add_argument("--num-workers", type=int, help="Ray Train workers")
@@ -80,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus-per-worker", type=float, help="CPUs reserved per training worker")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", help="output folder (default: outputs/pipeline)")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     args = p.parse_args(argv)
+    set_verbose(args.verbose)
     if not (args.demo or args.data or args.config):
         p.error("give --data, --demo or --config")
     try:

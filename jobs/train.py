@@ -2,6 +2,8 @@
 
 Runs the same way locally and under ``ray job submit --working-dir . -- python -m jobs.train ...``:
 inside a Ray job it joins the job's cluster; on a laptop it starts Ray on the spot.
+The model name picks the modality (registry); the modality's own options
+(``--categorical``, ``--image-size``, ...) are those its front door declares.
 """
 from __future__ import annotations
 
@@ -9,81 +11,50 @@ import argparse
 import sys
 
 from engine.core.errors import SynthError
-from jobs.config import JobConfigError, TrainJobConfig, load_config
+from engine.core.runtime import VERBOSE_HELP, set_verbose
+from jobs.config import TRAIN_STAGES, TrainJobConfig, check_location, load_config
 
 
 def resolve_data(data: str) -> str:
-    """``adult`` names the built-in demo data set; anything else is a path or URI."""
+    """``adult`` names the built-in demo data set; anything else is a path or URI (that must exist)."""
     if data == "adult":
         from engine.data import adult_path
 
         return adult_path()
-    return data
+    return check_location(data, "training data")
 
 
 def run(cfg: TrainJobConfig) -> str:
-    from engine.core.registry import IMAGE_MODELS
-    from engine.tabular.synthesizer import TabularSynthesizer
-
-    if cfg.model in IMAGE_MODELS:
-        return run_images(cfg)
-    if cfg.image_size is not None or cfg.channels is not None:
-        raise JobConfigError(f"image_size and channels apply to image models, not to {cfg.model!r}.")
-
-    synth = TabularSynthesizer(
+    """Fit the config's model (of whichever modality) and save it; return where it was saved."""
+    synth = cfg.front_door().fit_with_options(
         cfg.model,
+        resolve_data(cfg.data),
         model_config=cfg.model_config_,
-        constraints=cfg.constraints,
         num_workers=cfg.scaling.num_workers,
         use_gpu=cfg.scaling.use_gpu,
         cpus_per_worker=cfg.scaling.cpus_per_worker,
-    )
-    synth.fit(
-        resolve_data(cfg.data),
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
-        categorical_columns=cfg.columns.categorical,
-        continuous_columns=cfg.columns.continuous,
-        metadata=cfg.columns.metadata,
-        checkpoint_every=cfg.checkpoint.every,
-        storage_path=cfg.checkpoint.storage_path,
-        run_name=cfg.checkpoint.run_name,
-        max_failures=cfg.checkpoint.max_failures,
+        training={
+            "checkpoint_every": cfg.checkpoint.every,
+            "storage_path": cfg.checkpoint.storage_path,
+            "run_name": cfg.checkpoint.run_name,
+            "max_failures": cfg.checkpoint.max_failures,
+        },
+        options=cfg.options,
     )
-    return synth.save(cfg.out)
-
-
-def run_images(cfg: TrainJobConfig) -> str:
-    from engine.images.synthesizer import ImageSynthesizer
-
-    if cfg.constraints or cfg.columns != type(cfg.columns)():
-        raise JobConfigError(f"columns and constraints apply to tables, not to the image model {cfg.model!r}.")
-    synth = ImageSynthesizer(
-        cfg.model,
-        image_size=cfg.image_size,
-        channels=cfg.channels,
-        model_config=cfg.model_config_,
-        num_workers=cfg.scaling.num_workers,
-        use_gpu=cfg.scaling.use_gpu,
-        cpus_per_worker=cfg.scaling.cpus_per_worker,
-        checkpoint_every=cfg.checkpoint.every,
-        storage_path=cfg.checkpoint.storage_path,
-        run_name=cfg.checkpoint.run_name,
-        max_failures=cfg.checkpoint.max_failures,
-    )
-    synth.fit(cfg.data, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed)
     return synth.save(cfg.out)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.cli import add_modality_options, flag_values
+
     p = argparse.ArgumentParser(prog="python -m jobs.train", description=__doc__)
     p.add_argument("--config", help="YAML/JSON job config (see jobs/configs/)")
     p.add_argument("--data", help="training data (overrides the config)")
     p.add_argument("--out", help="model output folder or URI (overrides the config)")
-    p.add_argument("--model", help="ctgan, tvae, gaussian_copula; dcgan, wgan_gp, ddpm for images")
-    p.add_argument("--image-size", type=int, help="image models: resize to this square size")
-    p.add_argument("--channels", type=int, help="image models: 1 grey, 3 colour")
+    p.add_argument("--model", help="a model of any modality: ctgan, tvae, gaussian_copula; dcgan, wgan_gp, ddpm; ...")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
@@ -94,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage-path", help="checkpoint folder or s3:// / gs:// URI")
     p.add_argument("--run-name", help="the same name resumes from its last checkpoint")
     p.add_argument("--max-failures", type=int)
-    args = p.parse_args(argv)
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     try:
+        add_modality_options(p, TRAIN_STAGES)
+        args = p.parse_args(argv)
+        set_verbose(args.verbose)
         cfg = load_config(
             TrainJobConfig,
             args.config,
@@ -103,8 +77,6 @@ def main(argv: list[str] | None = None) -> int:
                 "data": args.data,
                 "out": args.out,
                 "model": args.model,
-                "image_size": args.image_size,
-                "channels": args.channels,
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
                 "seed": args.seed,
@@ -115,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 "checkpoint.storage_path": args.storage_path,
                 "checkpoint.run_name": args.run_name,
                 "checkpoint.max_failures": args.max_failures,
+                **flag_values(args),
             },
         )
         where = run(cfg)

@@ -4,9 +4,17 @@ Routes (OpenAPI page at ``/docs``)::
 
     GET  /healthz                          liveness (no key needed)
     GET  /v1/models                        the models in the store
-    GET  /v1/models/{model_id}             schema, columns, categories, training metrics
-    POST /v1/models/{model_id}/sample      rows as JSON, CSV or Parquet (large answers streamed)
+    GET  /v1/models/{model_id}             the model card (its modality's describe(): columns, classes, metrics)
+    POST /v1/models/{model_id}/sample      samples in a format of the model's modality (large answers streamed)
     POST /v1/evaluate                      evaluation report (JSON, or HTML on request)
+    GET  /v1/stats                         streams in progress, models held
+
+The app never branches on modalities: it looks a model's modality up in the
+registry (``engine.core.registry``) from the model's manifest, and takes the
+formats it answers in, the per-modality limits of ``AppArgs`` and the unit of
+its messages from there; the model itself answers through the
+``Synthesizer`` interface. Plugin modalities are served by listing them in
+``AppArgs.modalities``.
 
 Build it with ``build_app`` (``serve run serve_apps/config.yaml``, ``synth
 serve``, or ``serve.run(build_app({...}))``).
@@ -19,11 +27,12 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
@@ -32,10 +41,19 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve_apps.config import AppArgs, ServeConfigError, key_digest, read_api_key, token_matches
+from engine.core.registry import Modality
+from serve_apps.config import (
+    AppArgs,
+    ServeConfigError,
+    check_modalities,
+    key_digest,
+    read_api_key,
+    register_modalities,
+    token_matches,
+)
 from serve_apps.errors import Failure, RequestRejected
 from serve_apps.evaluator import TABLE_FIELDS, Evaluator, TableInput
-from serve_apps.formats import IMAGE_FORMATS, TABLE_FORMATS, ipc_to_table, make_encoder
+from serve_apps.formats import ENCODERS, Format, FormatMismatch, ipc_to_table, make_encoder
 from serve_apps.generator import Generator
 from serve_apps.store import StoreIndex
 
@@ -50,23 +68,25 @@ class SampleRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    num_rows: StrictInt = Field(ge=1, description="exact number of rows to generate", examples=[1000])
+    num_rows: StrictInt = Field(ge=1, description="exact number of samples (rows, images, ...) to generate", examples=[1000])
     conditions: dict[str, Any] | None = Field(
         default=None,
-        description="{column: value} for categories; {column: {'between': [lo, hi]}} or '>=', '<=', '>', '<' for ranges",
+        description="what every sample must meet, as the model's modality takes it. Tables: {column: value} for "
+        "categories, {column: {'between': [lo, hi]}} or '>=', '<=', '>', '<' for ranges; image models: {'label': class}",
         examples=[{"income": ">50K", "age": {"between": [30, 50]}}],
     )
     seed: StrictInt | None = Field(
         default=None, ge=0, le=MAX_SEED, description="the same seed gives the same rows; omitted: a fresh one, returned in X-Synth-Seed"
     )
     label: StrictInt | str | None = Field(
-        default=None, description="image models: the class of every image (name or index); omitted: the training class mix",
+        default=None, description="short for conditions {'label': label}: the class of every sample (name or index), "
+        "for models that generate by class; omitted: the training class mix",
         examples=["7"],
     )
-    format: Literal["json", "csv", "parquet", "png", "zip"] | None = Field(
+    format: Format | None = Field(
         default=None,
-        description="tables: json (default), csv or parquet; images: zip of PNG files (default), parquet (PNG bytes "
-        "and label) or png (one image)",
+        description="one of the formats of the model's modality (its model card lists them; omitted: the first). "
+        "Tables: json, csv or parquet; images: zip of PNG files, parquet (PNG bytes and label) or png (one image)",
     )
 
 
@@ -162,35 +182,60 @@ class ChunkPipeline:
             self._pending.popleft().cancel()
 
 
-# What a request without 'format' gets: every format a model answers in is fine, json is not one for images.
-DEFAULT_FORMATS = {"table": "json", "image": "zip"}
+def served_formats(modality: Modality) -> tuple[str, ...]:
+    """The formats a model of ``modality`` answers in here: the modality's own, in its order, that have an encoder."""
+    return tuple(f for f in modality.formats if f in ENCODERS)
 
 
-def _check_sample_request(body: SampleRequest, is_image: bool, args: AppArgs) -> None:
-    """What a table model and an image model each accept, checked before any generation starts.
+@dataclass(frozen=True)
+class SamplePlan:
+    """A sample request resolved against its model's modality: what to generate and how to send it."""
 
-    ``body.format`` is already resolved (the model's default filled in).
+    format: str
+    conditions: Any
+    chunk_rows: int
+
+
+def plan_sample(model_id: str, body: SampleRequest, modality: Modality, args: AppArgs) -> SamplePlan:
+    """Check a sample request against the model's modality before any generation starts.
+
+    The format must be one of the modality's (its first when omitted), a
+    one-sample format (png) needs ``num_rows == 1``, and ``num_rows`` must be
+    within the modality's limit. ``label`` becomes ``conditions={"label": ...}``;
+    the conditions themselves are the model's to check, on the first chunk.
     """
-    if is_image:
-        if body.format not in IMAGE_FORMATS:
-            raise RequestRejected(422, f"format {body.format!r} is for tables; an image model answers in {', '.join(IMAGE_FORMATS)}.")
-        if body.conditions:
-            raise RequestRejected(422, "conditions are for tables; ask an image model for a class with 'label'.")
-        if body.format == "png" and body.num_rows != 1:
-            raise RequestRejected(422, f"format 'png' returns one image; num_rows is {body.num_rows}. Use 'zip' or 'parquet' for more.")
-        limit = args.max_images_per_request
-    else:
-        if body.format not in TABLE_FORMATS:
-            raise RequestRejected(422, f"format {body.format!r} is for image models; a table model answers in {', '.join(TABLE_FORMATS)}.")
-        if body.label is not None:
-            raise RequestRejected(422, "label is for image models; ask a table model with 'conditions'.")
-        limit = args.max_rows_per_request
+    unit = modality.unit
+    formats = served_formats(modality)
+    if not formats:
+        raise RequestRejected(
+            503,
+            f"Model {model_id!r} cannot be served: the {modality.name} modality answers in "
+            f"{', '.join(modality.formats) or 'no format'}, none of which this server writes ({', '.join(ENCODERS)}).",
+        )
+    fmt = body.format or formats[0]
+    if fmt not in formats:
+        raise RequestRejected(
+            422,
+            f"format {fmt!r} does not fit model {model_id!r}: models of the {modality.name} modality answer in "
+            f"{', '.join(formats)}.",
+        )
+    if ENCODERS[fmt].one_sample and body.num_rows != 1:
+        more = [f for f in formats if not ENCODERS[f].one_sample]
+        hint = f" Use {' or '.join(map(repr, more))} for more." if more else ""
+        raise RequestRejected(422, f"format {fmt!r} returns one {unit}; num_rows is {body.num_rows}.{hint}")
+    limit = args.max_rows_for(modality.name)
     if body.num_rows > limit:
         raise RequestRejected(
             422,
-            f"num_rows is {body.num_rows:,}; this server generates at most {limit:,} {'images' if is_image else 'rows'} per request. "
-            "Split the request, or use the sharded sampler (jobs.sample) for bulk output.",
+            f"num_rows is {body.num_rows:,}; this server generates at most {limit:,} {unit}s per request for "
+            f"{modality.name} models. Split the request, or use the sharded sampler (jobs.sample) for bulk output.",
         )
+    conditions: Any = body.conditions
+    if body.label is not None:
+        if body.conditions:
+            raise RequestRejected(422, "'label' is short for conditions {'label': ...}: give one or the other, not both.")
+        conditions = {"label": body.label}
+    return SamplePlan(format=fmt, conditions=conditions, chunk_rows=args.chunk_rows_for(modality.name))
 
 
 class StreamSlots:
@@ -207,6 +252,9 @@ class StreamSlots:
         self.limit = limit
         self.retry_after_s = retry_after_s
         self.active = 0
+        # Set while no stream runs, so that a drain (or a test) can wait for it instead of polling.
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def acquire(self) -> bool:
         if self.active >= self.limit:
@@ -218,11 +266,22 @@ class StreamSlots:
                 headers={"Retry-After": str(self.retry_after_s)},
             )
         self.active += 1
+        self._idle.clear()
         return True
 
     def release(self, slot: bool | None) -> None:
         if slot:
             self.active -= 1
+            if self.active == 0:
+                self._idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for every stream of this replica to end; return whether they all did."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     def stats(self) -> dict[str, int]:
         return {"active_streams": self.active, "max_concurrent_streams": self.limit}
@@ -311,7 +370,7 @@ def create_api(service: "SynthAPI") -> FastAPI:
         names = await asyncio.to_thread(service.index.names)
         return {"models": [{"id": n, "url": f"/v1/models/{n}"} for n in names]}
 
-    @api.get("/v1/models/{model_id}", dependencies=auth, summary="Schema, columns, categories and training metrics")
+    @api.get("/v1/models/{model_id}", dependencies=auth, summary="The model card: modality, formats, columns or classes, training metrics")
     async def describe(model_id: str) -> dict[str, Any]:
         await asyncio.to_thread(service.index.require, model_id)
         handle = service.generator.options(multiplexed_model_id=model_id)
@@ -326,34 +385,36 @@ def create_api(service: "SynthAPI") -> FastAPI:
     @api.post(
         "/v1/models/{model_id}/sample",
         dependencies=auth,
-        summary="Generate rows (or images)",
+        summary="Generate samples (rows, images, ...)",
         response_class=Response,
         responses={200: {"description": "the rows", "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.parquet": {}, "image/png": {}, "application/zip": {}}}},
     )
     async def sample(model_id: str, body: SampleRequest) -> Response:
-        """Exactly ``num_rows`` rows meeting ``conditions``. Up to ``chunk_rows`` rows come in one
-        response; more are streamed chunk by chunk (``X-Synth-Num-Rows`` says how many to expect)."""
+        """Exactly ``num_rows`` samples meeting ``conditions``, in a format of the model's modality. Up to
+        the modality's ``chunk_rows`` samples come in one response; more are streamed chunk by chunk
+        (``X-Synth-Num-Rows`` says how many to expect)."""
         await asyncio.to_thread(service.index.require, model_id)
         modality = await asyncio.to_thread(service.index.modality, model_id)
-        is_image = modality == "image"
-        if body.format is None:
-            body = body.model_copy(update={"format": DEFAULT_FORMATS[modality]})
-        _check_sample_request(body, is_image, args)
+        plan = plan_sample(model_id, body, modality, args)
         seed = body.seed if body.seed is not None else secrets.randbits(63)
         handle = service.generator.options(multiplexed_model_id=model_id)
-        chunk_rows, conditions = (args.image_chunk_rows, body.label) if is_image else (args.chunk_rows, body.conditions)
+        chunk_rows = plan.chunk_rows
         slot = service.streams.acquire() if body.num_rows > chunk_rows else None  # 503 when all are taken
         try:
-            pipeline = ChunkPipeline(handle, body.num_rows, chunk_rows, conditions, seed, args.prefetch_chunks)
+            pipeline = ChunkPipeline(handle, body.num_rows, chunk_rows, plan.conditions, seed, args.prefetch_chunks)
         except BaseException:
             service.streams.release(slot)
             raise
-        encoder = make_encoder(body.format)
+        encoder = make_encoder(plan.format)
         headers = {"X-Synth-Seed": str(seed), "X-Synth-Num-Rows": str(body.num_rows), "X-Synth-Model": model_id}
-        if body.format != "json":
-            headers["Content-Disposition"] = f'attachment; filename="{model_id}.{body.format}"'
+        if plan.format != "json":
+            headers["Content-Disposition"] = f'attachment; filename="{model_id}.{plan.format}"'
         try:
             first = await pipeline.next()  # errors (bad condition, failed load) still get their status code
+            try:
+                encoder.check(first)  # before any byte is sent: a mismatch is still a status code
+            except FormatMismatch as exc:
+                raise RequestRejected(422, f"Model {model_id!r} cannot answer in {plan.format!r}: {exc}.") from None
         except BaseException:
             pipeline.cancel()
             service.streams.release(slot)
@@ -382,7 +443,14 @@ def create_api(service: "SynthAPI") -> FastAPI:
         )
 
     @api.get("/v1/stats", dependencies=auth, summary="Streams in progress on this ingress replica, models held by a generation replica")
-    async def stats() -> dict[str, Any]:
+    async def stats(
+        wait_idle_s: float = Query(
+            default=0, ge=0, le=60,
+            description="first wait up to this many seconds for this replica's streams to end (a drain, a test)",
+        ),
+    ) -> dict[str, Any]:
+        if wait_idle_s:
+            await service.streams.wait_idle(wait_idle_s)
         try:
             generator = await service.generator.stats.remote()
         except Exception as exc:  # noqa: BLE001
@@ -483,6 +551,7 @@ class SynthAPI:
     """The ingress: validation, limits and auth, in front of the generation and evaluation deployments."""
 
     def __init__(self, generator: DeploymentHandle, evaluator: DeploymentHandle, *, args: AppArgs, key_digest: str | None):
+        register_modalities(args.modalities)  # the ingress looks each model's modality up in the registry
         self.generator = generator
         self.evaluator = evaluator
         self.args = args
@@ -509,19 +578,23 @@ def _check_locations(args: AppArgs) -> None:
 def build_app(args: AppArgs) -> serve.Application:
     """The application: ingress -> (generator, evaluator), configured by ``args``.
 
-    Reads the API key here (when auth is on) and hands the replicas only its digest.
+    Reads the API key here (when auth is on) and hands the replicas only its
+    digest; imports the plugin ``modalities`` here too, so that a bad entry
+    fails the build rather than every replica.
     """
     if not isinstance(args, AppArgs):
         args = AppArgs.model_validate(args)
     digest = key_digest(read_api_key(args)) if args.auth else None
     _check_locations(args)
+    check_modalities(args)
     generator = Generator.options(**args.generator.serve_options(default_max_ongoing=32)).bind(
         models_dir=args.models_dir,
         max_models_per_replica=args.max_models_per_replica,
         failed_load_retry_s=args.failed_load_retry_s,
+        modalities=args.modalities,
     )
     evaluator = Evaluator.options(**args.evaluator.serve_options(default_max_ongoing=2)).bind(
-        data_root=args.data_root, max_rows=args.max_eval_rows, max_bytes=args.max_eval_bytes
+        data_root=args.data_root, max_rows=args.max_eval_rows, max_bytes=args.max_eval_bytes, modalities=args.modalities
     )
     ingress = SynthAPI.options(**args.ingress.serve_options(default_max_ongoing=128))
     return ingress.bind(generator, evaluator, args=args, key_digest=digest)

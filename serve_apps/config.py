@@ -9,16 +9,49 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.core.errors import SynthError
+
+if TYPE_CHECKING:
+    from engine.core.registry import Modality
 
 
 class ServeConfigError(SynthError, ValueError):
     """The serving application's arguments cannot be used (missing key, bad store, ...)."""
+
+
+# Limits per modality: the key "default" covers every modality not named. These are data, not branches:
+# a sample of a modality costs what it costs (an image far more than a row), so some get their own figure.
+DEFAULT_KEY = "default"
+CHUNK_ROWS: dict[str, int] = {DEFAULT_KEY: 50_000, "image": 256}
+MAX_ROWS_PER_REQUEST: dict[str, int] = {DEFAULT_KEY: 5_000_000, "image": 100_000}
+# Fields of earlier versions, refused with the spelling that replaces them (rather than "extra inputs are not
+# permitted"): old field -> (new field, modality key).
+RENAMED_FIELDS: dict[str, tuple[str, str]] = {
+    "image_chunk_rows": ("chunk_rows", "image"),
+    "max_images_per_request": ("max_rows_per_request", "image"),
+}
+OBJECT_REFERENCE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+
+
+def _per_modality(value: Any, shipped: Mapping[str, int]) -> Any:
+    """A per-modality limit as written in the config, as the full mapping.
+
+    An integer is the default for every modality; a mapping replaces the
+    shipped values of the keys it names and keeps the others, so
+    ``chunk_rows: 2000`` still leaves images at their own, smaller, chunk.
+    """
+    if isinstance(value, Mapping):
+        return {**shipped, **value}
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        return {**shipped, DEFAULT_KEY: value}  # a str ("2000" from an env-expanded YAML) is checked as an int next
+    raise ValueError(f"expected an integer (for every modality) or a mapping {{modality: integer}}; got {value!r}")
 
 
 class DeploymentOptions(BaseModel):
@@ -80,16 +113,21 @@ class AppArgs(BaseModel):
     auth: bool = Field(default=True, description="require 'Authorization: Bearer <key>' on every /v1 route")
     api_key_env: str = Field(default="SYNTH_API_KEY", description="environment variable holding the API key")
     api_key_file: str | None = Field(default=None, description="file holding the API key (used when the variable is unset)")
-    max_rows_per_request: int = Field(default=5_000_000, ge=1, description="largest num_rows one request may ask for")
-    chunk_rows: int = Field(
-        default=50_000, ge=1, le=1_000_000,
-        description="rows per generated chunk: larger requests are streamed chunk by chunk",
+    max_rows_per_request: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: dict(MAX_ROWS_PER_REQUEST),
+        description="largest num_rows one request may ask for, per modality: an integer for every modality, or "
+        "{modality: n, 'default': n} (keys left out keep the shipped values)",
     )
-    image_chunk_rows: int = Field(
-        default=256, ge=1, le=100_000,
-        description="images per generated chunk for image models (an image costs far more than a row)",
+    chunk_rows: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = Field(
+        default_factory=lambda: dict(CHUNK_ROWS),
+        description="samples per generated chunk, per modality (larger requests are streamed chunk by chunk): an "
+        "integer for every modality, or {modality: n, 'default': n} (keys left out keep the shipped values)",
     )
-    max_images_per_request: int = Field(default=100_000, ge=1, description="largest num_rows one request may ask of an image model")
+    modalities: list[str] = Field(
+        default_factory=list,
+        description="plugin modalities to serve, as 'package.module:attribute' naming engine.core.registry.Modality "
+        "objects; every replica registers them when it starts (the module must be importable there)",
+    )
     prefetch_chunks: int = Field(default=2, ge=1, le=16, description="chunks generated ahead of the one being sent")
     max_request_bytes: int = Field(default=1 << 20, ge=1024, description="largest JSON request body")
     max_upload_bytes: int = Field(default=64 << 20, ge=1024, description="largest /v1/evaluate upload (all files together)")
@@ -115,6 +153,104 @@ class AppArgs(BaseModel):
     generator: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.75))
     evaluator: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.5))
     ingress: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.25))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_fields(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for old, (new, key) in RENAMED_FIELDS.items():
+                if old in data:
+                    raise ValueError(
+                        f"{old!r} was replaced by limits per modality: write {new}: {{{key}: {data[old]}}} "
+                        f"(an integer {new} is the default for every modality)"
+                    )
+        return data
+
+    @field_validator("chunk_rows", mode="before")
+    @classmethod
+    def _chunk_rows(cls, value: Any) -> Any:
+        return _per_modality(value, CHUNK_ROWS)
+
+    @field_validator("max_rows_per_request", mode="before")
+    @classmethod
+    def _max_rows(cls, value: Any) -> Any:
+        return _per_modality(value, MAX_ROWS_PER_REQUEST)
+
+    @field_validator("modalities")
+    @classmethod
+    def _modality_references(cls, value: list[str]) -> list[str]:
+        for i, ref in enumerate(value):
+            if not OBJECT_REFERENCE.fullmatch(ref.strip()):
+                raise ValueError(
+                    f"modalities[{i}] is {ref!r}; name a Modality object as 'package.module:attribute' "
+                    "(e.g. 'my_plugin.modality:MODALITY')"
+                )
+        return [ref.strip() for ref in value]
+
+    def chunk_rows_for(self, modality: str) -> int:
+        """Samples per chunk for the modality called ``modality``."""
+        return self.chunk_rows.get(modality, self.chunk_rows[DEFAULT_KEY])
+
+    def max_rows_for(self, modality: str) -> int:
+        """The most samples one request may ask of a model of the modality called ``modality``."""
+        return self.max_rows_per_request.get(modality, self.max_rows_per_request[DEFAULT_KEY])
+
+
+def load_modalities(references: Sequence[str]) -> list[Modality]:
+    """The :class:`~engine.core.registry.Modality` objects named by ``references`` (``"module:attribute"``).
+
+    Raises ServeConfigError naming the entry that cannot be imported or is not a Modality.
+    """
+    from engine.core.registry import Modality, resolve
+
+    found = []
+    for i, ref in enumerate(references):
+        try:
+            obj = resolve(ref)
+        except SynthError as exc:
+            raise ServeConfigError(f"modalities[{i}]: {exc} (the module must be importable where Serve runs)") from None
+        if not isinstance(obj, Modality):
+            what = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+            raise ServeConfigError(
+                f"modalities[{i}] {ref!r} names {what}, not an engine.core.registry.Modality object."
+            )
+        found.append(obj)
+    return found
+
+
+def register_modalities(references: Sequence[str]) -> None:
+    """Register the plugin modalities named by ``references`` in this process (each replica calls this when it starts)."""
+    from engine.core.registry import register_modality
+
+    for modality in load_modalities(references):
+        register_modality(modality)
+
+
+def check_modalities(args: AppArgs) -> list[Modality]:
+    """Check the plugin modalities and the per-modality limits before any replica starts.
+
+    Imports each ``modalities`` entry here, so a typo fails the deploy instead of
+    every replica, and refuses a limit keyed by a modality this server cannot
+    know (a typo like ``imag`` would otherwise silently leave the default).
+    Returns the plugin modalities.
+    """
+    from engine.core.registry import REGISTRY
+
+    plugins = load_modalities(args.modalities)
+    known = set(REGISTRY.all()) | {m.name for m in plugins}
+    for field, limits in (("chunk_rows", args.chunk_rows), ("max_rows_per_request", args.max_rows_per_request)):
+        unknown = sorted(set(limits) - known - {DEFAULT_KEY})
+        if unknown:
+            raise ServeConfigError(
+                f"{field} names {_names(unknown)}, which this server does not know; the modalities are "
+                f"{_names(sorted(known))} ('{DEFAULT_KEY}' covers the others). A plugin modality must be listed in "
+                "'modalities', installed as a plugin or named in $SYNTH_MODALITIES."
+            )
+    return plugins
+
+
+def _names(items: Iterable[str]) -> str:
+    return ", ".join(repr(i) for i in items)
 
 
 def reserved_cpus(args: AppArgs) -> float:

@@ -12,6 +12,7 @@ import gzip
 import logging
 import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 from ray import serve
 
 from engine.core.errors import SynthError
+from serve_apps.config import register_modalities
 from serve_apps.errors import Failure, RequestRejected
 from serve_apps.store import resolve_data_path
 
@@ -118,7 +120,9 @@ def check_table_extent(path: str, field: str, shown: str, *, max_rows: int, max_
 class Evaluator:
     """Runs ``engine.evaluation.evaluate_tables`` off the event loop, one report per request."""
 
-    def __init__(self, *, data_root: str | None, max_rows: int, max_bytes: int):
+    def __init__(self, *, data_root: str | None, max_rows: int, max_bytes: int, modalities: Sequence[str] = ()):
+        # Every deployment knows the application's plugin modalities, so that evaluation can follow the models.
+        register_modalities(modalities)
         self.data_root = data_root
         self.max_rows = max_rows
         self.max_bytes = max_bytes

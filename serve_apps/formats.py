@@ -1,22 +1,31 @@
-"""Response encoders that write a table chunk by chunk.
+"""Response encoders, keyed by format name, that write the samples of any modality chunk by chunk.
 
-Each encoder turns a sequence of Arrow tables (the chunks of one response)
-into one well-formed document: a JSON array of row objects, a CSV file with
-one header, or a Parquet file with one row group per chunk. Only the current
-chunk is ever held, so a response of any size streams in bounded memory.
+Each encoder turns a sequence of Arrow tables (the chunks of one response,
+as ``Synthesizer.sample_table`` makes them) into one well-formed document: a
+JSON array of row objects, a CSV file with one header, a Parquet file with one
+row group per chunk, a zip archive of media files, or the one media file of a
+one-sample answer. Only the current chunk is ever held, so a response of any
+size streams in bounded memory.
+
+No encoder knows a modality. ``zip`` and ``png`` write the table's media
+column: the first column of encoded bytes, plain ``binary`` or Hugging Face's
+``{bytes, path}`` struct (``Image``, ``Audio``). Which formats a model answers
+in is its modality's business (``Modality.formats``); whether a chunk fits a
+format is :meth:`ChunkEncoder.check`'s.
 """
 from __future__ import annotations
 
 import io
 import json
 import re
-from typing import Literal
+from pathlib import PurePosixPath
+from typing import ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-Format = Literal["json", "csv", "parquet", "png", "zip"]
+Format = Literal["json", "csv", "parquet", "zip", "png"]
 MEDIA_TYPES: dict[str, str] = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
@@ -24,8 +33,10 @@ MEDIA_TYPES: dict[str, str] = {
     "png": "image/png",
     "zip": "application/zip",
 }
-TABLE_FORMATS = ("json", "csv", "parquet")
-IMAGE_FORMATS = ("parquet", "png", "zip")
+
+
+class FormatMismatch(ValueError):
+    """The samples cannot be written in the format asked for (no media column, bytes that are not PNG, ...)."""
 
 
 def table_to_ipc(table: pa.Table) -> bytes:
@@ -40,10 +51,87 @@ def ipc_to_table(blob: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
 
 
-class ChunkEncoder:
-    """Base class: ``begin()``, then ``encode(chunk)`` per chunk, then ``end()``; each returns bytes to send."""
+def _holds_binary(dtype: pa.DataType) -> bool:
+    """Whether values of ``dtype`` are, or contain, raw bytes (which JSON and CSV cannot carry)."""
+    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype) or pa.types.is_fixed_size_binary(dtype):
+        return True
+    return any(_holds_binary(dtype.field(i).type) for i in range(dtype.num_fields))
 
-    media_type: str = ""
+
+def _is_bytes(dtype: pa.DataType) -> bool:
+    return pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype)
+
+
+def media_column(schema: pa.Schema) -> str:
+    """The column of encoded media: the first ``binary`` column or ``{bytes: binary, ...}`` struct column.
+
+    Raises FormatMismatch naming the columns there are when there is none.
+    """
+    for field in schema:
+        if _is_bytes(field.type):
+            return field.name
+        if pa.types.is_struct(field.type) and field.type.get_field_index("bytes") >= 0:
+            if _is_bytes(field.type.field("bytes").type):
+                return field.name
+    raise FormatMismatch(
+        f"the samples have no column of encoded media (binary, or a {{bytes, path}} struct); their columns are "
+        f"{', '.join(f'{f.name} ({f.type})' for f in schema)}"
+    )
+
+
+def _media(table: pa.Table) -> tuple[list[bytes | None], list[str | None]]:
+    """Each sample's media bytes and, when the column carries one (Hugging Face's ``path``), its file name."""
+    column = table.column(media_column(table.schema))
+    if not pa.types.is_struct(column.type):
+        return column.to_pylist(), [None] * table.num_rows
+    blobs = [b for chunk in column.chunks for b in chunk.field("bytes").to_pylist()]
+    has_path = column.type.get_field_index("path") >= 0
+    paths = [p for chunk in column.chunks for p in chunk.field("path").to_pylist()] if has_path else [None] * len(blobs)
+    return blobs, paths
+
+
+# Leading bytes -> file extension, for media whose column carries no file name.
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "png"),
+    (b"\xff\xd8\xff", 0, "jpg"),
+    (b"GIF8", 0, "gif"),
+    (b"WEBP", 8, "webp"),
+    (b"WAVE", 8, "wav"),
+    (b"fLaC", 0, "flac"),
+    (b"OggS", 0, "ogg"),
+    (b"ID3", 0, "mp3"),
+    (b"%PDF", 0, "pdf"),
+    (b"\x1aE\xdf\xa3", 0, "webm"),
+    (b"ftyp", 4, "mp4"),
+)
+_SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
+
+
+def media_extension(blob: bytes, path: str | None = None) -> str:
+    """The file extension of one media sample: its file name's when it has one, else read from its leading bytes."""
+    if path:
+        suffix = PurePosixPath(path).suffix
+        if _SAFE_SUFFIX.fullmatch(suffix):
+            return suffix[1:].lower()
+    for magic, offset, extension in _MAGIC:
+        if blob[offset:offset + len(magic)] == magic:
+            return extension
+    return "bin"
+
+
+class ChunkEncoder:
+    """Base class: ``begin()``, then ``encode(chunk)`` per chunk, then ``end()``; each returns bytes to send.
+
+    ``check(chunk)`` says, before anything is sent, whether the samples fit the
+    format; ``one_sample`` formats hold exactly one sample (a single file).
+    """
+
+    format: ClassVar[str] = ""
+    media_type: ClassVar[str] = ""
+    one_sample: ClassVar[bool] = False
+
+    def check(self, table: pa.Table) -> None:
+        """Raise FormatMismatch if ``table`` (the first chunk) cannot be written in this format."""
 
     def begin(self) -> bytes:
         return b""
@@ -55,9 +143,19 @@ class ChunkEncoder:
         return b""
 
 
-class JsonEncoder(ChunkEncoder):
+class _TextEncoder(ChunkEncoder):
+    """A text format: every value must be printable, so no column of raw bytes."""
+
+    def check(self, table: pa.Table) -> None:
+        binary = [f.name for f in table.schema if _holds_binary(f.type)]
+        if binary:
+            raise FormatMismatch(f"format {self.format!r} cannot carry the binary column(s) {', '.join(map(repr, binary))}")
+
+
+class JsonEncoder(_TextEncoder):
     """A JSON array of ``{column: value}`` objects (ISO dates, ``null`` for missing)."""
 
+    format = "json"
     media_type = MEDIA_TYPES["json"]
 
     def __init__(self) -> None:
@@ -79,9 +177,10 @@ class JsonEncoder(ChunkEncoder):
         return b"]"
 
 
-class CsvEncoder(ChunkEncoder):
+class CsvEncoder(_TextEncoder):
     """CSV with a header line before the first chunk only."""
 
+    format = "csv"
     media_type = MEDIA_TYPES["csv"]
 
     def __init__(self) -> None:
@@ -122,6 +221,7 @@ class _Drain(io.RawIOBase):
 class ParquetEncoder(ChunkEncoder):
     """One Parquet file, one row group per chunk; the footer is written by ``end``."""
 
+    format = "parquet"
     media_type = MEDIA_TYPES["parquet"]
 
     def __init__(self) -> None:
@@ -149,63 +249,91 @@ class ParquetEncoder(ChunkEncoder):
         return self._sink.take()
 
 
-def _png_blobs(table: pa.Table) -> list[bytes]:
-    """The PNG bytes of an image table's ``image`` column of ``{bytes, path}`` structs."""
-    column = table.column("image")
-    return [b for chunk in column.chunks for b in chunk.field("bytes").to_pylist()]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class PngEncoder(ChunkEncoder):
-    """The one image of a one-image response, as a PNG file."""
+    """The one sample of a one-sample response, as a PNG file: the media column's bytes, which must be PNG."""
 
+    format = "png"
     media_type = MEDIA_TYPES["png"]
+    one_sample = True
+
+    def check(self, table: pa.Table) -> None:
+        blobs, paths = _media(table)
+        for blob, path in zip(blobs, paths):
+            if blob is None or not blob.startswith(PNG_SIGNATURE):
+                found = "no bytes" if blob is None else f"{media_extension(blob, path)!r} media"
+                raise FormatMismatch(f"format 'png' needs PNG bytes; the samples hold {found}")
 
     def encode(self, table: pa.Table) -> bytes:
-        return b"".join(_png_blobs(table))
+        return b"".join(b or b"" for b in _media(table)[0])
+
+
+def class_labels(schema: pa.Schema) -> tuple[str, list[str] | None] | None:
+    """The column that labels each sample, and the class names its integers index, if any.
+
+    A Hugging Face ``ClassLabel`` column (names from the schema metadata) comes
+    first; else a column called ``label`` (its values are the names).
+    """
+    try:
+        features = json.loads((schema.metadata or {})[b"huggingface"])["info"]["features"]
+        for name, feature in features.items():
+            if feature.get("_type") == "ClassLabel" and name in schema.names:
+                return name, [str(n) for n in feature["names"]]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    return ("label", None) if "label" in schema.names else None
 
 
 def class_names(schema: pa.Schema) -> list[str] | None:
-    """The class names an image chunk carries in its Hugging Face ``ClassLabel`` metadata, if any."""
-    try:
-        feature = json.loads((schema.metadata or {})[b"huggingface"])["info"]["features"]["label"]
-        return [str(n) for n in feature["names"]] if feature.get("_type") == "ClassLabel" else None
-    except (KeyError, TypeError, ValueError):
-        return None
+    """The class names a chunk carries in its Hugging Face ``ClassLabel`` metadata, if any."""
+    found = class_labels(schema)
+    return found[1] if found else None
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _entry_label(label: int, names: list[str] | None) -> str:
-    """A class name fit for a file name (no separators, no leading dot); the index when there is no name."""
-    if names is None or not 0 <= label < len(names):
-        return str(label)
-    return _UNSAFE.sub("-", names[label]).lstrip(".") or str(label)
+def _entry_label(label: object, names: list[str] | None) -> str:
+    """A class name fit for a file name (no separators, no leading dot); the label itself when there is no name."""
+    if isinstance(label, int) and names is not None and 0 <= label < len(names):
+        text = names[label]
+    else:
+        text = str(label)
+    return _UNSAFE.sub("-", text).lstrip(".") or (str(label) if isinstance(label, int) else "x")
 
 
 class ZipEncoder(ChunkEncoder):
-    """A zip archive of PNG files (``000000_<class name>.png``, ...), written entry by entry as chunks arrive.
+    """A zip archive of media files (``000000_<class name>.png``, ...), written entry by entry as chunks arrive.
 
-    The class name comes from the model's classes; the label index stands in
-    when the model has none.
+    Entries are the media column's bytes; the extension is the file name's the
+    column carries, or else read from the bytes. The class name comes from the
+    label column's classes; the label itself stands in when there are none.
     """
 
+    format = "zip"
     media_type = MEDIA_TYPES["zip"]
 
     def __init__(self) -> None:
         import zipfile
 
         self._sink = _Drain()
-        # PNG is already compressed: stored entries cost no CPU.
+        # Media formats are already compressed: stored entries cost no CPU.
         self._zip = zipfile.ZipFile(self._sink, mode="w", compression=zipfile.ZIP_STORED)
         self._count = 0
 
+    def check(self, table: pa.Table) -> None:
+        media_column(table.schema)
+
     def encode(self, table: pa.Table) -> bytes:
-        labels = table.column("label").to_pylist() if "label" in table.column_names else [None] * table.num_rows
-        names = class_names(table.schema)
-        for blob, label in zip(_png_blobs(table), labels):
+        found = class_labels(table.schema)
+        labels = table.column(found[0]).to_pylist() if found else [None] * table.num_rows
+        names = found[1] if found else None
+        for blob, path, label in zip(*_media(table), labels):
+            blob = blob or b""
             suffix = "" if label is None else f"_{_entry_label(label, names)}"
-            self._zip.writestr(f"{self._count:06d}{suffix}.png", blob)
+            self._zip.writestr(f"{self._count:06d}{suffix}.{media_extension(blob, path)}", blob)
             self._count += 1
         return self._sink.take()
 
@@ -214,9 +342,11 @@ class ZipEncoder(ChunkEncoder):
         return self._sink.take()
 
 
+ENCODERS: dict[str, type[ChunkEncoder]] = {
+    cls.format: cls for cls in (JsonEncoder, CsvEncoder, ParquetEncoder, ZipEncoder, PngEncoder)
+}
+
+
 def make_encoder(fmt: str) -> ChunkEncoder:
-    """The encoder for ``fmt`` (already validated by the request model)."""
-    encoders: dict[str, type[ChunkEncoder]] = {
-        "json": JsonEncoder, "csv": CsvEncoder, "parquet": ParquetEncoder, "png": PngEncoder, "zip": ZipEncoder,
-    }
-    return encoders[fmt]()
+    """A fresh encoder for the format ``fmt`` (one of ``ENCODERS``)."""
+    return ENCODERS[fmt]()

@@ -3,9 +3,14 @@
 Each replica keeps at most ``max_models_per_replica`` synthesizers loaded and
 evicts the least recently used (Serve's model multiplexing, which also routes
 a model's requests to the replicas that already hold it). A request produces
-one chunk of rows: chunk ``k`` of a response is always
-``sample(rows, seed=seed, stream=k, row_offset=offset)``, so the same seed gives
-the same rows whichever replica makes each chunk.
+one chunk of samples: chunk ``k`` of a response is always
+``sample_table(n, conditions=..., seed=seed, stream=k, row_offset=offset)``, so
+the same seed gives the same samples whichever replica makes each chunk.
+
+Models of every modality go through the same calls of the
+:class:`~engine.core.synthesizer.Synthesizer` interface (``load_synthesizer``,
+``coerce_conditions``, ``sample_table``, ``describe``, ``to_device``); this
+module never asks which modality a model is.
 
 Nothing a request sends can take a replica down: every method returns a
 ``Failure`` (status and message) instead of raising.
@@ -16,18 +21,15 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pyarrow as pa
 from ray import serve
 
 from engine.core.errors import ArtifactError, SynthError
-from engine.tabular.requirements.conditions import coerce_text_value
-from engine.tabular.requirements.constraints import constraint_to_dict
-from engine.images.synthesizer import ImageSynthesizer
 from engine.core.registry import load_synthesizer
-from engine.tabular.synthesizer import TabularSynthesizer
+from engine.core.synthesizer import Synthesizer
+from serve_apps.config import register_modalities
 from serve_apps.errors import Failure, RequestRejected
 from serve_apps.formats import table_to_ipc
 from serve_apps.store import model_path
@@ -50,9 +52,6 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-Synthesizer = TabularSynthesizer | ImageSynthesizer
-
-
 def _use_gpu_if_present(synth: Synthesizer) -> str:
     """Move a torch model to this replica's GPU when Serve gave it one; return the device used."""
     import ray
@@ -61,74 +60,19 @@ def _use_gpu_if_present(synth: Synthesizer) -> str:
     return synth.to_device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
 
 
-def _coerce_conditions(synth: TabularSynthesizer, raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Match category labels loosely (``">50K"`` finds ``" >50K"``), as the CLI does; validation comes after."""
-    if not raw:
-        return None
-    out: dict[str, Any] = {}
-    for column, value in raw.items():
-        if column in synth.schema_ and synth.schema_[column].kind.is_discrete and not isinstance(value, Mapping):
-            value = coerce_text_value(column, value, synth.codec_.categories(column))
-        out[column] = value
-    return out
-
-
-def describe_image_model(model_id: str, synth: ImageSynthesizer) -> dict[str, Any]:
-    """Image shape, classes and training metrics of a loaded image model."""
-    layout = synth._require_fitted()[1].layout
-    history = synth.history_
-    return json_safe(
-        {
-            "id": model_id,
-            "model": synth.model,
-            "modality": "image",
-            "image": {"height": layout.height, "width": layout.width, "channels": layout.channels},
-            "classes": list(layout.class_names),
-            "formats": ["parquet", "zip", "png"],
-            "training": synth.training_options_,
-            "metrics": {"epochs_trained": len(history), "last_epoch": history[-1] if history else None, "history": history},
-        }
-    )
-
-
 def describe_model(model_id: str, synth: Synthesizer) -> dict[str, Any]:
-    """Schema, columns with their categories, constraints and training metrics of a loaded model."""
-    if isinstance(synth, ImageSynthesizer):
-        return describe_image_model(model_id, synth)
-    codec = synth.codec_
-    columns = []
-    for col in synth.schema_.columns:
-        entry = col.to_dict()
-        entry["kind"] = col.kind.value
-        if col.kind.is_discrete:
-            entry["categories"] = codec.categories(col.name)
-        elif col.kind.is_numeric:
-            low, high = codec.numeric_range(col.name)
-            entry["range"] = [low, high]
-        columns.append(entry)
-    history = synth.history_
-    return json_safe(
-        {
-            "id": model_id,
-            "model": synth.model,
-            "num_training_rows": synth.schema_.num_rows,
-            "columns": columns,
-            "constraints": [constraint_to_dict(c) for c in synth.constraints_],
-            "training": synth.training_options_,
-            "metrics": {
-                "epochs_trained": len(history),
-                "last_epoch": history[-1] if history else None,
-                "history": history,
-            },
-        }
-    )
+    """The model card of a loaded model (its modality's ``describe()``), with its id, made JSON-safe."""
+    return json_safe({"id": model_id, **synth.describe()})
 
 
 @serve.deployment(name="Generator")
 class Generator:
-    """Holds synthesizers from the store and generates chunks of rows on request."""
+    """Holds synthesizers from the store and generates chunks of samples on request."""
 
-    def __init__(self, *, models_dir: str, max_models_per_replica: int, failed_load_retry_s: float):
+    def __init__(
+        self, *, models_dir: str, max_models_per_replica: int, failed_load_retry_s: float, modalities: Sequence[str] = ()
+    ):
+        register_modalities(modalities)  # before any load: a plugin model's manifest names its modality
         self.models_dir = models_dir
         self.failed_load_retry_s = failed_load_retry_s
         # model id -> (monotonic time of the failure, message): answered 503 without retrying for a while,
@@ -202,9 +146,11 @@ class Generator:
     async def chunk(
         self, index: int, num_rows: int, row_offset: int, conditions: Any, seed: int
     ) -> bytes | Failure:
-        """Chunk ``index`` of a response: ``num_rows`` rows (or images) as Arrow IPC bytes.
+        """Chunk ``index`` of a response: ``num_rows`` samples as Arrow IPC bytes.
 
-        ``conditions`` are a table model's conditions, or an image model's label (or None).
+        ``conditions`` are as the client sent them (JSON); the model's
+        ``coerce_conditions`` matches them to what it knows, and sampling
+        validates them (a SynthError, answered 422, says what is valid).
         """
         model_id = serve.get_multiplexed_model_id()
         synth = await self._model(model_id)
@@ -212,12 +158,10 @@ class Generator:
             return synth
 
         def work() -> bytes:
-            if isinstance(synth, ImageSynthesizer):  # the condition is the label of every image
-                return table_to_ipc(synth.sample_table(num_rows, conditions=conditions, seed=seed, stream=index))
-            rows = synth.sample(
-                num_rows, conditions=_coerce_conditions(synth, conditions), seed=seed, stream=index, row_offset=row_offset
+            table = synth.sample_table(
+                num_rows, conditions=synth.coerce_conditions(conditions), seed=seed, stream=index, row_offset=row_offset
             )
-            return table_to_ipc(pa.Table.from_pandas(rows, preserve_index=False))
+            return table_to_ipc(table)
 
         try:
             return await asyncio.to_thread(work)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
-from engine.core.errors import ArtifactError
-from engine.store.artifact import list_artifacts, read_model_name
+from engine.core.errors import SynthError
+from engine.core.registry import Modality, UnknownModelError, get_modality, modality_for_model
+from engine.store.artifact import list_artifacts, read_manifest
 from serve_apps.errors import RequestRejected
-
-Modality = Literal["table", "image"]
 
 # Letters, digits, '.', '_' and '-'; no separators, so an id names one folder directly under the store.
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -49,22 +48,30 @@ def model_path(models_dir: str, model_id: str) -> str:
 
 class StoreIndex:
     """A cached listing of the model store, refreshed when stale or when an unknown id is asked for,
-    and each model's modality, read from its manifest."""
+    and each model's modality, read from its manifest and looked up in the registry.
 
-    def __init__(self, models_dir: str):
+    Args:
+        models_dir: the store (a folder or URI).
+        clock: seconds from an arbitrary start, for the listing's age; ``time.monotonic``
+            unless a test drives time itself.
+    """
+
+    def __init__(self, models_dir: str, *, clock: Callable[[], float] = time.monotonic):
         self.models_dir = models_dir
+        self._clock = clock
         self._names: list[str] = []
         self._listed_at = -float("inf")
-        # model id -> (manifest signature, modality or the 503 message): a manifest is read again only
+        # model id -> (manifest signature, the modality or the 503 message): a manifest is read again only
         # when its signature changes, so a request costs one stat, not a JSON parse.
         self._modality: dict[str, tuple[object, Modality | str]] = {}
 
     def _refresh(self) -> None:
         self._names = list_artifacts(self.models_dir)
-        self._listed_at = time.monotonic()
+        self._listed_at = self._clock()
 
     def names(self) -> list[str]:
-        if time.monotonic() - self._listed_at > LISTING_TTL_S:
+        """Ids of the saved models in the store (at most ``LISTING_TTL_S`` old)."""
+        if self._clock() - self._listed_at > LISTING_TTL_S:
             self._refresh()
         return list(self._names)
 
@@ -73,7 +80,7 @@ class StoreIndex:
         check_model_id(model_id)
         if model_id in self.names():
             return model_id
-        if time.monotonic() - self._listed_at > MIN_REFRESH_S:
+        if self._clock() - self._listed_at > MIN_REFRESH_S:
             self._refresh()
             if model_id in self._names:
                 return model_id
@@ -84,7 +91,7 @@ class StoreIndex:
         """What changes when the manifest is rewritten: (mtime, size) locally; on remote stores, where a
         stat is a network round trip, the listing's age slot, so a change shows within LISTING_TTL_S."""
         if "://" in self.models_dir and not self.models_dir.startswith("file://"):
-            return int(time.monotonic() // LISTING_TTL_S)
+            return int(self._clock() // LISTING_TTL_S)
         try:
             st = (Path(path) / "manifest.json").stat()
         except OSError as exc:
@@ -92,26 +99,31 @@ class StoreIndex:
         return (st.st_mtime_ns, st.st_size)
 
     def modality(self, model_id: str) -> Modality:
-        """``"image"`` or ``"table"`` for a model already checked by ``require``.
+        """The registered modality of a model already checked by ``require``.
 
-        A manifest that cannot be read or decoded is a 503 naming the model: the
-        model cannot be served, but the request was fine and other models are.
+        The manifest names it (saves from before modalities were recorded name
+        only the model, whose modality the registry knows). A manifest that
+        cannot be read, or names a modality this server does not know (a plugin
+        not listed in ``modalities``), is a 503 naming the model: the model
+        cannot be served, but the request was fine and other models are.
         """
-        from engine.core.registry import IMAGE_MODELS
-
         path = model_path(self.models_dir, model_id)
         signature = self._manifest_signature(path)
         cached = self._modality.get(model_id)
         if cached is None or cached[0] != signature:
             try:
-                value: Modality | str = "image" if read_model_name(path) in IMAGE_MODELS else "table"
-            except (ArtifactError, OSError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
-                reason = str(exc) if isinstance(exc, ArtifactError) else f"manifest.json is unreadable ({type(exc).__name__}: {exc})"
+                manifest = read_manifest(path)
+                name = manifest.get("modality")
+                value: Modality | str = get_modality(name) if name else modality_for_model(str(manifest.get("model")))
+            except (SynthError, OSError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
+                reason = str(exc) if isinstance(exc, SynthError) else f"manifest.json is unreadable ({type(exc).__name__}: {exc})"
+                if isinstance(exc, UnknownModelError):
+                    reason += " A Serve application serves a plugin modality listed in its 'modalities' argument."
                 value = f"Model {model_id!r} cannot be served: {reason}"
             self._modality[model_id] = cached = (signature, value)
-        if cached[1] not in ("image", "table"):
-            raise RequestRejected(503, str(cached[1]))
-        return cached[1]  # type: ignore[return-value]
+        if isinstance(cached[1], str):
+            raise RequestRejected(503, cached[1])
+        return cached[1]
 
 
 def resolve_data_path(data_root: str | None, reference: str, field: str) -> str:

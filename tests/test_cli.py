@@ -1,6 +1,7 @@
 """The `synth` command end to end, in a subprocess as a user runs it."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -102,3 +103,38 @@ def test_sample_to_sharded_parquet_folder(tmp_path, adult_csv):
     assert len(files) == 3 and len(rows) == 250 and (rows["sex"] == " Female").all()
     both = synth("sample", str(out), "--rows", "5", "--out", str(tmp_path / "x.csv"), "--out-dir", str(shards))
     assert both.returncode == 2 and "exactly one of --out" in both.stderr
+
+
+@pytest.mark.parametrize(
+    "model, option, owner",
+    [("ctgan", ["--image-size", "16"], "image"), ("gaussian_copula", ["--channels", "3"], "image"),
+     ("dcgan", ["--categorical", "sex,race"], "table"), ("ddpm", ["--constraints", "rules.yaml"], "table")],
+)
+def test_an_option_of_another_modality_is_refused_by_name(tmp_path, model, option, owner):
+    res = synth("fit", str(tmp_path / "never-read"), "--model", model, *option, "--out", str(tmp_path / "m"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{option[0]} is an option of the {owner} modality" in res.stderr and repr(model) in res.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_modality_options_reach_the_front_door_and_sampling_options_apply(tmp_path, adult_csv):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("constraints:\n  - {type: bounds, column: age, low: 30, high: 40}\n")
+    out = tmp_path / "model"
+    fit = synth("fit", str(adult_csv), "--model", "gaussian_copula", "--categorical", "education-num",
+                "--constraints", str(rules), "--out", str(out))
+    assert fit.returncode == 0, fit.stderr
+    card = json.loads(synth("info", str(out)).stdout)
+    kinds = {c["name"]: c["kind"] for c in card["columns"]}
+    assert kinds["education-num"] == "categorical" and card["constraints"][0]["type"] == "bounds"
+    res = synth("sample", str(out), "--rows", "50", "--precision", "float32", "--format", "json", "--seed", "1",
+                "--out", str(tmp_path / "rows.jsonl"))
+    assert res.returncode == 0, res.stderr
+    assert "wrote 50 rows" in res.stdout
+    rows = pd.read_json(tmp_path / "rows.jsonl", lines=True)
+    assert len(rows) == 50 and rows["age"].between(30, 40).all()
+    bad = synth("sample", str(out), "--rows", "5", "--format", "folder", "--out", str(tmp_path / "r"))
+    assert bad.returncode == 2 and "'folder'" in bad.stderr and "'parquet'" in bad.stderr
+    missing = synth("fit", str(adult_csv), "--model", "gaussian_copula", "--constraints", str(tmp_path / "no.yaml"),
+                    "--out", str(tmp_path / "m2"))
+    assert missing.returncode == 2 and "no.yaml" in missing.stderr and "Traceback" not in missing.stderr

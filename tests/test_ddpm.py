@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.images.models.ddpm import DDPM, DDPMConfig
+from engine.images.models.ddpm import DDPMConfig, DDPMModel
 from engine.images.transforms import ImageLayout, ImagePreprocessor
 
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "mnist.npz"
@@ -32,12 +32,12 @@ def mnist16() -> tuple[np.ndarray, ImageLayout]:
     return _rows(128, 16, labelled=True)
 
 
-def _model(layout: ImageLayout, seed: int = 0, **overrides) -> DDPM:
+def _model(layout: ImageLayout, seed: int = 0, **overrides) -> DDPMModel:
     torch.manual_seed(seed)  # the UNet's initialisation
-    return DDPM(DDPMConfig(**{**TINY, **overrides}), layout)
+    return DDPMModel(DDPMConfig(**{**TINY, **overrides}), layout)
 
 
-def _train(model: DDPM, rows: np.ndarray, steps: int, batch_size: int = 32, seed: int = 0) -> list[float]:
+def _train(model: DDPMModel, rows: np.ndarray, steps: int, batch_size: int = 32, seed: int = 0) -> list[float]:
     optimizers = model.configure_optimizers()
     sampler = model.batch_sampler(rows, batch_size, np.random.default_rng(seed))
     generator = torch.Generator().manual_seed(seed)
@@ -51,7 +51,7 @@ def _train(model: DDPM, rows: np.ndarray, steps: int, batch_size: int = 32, seed
 
 
 @pytest.fixture(scope="module")
-def trained(mnist16) -> tuple[DDPM, list[float]]:
+def trained(mnist16) -> tuple[DDPMModel, list[float]]:
     rows, layout = mnist16
     model = _model(layout)
     return model, _train(model, rows, steps=40)
@@ -114,7 +114,7 @@ def test_ema_differs_from_raw_weights_and_ramps_up(trained):
     assert not any(p.requires_grad for p in ema.values())
     # Warm-up: (1 + n) / (10 + n) after n updates, capped by ema_decay.
     assert model.current_ema_decay() == pytest.approx(41 / 50)
-    no_warmup = DDPM(dataclasses.replace(model.config, ema_warmup=False), model.layout)
+    no_warmup = DDPMModel(dataclasses.replace(model.config, ema_warmup=False), model.layout)
     assert no_warmup.current_ema_decay() == 0.999
 
 
@@ -141,7 +141,7 @@ def test_28x28_with_four_levels_pads_and_crops():
     out = model.generate(2, np.array([3, 4]), _gen(0), steps=2)
     assert out.shape == (2, 28 * 28 + 1)
     # The default three levels need no padding at 28.
-    assert DDPM(DDPMConfig(), layout)._pad == (0, 0, 0, 0)
+    assert DDPMModel(DDPMConfig(), layout)._pad == (0, 0, 0, 0)
 
 
 # ---------------------------------------------------------------- generation
@@ -169,7 +169,7 @@ def test_sampling_is_deterministic_by_seed_for_both_samplers(trained):
 
 def test_chunked_generation_matches_label_order(trained):
     model, _ = trained
-    chunked = DDPM(dataclasses.replace(model.config, sample_batch_size=2), model.layout)
+    chunked = DDPMModel(dataclasses.replace(model.config, sample_batch_size=2), model.layout)
     chunked.load_state_tensors(model.state_tensors())
     labels = np.array([4, 3, 2, 1, 0])
     out = chunked.generate(5, labels, _gen(0), steps=2)
@@ -179,7 +179,7 @@ def test_chunked_generation_matches_label_order(trained):
 
 def test_generation_uses_the_ema_weights(trained):
     model, _ = trained
-    copy = DDPM(model.config, model.layout)
+    copy = DDPMModel(model.config, model.layout)
     copy.load_state_tensors(model.state_tensors())
     with torch.no_grad():
         for p in copy.unwrapped("unet").parameters():
@@ -245,16 +245,16 @@ def test_sampler_defaults_and_overrides(mnist16):
 # -------------------------------------------------------------------- config
 def test_noise_schedules():
     layout = ImageLayout(1, 16, 16)
-    linear = DDPM(DDPMConfig(**TINY), layout).noise_scheduler
+    linear = DDPMModel(DDPMConfig(**TINY), layout).noise_scheduler
     assert float(linear.betas[0]) == pytest.approx(1e-4) and float(linear.betas[-1]) == pytest.approx(0.02)
-    short = DDPM(DDPMConfig(**TINY, timesteps=250), layout).noise_scheduler
+    short = DDPMModel(DDPMConfig(**TINY, timesteps=250), layout).noise_scheduler
     assert float(short.betas[-1]) == pytest.approx(0.08)  # Ho et al.'s end points rescaled by 1000 / T
-    cosine = DDPM(DDPMConfig(**TINY, beta_schedule="squaredcos_cap_v2"), layout).noise_scheduler
+    cosine = DDPMModel(DDPMConfig(**TINY, beta_schedule="squaredcos_cap_v2"), layout).noise_scheduler
     assert float(cosine.alphas_cumprod[-1]) < 1e-3
 
 
 def test_config_from_dict_accepts_lists():
-    config = DDPM.config_from_dict({"block_out_channels": [16, 32], "unknown": 1})
+    config = DDPMModel.config_from_dict({"block_out_channels": [16, 32], "unknown": 1})
     assert config.block_out_channels == (16, 32)
 
 
@@ -292,6 +292,6 @@ def test_config_validation(bad):
 def test_registered():
     from engine.core.registry import get_model_class, modality_for_model
 
-    assert get_model_class("ddpm") is DDPM
+    assert get_model_class("ddpm") is DDPMModel
     assert modality_for_model("ddpm").name == "image"
-    assert DDPM.layout_class is ImageLayout
+    assert DDPMModel.layout_class is ImageLayout

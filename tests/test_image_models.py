@@ -1,6 +1,8 @@
 """Image models through the front door: DCGAN and WGAN-GP maths, the Ray Train loop, DDPM, sampling, CLI."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -9,9 +11,9 @@ import torch
 from engine.core.errors import InvalidDataError
 from engine.images.synthesizer import DCGAN, DDPM, WGANGP, ImageSynthesizer
 from engine.images import read_images, save_dataset
-from engine.images.models.dcgan import DCGAN as DCGANModel
+from engine.images.models.dcgan import DCGANModel
 from engine.images.models.dcgan import DCGANConfig
-from engine.images.models.wgan_gp import WGANGP as WGANGPModel
+from engine.images.models.wgan_gp import WGANGPModel
 from engine.images.models.wgan_gp import WGANGPConfig
 from engine.training.config import InvalidOptionError
 from engine.images.transforms import ImagePreprocessor
@@ -266,9 +268,24 @@ def test_cli_fits_samples_and_describes_an_image_model(ray_session, mnist_small,
     assert main(["sample", str(model_dir), "--rows", "12", "--label", "5", "--out", str(tmp_path / "fives")]) == 0
     fives = read_images(tmp_path / "fives")
     assert fives.images.shape == (12, 16, 16, 1) and set(fives.labels.tolist()) == {5}
+    # --condition is the same flag for every modality: an image's condition is its label (--label is an alias).
+    assert main(["sample", str(model_dir), "--rows", "6", "--condition", "label=3",
+                 "--out", str(tmp_path / "threes")]) == 0
+    threes = read_images(tmp_path / "threes")
+    assert threes.images.shape == (6, 16, 16, 1) and set(threes.labels.tolist()) == {3}
+    capsys.readouterr()
     assert main(["info", str(model_dir)]) == 0
-    assert '"height": 16' in capsys.readouterr().out
+    card = json.loads(capsys.readouterr().out)  # the model card, as JSON alone
+    assert card["modality"] == "image" and card["image"]["height"] == 16 and "3" in card["classes"]
     assert main(["sample", str(model_dir), "--rows", "2", "--condition", "a=b", "--out", str(tmp_path / "x")]) == 2
+    assert "label=CLASS" in capsys.readouterr().err
+    # Options of another modality are refused by name, before any work.
+    assert main(["sample", str(model_dir), "--rows", "2", "--precision", "float32", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--precision is an option of the table modality" in err and "'dcgan'" in err
+    assert main(["sample", str(model_dir), "--rows", "2", "--format", "csv", "--out", str(tmp_path / "x")]) == 2
+    assert "'parquet', 'folder'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_ddpm_trains_through_the_loop_and_samples_by_label_with_ddim(ray_session, mnist_small, tmp_path):

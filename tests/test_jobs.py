@@ -36,10 +36,19 @@ def test_local_train_and_sample_jobs(tmp_path, adult_small):
     data = tmp_path / "adult.csv"
     adult_small.to_csv(data, index=False)
     cfg = tmp_path / "train.yaml"
-    cfg.write_text(yaml.safe_dump({"data": str(data), "out": str(tmp_path / "m"), "model": "gaussian_copula"}))
+    # The table modality's own options at their keys: columns.* and constraints.
+    cfg.write_text(yaml.safe_dump({"data": str(data), "out": str(tmp_path / "m"), "model": "gaussian_copula",
+                                   "columns": {"categorical": ["education-num"]},
+                                   "constraints": [{"type": "bounds", "column": "age", "low": 30, "high": 40}]}))
     assert train_job.main(["--config", str(cfg)]) == 0
-    assert sample_job.main(["--model", str(tmp_path / "m"), "--rows", "77", "--seed", "1", "--out", str(tmp_path / "r.csv")]) == 0
-    assert len(pd.read_csv(tmp_path / "r.csv")) == 77
+    assert sample_job.main(["--model", str(tmp_path / "m"), "--rows", "77", "--seed", "1", "--out", str(tmp_path / "r.csv"),
+                            "--conditions", '{"sex": "Female"}', "--precision", "float32"]) == 0
+    rows = pd.read_csv(tmp_path / "r.csv")
+    assert len(rows) == 77 and rows["age"].between(30, 40).all() and (rows["sex"] == " Female").all()
+    from engine.core.registry import load_synthesizer
+
+    schema = load_synthesizer(tmp_path / "m").schema_
+    assert schema["education-num"].kind.value == "categorical"
 
 
 def test_bad_job_config_names_the_field(tmp_path, capsys):
@@ -50,6 +59,56 @@ def test_bad_job_config_names_the_field(tmp_path, capsys):
     assert train_job.main(["--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "model" in err and "scaling.num_workers" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("doc", "words"),
+    [
+        ({"model": "ctgan", "image_size": 32}, ["'image_size' is an option of the image modality", "'ctgan'"]),
+        ({"model": "dcgan", "columns": {"categorical": ["a"]}}, ["'columns.categorical' is an option of the table modality", "'dcgan'"]),
+        ({"model": "ddpm", "constraints": [{"type": "integer", "column": "a"}]}, ["'constraints'", "table modality"]),
+        ({"model": "ctgan", "options": {"channels": 3}}, ["'channels' is an option of the image modality"]),
+        ({"model": "dcgan", "channels": 2}, ["'channels' must be one of 1, 3"]),
+        ({"model": "dcgan", "image_size": "big"}, ["'image_size' must be an integer", "'big'"]),
+        ({"model": "ctgan", "columns": {"categorical": ["a"], "colour": ["b"]}}, ["'columns.colour'", "categorical, continuous"]),
+        ({"model": "gan9000"}, ["model", "Unknown model 'gan9000'", "ctgan", "dcgan"]),
+    ],
+)
+def test_modality_options_in_a_train_config_are_checked_against_the_model(tmp_path, capsys, doc, words):
+    from jobs import train as train_job
+
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump({"data": "x.csv", "out": str(tmp_path / "m"), **doc}))
+    assert train_job.main(["--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and not (tmp_path / "m").exists()
+    for word in words:
+        assert word in err
+
+
+def test_modality_flags_of_the_train_job_are_checked_too(tmp_path, capsys):
+    from jobs import train as train_job
+
+    assert train_job.main(["--data", "x.csv", "--out", str(tmp_path / "m"), "--model", "tvae", "--image-size", "8"]) == 2
+    assert "'image_size' is an option of the image modality" in capsys.readouterr().err
+
+
+def test_sampling_options_are_checked_against_the_loaded_model():
+    from engine.images.synthesizer import ImageSynthesizer
+    from engine.core.errors import InvalidOptionError
+    from jobs.config import SAMPLE_STAGES, options_for
+
+    with pytest.raises(InvalidOptionError, match="'precision' is an option of the table modality.*'dcgan'"):
+        options_for(ImageSynthesizer, {"precision": "float32"}, model="dcgan", stages=SAMPLE_STAGES)
+
+
+def test_a_missing_model_path_says_how_a_submitted_job_reaches_it(tmp_path, capsys):
+    from jobs import sample as sample_job
+
+    assert sample_job.main(["--model", "outputs/models/nope", "--rows", "5", "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "outputs/models/nope" in err and "absolute path" in err and "s3://" in err and "gs://" in err
+    assert "--working-dir" in err
 
 
 @pytest.mark.parametrize(

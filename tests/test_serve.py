@@ -1,4 +1,11 @@
-"""The HTTP API over real HTTP against a real ``serve.run`` on the shared Ray instance."""
+"""The HTTP API over real HTTP against a real ``serve.run`` on the shared Ray instance.
+
+One Serve application serves the whole module (tables, images, and a plugin
+modality the app has never heard of, ``tests/serve_plugin.py``); tests of
+single pieces need no server. Nothing here sleeps to wait out a cache or polls:
+the store's clock is injected in its own test, and streams are awaited with
+``/v1/stats?wait_idle_s``.
+"""
 from __future__ import annotations
 
 import io
@@ -7,7 +14,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -22,6 +28,9 @@ from engine.images.synthesizer import DCGAN, ImageSynthesizer
 from engine.images.io import decode_image
 from engine.tabular.synthesizer import TabularSynthesizer
 from tests.conftest import SHARED_DATA
+from tests.serve_plugin import MODALITY as TONE_MODALITY
+from tests.serve_plugin import ToneSynthesizer
+from tests.toy_modality import TOY, ToySequenceSynthesizer
 
 KEY = "test-key-" + "x" * 24
 KEY_ENV = "SYNTH_TEST_SERVE_KEY"
@@ -30,6 +39,9 @@ MAX_ROWS = 400_000
 MAX_UPLOAD = 300_000
 MAX_EVAL_ROWS = 5_000
 MAX_EVAL_BYTES = 1_000_000
+TONE_CHUNK = 4  # the plugin modality's own chunk size: its answers above 4 tones are streamed
+MAX_TONES = 50
+BAD_MANIFEST = b"{ not json"
 
 
 def _free_port() -> int:
@@ -40,9 +52,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(ray_session, adult_small, tmp_path_factory):
-    """Three good models and a broken one in a store, served once for the whole module."""
+    """Good models of three modalities and two broken ones in a store, served once for the whole module."""
     from ray import serve
 
+    from engine.core.registry import register_modality, unregister_modality
     from serve_apps.app import build_app
 
     root = tmp_path_factory.mktemp("serve")
@@ -56,8 +69,15 @@ def served(ray_session, adult_small, tmp_path_factory):
     DCGAN(latent_dim=8, generator_width=8, discriminator_width=8, show_progress=False).train(
         digits, labels=digit_labels, epochs=1, batch_size=32
     ).save(store / "digits")
+    register_modality(TONE_MODALITY)  # this process saves one; the replicas register it from the app's 'modalities'
+    ToneSynthesizer().fit({"low": 220.0, "high": 880.0}).save(store / "tones")
+    register_modality(TOY)  # the toy sequence modality of tests/test_modality_plugin.py, trained by the loop
+    ToySequenceSynthesizer().fit(np.random.default_rng(0).normal(size=(64, 5, 2)), epochs=1).save(store / "sequences")
     shutil.copytree(store / "adult-gc", store / "broken")
     (store / "broken" / "weights.safetensors").write_bytes(b"not safetensors at all")
+    # In the store from the start, so that the ingress lists it without waiting for a listing refresh.
+    shutil.copytree(store / "adult-gc", store / "bad-manifest")
+    (store / "bad-manifest" / "manifest.json").write_bytes(BAD_MANIFEST)
     adult_small.iloc[:300].to_csv(data / "real.csv", index=False)
     adult_small.iloc[300:600].to_csv(data / "synthetic.csv", index=False)
 
@@ -71,8 +91,9 @@ def served(ray_session, adult_small, tmp_path_factory):
             "models_dir": str(store),
             "data_root": str(data),
             "api_key_env": KEY_ENV,
-            "chunk_rows": CHUNK,
-            "max_rows_per_request": MAX_ROWS,
+            "chunk_rows": {"default": CHUNK, "tone": TONE_CHUNK},  # images keep the shipped 256
+            "max_rows_per_request": {"default": MAX_ROWS, "tone": MAX_TONES},
+            "modalities": ["tests.serve_plugin:MODALITY", "tests.toy_modality:TOY"],
             "max_request_bytes": 4096,
             "max_upload_bytes": MAX_UPLOAD,
             "max_models_per_replica": 2,  # fewer than the good models: the tests cycle through evictions
@@ -93,6 +114,8 @@ def served(ray_session, adult_small, tmp_path_factory):
         http.close()
         serve.shutdown()
         os.environ.pop(KEY_ENV, None)
+        unregister_modality(TONE_MODALITY.name)
+        unregister_modality(TOY.name)
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +160,13 @@ def test_v1_routes_need_the_key(served, path):
 
 
 def test_models_lists_the_store(client):
-    assert client.models() == ["adult-ctgan", "adult-gc", "adult-gc-narrow", "broken", "digits"]
+    assert client.models() == ["adult-ctgan", "adult-gc", "adult-gc-narrow", "bad-manifest", "broken", "digits", "sequences", "tones"]
 
 
 def test_model_card(client, adult_small):
     card = client.model("adult-gc")
     assert card["model"] == "gaussian_copula" and card["num_training_rows"] == len(adult_small)
+    assert card["id"] == "adult-gc" and card["modality"] == "table" and card["formats"] == ["json", "csv", "parquet"]
     cols = {c["name"]: c for c in card["columns"]}
     assert list(cols) == list(adult_small.columns)
     assert cols["income"]["kind"] == "categorical" and sorted(cols["income"]["categories"]) == [" <=50K", " >50K"]
@@ -220,9 +244,8 @@ def test_streaming_memory_stays_bounded(served):
     done = threading.Event()
 
     def watch():
-        while not done.is_set():
+        while not done.wait(0.02):  # sample every 20 ms; returns at once when the stream is done
             peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.02)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -454,6 +477,7 @@ def test_image_model_card_lists_classes_and_formats(served):
     card = served["http"].get("/v1/models/digits").json()
     assert card["modality"] == "image" and card["image"] == {"height": 28, "width": 28, "channels": 1}
     assert card["classes"] == [str(i) for i in range(10)]
+    assert card["formats"] == ["zip", "parquet", "png"]
 
 
 def test_image_model_answers_zip_png_and_parquet_as_the_local_model_does(served):
@@ -481,27 +505,87 @@ def test_image_model_answers_zip_png_and_parquet_as_the_local_model_does(served)
 @pytest.mark.parametrize(
     "model_id, body, fragment",
     [
-        ("digits", {"num_rows": 3, "format": "json"}, "for tables"),
-        ("digits", {"num_rows": 3, "format": "zip", "conditions": {"a": 1}}, "label"),
-        ("digits", {"num_rows": 2, "format": "png"}, "one image"),
+        ("digits", {"num_rows": 3, "format": "json"}, "models of the image modality answer in zip, parquet, png"),
+        ("digits", {"num_rows": 3, "format": "zip", "conditions": {"a": 1}}, "one label for every image"),
+        ("digits", {"num_rows": 2, "format": "png"}, "returns one image; num_rows is 2. Use 'zip' or 'parquet'"),
         ("digits", {"num_rows": 3, "format": "zip", "label": "eleven"}, "the classes are"),
-        ("adult-gc", {"num_rows": 3, "label": "7"}, "label is for image models"),
-        ("adult-gc", {"num_rows": 3, "format": "zip"}, "for image models"),
+        ("digits", {"num_rows": 3, "label": "7", "conditions": {"label": "7"}}, "give one or the other"),
+        ("adult-gc", {"num_rows": 3, "label": "7"}, "Unknown column 'label'"),  # label is conditions={"label": ...}
+        ("adult-gc", {"num_rows": 3, "format": "zip"}, "models of the table modality answer in json, csv, parquet"),
+        ("tones", {"num_rows": 1, "format": "png"}, "models of the tone modality answer in zip, parquet"),
+        ("tones", {"num_rows": MAX_TONES + 1}, f"at most {MAX_TONES} tones per request for tone models"),
     ],
 )
-def test_image_and_table_requests_are_kept_apart(served, model_id, body, fragment):
+def test_requests_must_fit_the_models_modality(served, model_id, body, fragment):
     r = served["http"].post(f"/v1/models/{model_id}/sample", json=body)
     assert r.status_code == 422 and fragment in r.text, r.text
 
 
+def test_image_label_may_also_be_a_condition(served):
+    by_label = served["http"].post("/v1/models/digits/sample", json={"num_rows": 3, "label": "4", "seed": 0})
+    by_condition = served["http"].post("/v1/models/digits/sample", json={"num_rows": 3, "conditions": {"label": "4"}, "seed": 0})
+    assert by_label.status_code == by_condition.status_code == 200 and by_label.content == by_condition.content
+
+
+# ------------------------------------------------------------------ a plugin modality
+def _local_tones(served, num_rows: int, seed: int, label: str | None = None) -> pa.Table:
+    """What the server must send for the tone model: chunk k is sample_table(seed, stream=k)."""
+    synth = ToneSynthesizer.load(served["store"] / "tones")
+    conditions = synth.coerce_conditions(None if label is None else {"label": label})
+    return pa.concat_tables(
+        synth.sample_table(min(TONE_CHUNK, num_rows - off), conditions=conditions, seed=seed, stream=k, row_offset=off)
+        for k, off in enumerate(range(0, num_rows, TONE_CHUNK))
+    )
+
+
+def test_toy_sequence_modality_is_served_like_any_other(served):
+    """The toy modality of tests/test_modality_plugin.py: card and JSON rows, as its front door makes them."""
+    card = served["http"].get("/v1/models/sequences").json()
+    assert card["modality"] == "toy_sequence" and card["sequence"] == {"steps": 5, "channels": 2}
+    r = served["http"].post("/v1/models/sequences/sample", json={"num_rows": 3, "seed": 4})
+    assert r.status_code == 200, r.text
+    expected = ToySequenceSynthesizer.load(served["store"] / "sequences").sample_table(3, seed=4, stream=0)
+    pd.testing.assert_frame_equal(pd.DataFrame(r.json()), expected.to_pandas(), check_dtype=False)
+
+
+def test_plugin_modality_card(served):
+    card = served["http"].get("/v1/models/tones").json()
+    assert card["modality"] == "tone" and card["model"] == "tone"
+    assert card["formats"] == ["zip", "parquet"] and card["classes"] == ["low", "high"]
+
+
+def test_plugin_modality_answers_zip_by_default_with_its_own_media(served):
+    import zipfile
+
+    r = served["http"].post("/v1/models/tones/sample", json={"num_rows": 3, "label": "high", "seed": 2})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip", r.text
+    assert r.headers["content-disposition"] == 'attachment; filename="tones.zip"'
+    expected = _local_tones(served, 3, 2, label="high")
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        # the extension is read from the bytes (RIFF/WAVE), the class name from the ClassLabel metadata
+        assert archive.namelist() == ["000000_high.wav", "000001_high.wav", "000002_high.wav"]
+        assert [archive.read(n) for n in archive.namelist()] == expected.column("audio").combine_chunks().field("bytes").to_pylist()
+
+
+def test_plugin_modality_streams_in_its_own_chunks(served):
+    _wait_for_no_streams(served)  # max_concurrent_streams is 1: the slot of an earlier stream must be free
+    n = 3 * TONE_CHUNK + 1
+    with served["http"].stream("POST", "/v1/models/tones/sample", json={"num_rows": n, "seed": 5, "format": "parquet"}) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers.get("transfer-encoding") == "chunked" and r.headers["x-synth-num-rows"] == str(n)
+        content = r.read()
+    assert pq.ParquetFile(pa.py_buffer(content)).num_row_groups == 4  # chunk_rows["tone"], not the default
+    table = pq.read_table(pa.py_buffer(content))
+    expected = _local_tones(served, n, 5)
+    assert table.column("label").to_pylist() == expected.column("label").to_pylist()
+    assert table.column("loudness").to_pylist() == expected.column("loudness").to_pylist()
+
+
 # ------------------------------------------------------------------ audit follow-ups
 def test_corrupt_manifest_is_503_naming_the_model_and_others_keep_working(served, client):
-    store = served["store"]
-    shutil.copytree(store / "adult-gc", store / "bad-manifest")
-    good = (store / "adult-gc" / "manifest.json").read_bytes()
+    manifest = served["store"] / "bad-manifest" / "manifest.json"  # corrupt since the fixture made it
+    good = (served["store"] / "adult-gc" / "manifest.json").read_bytes()
     try:
-        (store / "bad-manifest" / "manifest.json").write_bytes(b"{ not json")
-        time.sleep(1.1)  # the store listing refreshes for an unknown id at most once a second
         for _ in range(2):
             r = served["http"].post("/v1/models/bad-manifest/sample", json={"num_rows": 5})
             assert r.status_code == 503, r.text
@@ -509,11 +593,53 @@ def test_corrupt_manifest_is_503_naming_the_model_and_others_keep_working(served
             assert "Model 'bad-manifest' cannot be served" in detail and "manifest.json" in detail and "not valid JSON" in detail
         assert len(client.sample("adult-gc", 5, seed=1)) == 5
         # The cached verdict follows the file: a repaired manifest serves again.
-        (store / "bad-manifest" / "manifest.json").write_bytes(good)
+        manifest.write_bytes(good)
         r = served["http"].post("/v1/models/bad-manifest/sample", json={"num_rows": 5, "seed": 1})
         assert r.status_code == 200, r.text
     finally:
-        shutil.rmtree(store / "bad-manifest")
+        manifest.write_bytes(BAD_MANIFEST)  # as the fixture made it, whatever test runs next
+
+
+def _fake_model(path, **manifest) -> None:
+    """A folder the store lists as a model: what the ingress reads of one is its manifest."""
+    path.mkdir()
+    (path / "manifest.json").write_text(json.dumps({"format": "synth-engine-model", "model": "ctgan", **manifest}))
+
+
+def test_store_index_follows_its_clock(tmp_path):
+    """The listing's refresh rules, driven by a fake clock instead of waited out."""
+    from serve_apps.errors import RequestRejected
+    from serve_apps.store import LISTING_TTL_S, MIN_REFRESH_S, StoreIndex
+
+    now = [100.0]
+    index = StoreIndex(str(tmp_path), clock=lambda: now[0])
+    assert index.names() == []
+    _fake_model(tmp_path / "new")
+    with pytest.raises(RequestRejected) as exc:  # an unknown id re-lists at most once per MIN_REFRESH_S
+        index.require("new")
+    assert exc.value.status == 404
+    now[0] += MIN_REFRESH_S + 0.01
+    assert index.require("new") == "new" and index.names() == ["new"]
+    _fake_model(tmp_path / "newer")
+    now[0] += LISTING_TTL_S - 0.5
+    assert index.names() == ["new"]  # the listing is trusted for LISTING_TTL_S ...
+    now[0] += 1.0
+    assert index.names() == ["new", "newer"]  # ... and read again after
+
+
+def test_store_index_reads_the_modality_from_the_manifest(tmp_path):
+    from serve_apps.errors import RequestRejected
+    from serve_apps.store import StoreIndex
+
+    _fake_model(tmp_path / "old")  # saved before manifests recorded the modality: the model's tells
+    _fake_model(tmp_path / "pic", model="dcgan", modality="image")
+    _fake_model(tmp_path / "sound", model="wavenet", modality="sound")
+    index = StoreIndex(str(tmp_path))
+    assert index.modality("old").name == "table" and index.modality("pic").formats[0] == "zip"
+    with pytest.raises(RequestRejected) as exc:
+        index.modality("sound")
+    assert exc.value.status == 503
+    assert "Model 'sound' cannot be served: Unknown modality 'sound'" in exc.value.detail and "'modalities'" in exc.value.detail
 
 
 def _gzip_csv(lines: int, row: bytes = b"1,2\n") -> bytes:
@@ -602,11 +728,36 @@ def test_zip_entries_carry_class_names():
         assert archive.namelist() == ["000000_5.png"]
 
 
+def test_media_encoders_take_any_bytes_column():
+    import zipfile
+
+    from serve_apps.formats import FormatMismatch, make_encoder
+
+    wav = b"RIFF\x00\x00\x00\x00WAVEfmt "
+    plain = pa.table({"clip": pa.array([wav, b"??"], pa.binary()), "label": ["a b", "c/d"]})  # no struct, no names
+    enc = make_encoder("zip")
+    enc.check(plain)
+    with zipfile.ZipFile(io.BytesIO(enc.begin() + enc.encode(plain) + enc.end())) as archive:
+        assert archive.namelist() == ["000000_a-b.wav", "000001_c-d.bin"]  # sniffed, else .bin
+    named = pa.table({"x": [1], "media": pa.StructArray.from_arrays(
+        [pa.array([b"..."], pa.binary()), pa.array(["dir/take.FLAC"])], names=["bytes", "path"])})
+    enc = make_encoder("zip")
+    with zipfile.ZipFile(io.BytesIO(enc.begin() + enc.encode(named) + enc.end())) as archive:
+        assert archive.namelist() == ["000000.flac"]  # the file name's extension; no label column, no suffix
+    with pytest.raises(FormatMismatch, match="needs PNG bytes; the samples hold 'wav' media"):
+        make_encoder("png").check(plain.slice(0, 1))
+    with pytest.raises(FormatMismatch, match="no column of encoded media"):
+        make_encoder("zip").check(pa.table({"a": [1]}))
+    for fmt in ("json", "csv"):
+        with pytest.raises(FormatMismatch, match="cannot carry the binary column"):
+            make_encoder(fmt).check(named)
+    make_encoder("parquet").check(named)  # Parquet holds anything
+
+
 def _wait_for_no_streams(served, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while served["http"].get("/v1/stats").json()["ingress"]["active_streams"]:
-        assert time.monotonic() < deadline, "a stream slot was never released"
-        time.sleep(0.2)
+    """Until the ingress has no stream in progress: the server answers when its last stream ends (no polling)."""
+    stats = served["http"].get("/v1/stats", params={"wait_idle_s": timeout}).json()
+    assert stats["ingress"]["active_streams"] == 0, "a stream slot was never released"
 
 
 def test_concurrent_streams_are_capped_with_retry_after(served):

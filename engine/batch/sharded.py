@@ -20,6 +20,7 @@ import json
 import math
 import os
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +67,8 @@ def shard_name(shard: int) -> str:
     return f"part-{shard:06d}.parquet"
 
 
-def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+def output_location(location: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and root path of a local folder (made absolute) or a URI."""
     if "://" in location:
         return pafs.FileSystem.from_uri(location)
     from pathlib import Path
@@ -85,12 +87,12 @@ def _rows_in(filesystem: pafs.FileSystem, path: str) -> int | None:
         return None  # a damaged file is rewritten
 
 
-def _model_digest(model_path: str, *, recursive: bool = False) -> str:
+def model_digest(model_path: str, *, recursive: bool = False) -> str:
     """SHA-256 of the saved model's files, so a model retrained in place counts as a different model.
 
     ``recursive`` also hashes the files of sub-folders (a diffusers pipeline keeps its weights there).
     """
-    filesystem, root = _filesystem(model_path)
+    filesystem, root = output_location(model_path)
     selector = pafs.FileSelector(root, recursive=recursive)
     try:
         infos = sorted((i for i in filesystem.get_file_info(selector) if i.type == pafs.FileType.File), key=lambda i: i.path)
@@ -106,7 +108,7 @@ def _model_digest(model_path: str, *, recursive: bool = False) -> str:
     return digest.hexdigest()
 
 
-def _device_for(use_gpu: bool) -> str:
+def device_for(use_gpu: bool) -> str:
     """The device of a pool actor; also gives torch and Arrow as many threads as the actor reserved CPUs."""
     import ray
     import torch
@@ -122,35 +124,66 @@ def _device_for(use_gpu: bool) -> str:
     return "cuda" if use_gpu and ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
 
-class ShardWriter:
-    """An actor of the pool: loads the model once, then writes the shards it is given."""
+class ShardWriter(ABC):
+    """Base of an actor of the sharded pool: set up once (load a model), then write the shards it is given.
 
-    def __init__(self, model_path: str, out_dir: str, request: Mapping[str, Any], use_gpu: bool):
-        from engine.core.registry import load_synthesizer
+    A subclass says where each shard's rows start and stop and makes a shard's
+    Arrow table; this base skips shards already complete, writes the others
+    under a temporary name and renames them, and reports what it did. Pass the
+    subclass to :func:`run_shard_writers`.
+    """
 
-        self.synth = load_synthesizer(model_path)
-        self.synth.to_device(_device_for(use_gpu))
-        if request.get("precision"):
-            self.synth.sampling_precision = request["precision"]
-        self.filesystem, self.root = _filesystem(out_dir)
+    def __init__(self, out_dir: str, request: Mapping[str, Any], use_gpu: bool):
+        self.device = device_for(use_gpu)
+        self.filesystem, self.root = output_location(out_dir)
         self.request = dict(request)
 
-    def _write(self, shard: int, offset: int, count: int, path: str) -> None:
-        r = self.request
-        table = self.synth.sample_table(count, conditions=r["conditions"], seed=r["seed"], stream=shard, row_offset=offset)
-        _write_shard(self.filesystem, self.root, shard, table)
+    @abstractmethod
+    def shard_bounds(self, shard: int) -> tuple[int, int]:
+        """Rows ``[start, stop)`` of the whole output that shard ``shard`` holds."""
+
+    @abstractmethod
+    def make_shard(self, shard: int, start: int, stop: int) -> pa.Table:
+        """The table of shard ``shard`` (rows ``start .. stop - 1``), from ``(seed, shard)`` alone."""
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        per_shard, total = self.request["rows_per_shard"], self.request["num_rows"]
         shards = np.asarray(batch[SHARD_COLUMN], dtype=np.int64).reshape(-1)
-        counts = np.minimum(per_shard, total - shards * per_shard)  # the last shard holds the remainder
+        counts = np.zeros(len(shards), dtype=np.int64)
         written = np.zeros(len(shards), dtype=bool)
-        for i, (shard, count) in enumerate(zip(shards.tolist(), counts.tolist())):
-            path = f"{self.root}/{shard_name(shard)}"
-            if _rows_in(self.filesystem, path) != count:
-                self._write(shard, shard * per_shard, count, path)
+        for i, shard in enumerate(shards.tolist()):
+            start, stop = self.shard_bounds(shard)
+            counts[i] = stop - start
+            if _rows_in(self.filesystem, f"{self.root}/{shard_name(shard)}") != counts[i]:
+                _write_shard(self.filesystem, self.root, shard, self.make_shard(shard, start, stop))
                 written[i] = True
         return {"shard": shards, "rows": counts, "written": written}
+
+
+class ModelShardWriter(ShardWriter):
+    """Shards of a saved synthesizer's samples: ``rows_per_shard`` rows each, the last holding the remainder.
+
+    The driver hands over the front door class it resolved from the registry, so an actor
+    needs no registry of its own: a modality registered only in the driver's process
+    samples here too (the class travels by reference and is imported in the actor).
+    """
+
+    def __init__(self, model_path: str, out_dir: str, request: Mapping[str, Any], use_gpu: bool,
+                 synthesizer_class: type | None = None):
+        super().__init__(out_dir, request, use_gpu)
+        from engine.core.registry import load_synthesizer
+
+        self.synth = synthesizer_class.load(model_path) if synthesizer_class is not None else load_synthesizer(model_path)
+        self.synth.to_device(self.device)
+        if request.get("precision"):
+            self.synth.sampling_precision = request["precision"]
+
+    def shard_bounds(self, shard: int) -> tuple[int, int]:
+        per_shard, total = self.request["rows_per_shard"], self.request["num_rows"]
+        return shard * per_shard, min(total, (shard + 1) * per_shard)
+
+    def make_shard(self, shard: int, start: int, stop: int) -> pa.Table:
+        r = self.request
+        return self.synth.sample_table(stop - start, conditions=r["conditions"], seed=r["seed"], stream=shard, row_offset=start)
 
 
 def _write_shard(filesystem: pafs.FileSystem, root: str, shard: int, table: pa.Table) -> None:
@@ -224,14 +257,14 @@ def sample_to_parquet(
     """Write exactly ``num_rows`` rows of the saved model at ``model_path`` to ``out_dir`` as Parquet shards.
 
     Args:
-        model_path: a folder (or URI) written by ``TabularSynthesizer.save`` or
-            ``ImageSynthesizer.save`` (images are written as PNG bytes and labels).
+        model_path: a folder (or URI) written by any synthesizer's ``save``; each
+            shard is its ``sample_table`` (images: PNG bytes and labels).
         out_dir: a local folder or a ``s3://`` / ``gs://`` URI; gets
             ``part-000000.parquet``, ... and ``manifest.json``.
         num_rows: the exact total; every shard has ``rows_per_shard`` rows
             but the last, which has the remainder.
-        conditions, seed: as for ``TabularSynthesizer.sample`` (for an image
-            model: one label for every image, or None); the same seed
+        conditions, seed: as the model's ``sample_table`` takes them (a table's
+            conditions; an image model's ``{"label": x}`` or None); the same seed
             gives the same files whatever ``num_actors``.
         num_actors: size of the actor pool (default: one per free CPU,
             at most one per shard).
@@ -265,14 +298,17 @@ def sample_to_parquet(
     synth.parse_conditions(conditions)
     if precision is not None:
         if not hasattr(synth, "sampling_precision"):
-            raise ShardedSamplingError(f"'precision' applies to table models; the model at {model_path!r} is a {synth.model!r}.")
+            raise ShardedSamplingError(
+                f"'precision' applies to models with a sampling precision (ctgan, tvae); the model at {model_path!r} "
+                f"is a {synth.model!r}."
+            )
         check_precision(precision, owner="precision")
     num_shards = math.ceil(num_rows / rows_per_shard)
     # Actors may run with another working directory: hand them absolute local paths.
-    model_location = str(model_path) if "://" in str(model_path) else _filesystem(str(model_path))[1]
+    model_location = str(model_path) if "://" in str(model_path) else output_location(str(model_path))[1]
     request = {
         "model": model_location,
-        "model_sha256": _model_digest(model_location),
+        "model_sha256": model_digest(model_location),
         "num_rows": num_rows,
         "rows_per_shard": rows_per_shard,
         "seed": int(seed),
@@ -281,15 +317,47 @@ def sample_to_parquet(
         # Only when given, so that folders written before this option existed still match their manifest.
         **({"precision": precision} if precision is not None else {}),
     }
-    filesystem, root = _filesystem(out_dir)
-    out_location = out_dir if "://" in out_dir else root
+    return run_shard_writers(
+        ModelShardWriter,
+        {"model_path": model_location, "synthesizer_class": type(synth)},
+        out_dir=out_dir,
+        request=request,
+        num_rows=num_rows,
+        num_shards=num_shards,
+        rows_per_shard=rows_per_shard,
+        num_actors=num_actors,
+        use_gpu=use_gpu,
+        cpus_per_actor=cpus_per_actor,
+    )
+
+
+def run_shard_writers(
+    writer_class: type[ShardWriter],
+    writer_kwargs: Mapping[str, Any],
+    *,
+    out_dir: str,
+    request: dict[str, Any],
+    num_rows: int,
+    num_shards: int,
+    rows_per_shard: int,
+    num_actors: int | None,
+    use_gpu: bool | None,
+    cpus_per_actor: float,
+) -> ShardedSampleResult:
+    """Write shards ``0 .. num_shards - 1`` of ``request`` into ``out_dir`` with a pool of ``writer_class`` actors.
+
+    ``out_dir/manifest.json`` records ``request``: a folder holding another request's shards is
+    refused, temporaries of a killed run are removed, and shards already complete are skipped.
+    Each actor is ``writer_class(**writer_kwargs, out_dir=..., request=..., use_gpu=...)``.
+    Returns the run's result after checking that exactly ``num_rows`` rows were accounted for.
+    """
+    filesystem, root = output_location(out_dir)
     filesystem.create_dir(root, recursive=True)
     _check_manifest(filesystem, root, out_dir, request)
     _remove_stale_temporaries(filesystem, root)
-
     results = _run_shard_actors(
-        ShardWriter,
-        {"model_path": model_location, "out_dir": out_location, "request": request},
+        writer_class,
+        {**writer_kwargs, "out_dir": out_dir if "://" in out_dir else root, "request": request},
         num_shards,
         num_actors=num_actors,
         use_gpu=use_gpu,
@@ -378,3 +446,7 @@ def _summarise(
         written_shards=sorted(int(r["shard"]) for r in results if r["written"]),
         skipped_shards=sorted(int(r["shard"]) for r in results if not r["written"]),
     )
+
+
+# Names the pretrained pipelines' writer imported before the public base existed.
+_filesystem, _model_digest, _device_for = output_location, model_digest, device_for

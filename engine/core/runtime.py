@@ -5,12 +5,19 @@ cluster named by ``address`` or ``RAY_ADDRESS`` (as inside ``ray job
 submit``), or starts a local instance on the spot and shuts it down on exit.
 ``require_shared_location`` refuses, on a multi-node cluster, a folder that
 only the driver's node can see.
+
+Quiet by default: the output of Ray's worker processes (Ray Train's and Ray
+Data's messages, the workers' own prints) stays in the session's log files
+(``/tmp/ray/session_*/logs`` on each node) and is not copied to the console;
+the training loop draws its own progress on the driver. ``--verbose`` on the
+commands (``set_verbose()``, or ``SYNTH_VERBOSE=1``) shows Ray's logs again.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,21 +29,96 @@ from engine.core.errors import SynthError
 os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
 
 
+VERBOSE_ENV = "SYNTH_VERBOSE"
+VERBOSE_HELP = ("show Ray's own logs (Ray Train, Ray Data, the workers' output) here too; "
+                "by default they stay in Ray's log files (/tmp/ray/session_*/logs)")
+
+
+def set_verbose(on: bool = True) -> None:
+    """Show Ray's own logs on the console (the commands' ``--verbose``); also seen by child processes."""
+    if on:
+        os.environ[VERBOSE_ENV] = "1"
+
+
+def verbose() -> bool:
+    """Whether Ray's own logs go to the console as well as to its log files."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _quiet_ray_data_console() -> None:
+    """Ray Data's INFO lines on the driver ("Starting execution of Dataset ...") and its warning that
+    progress bars are off (the engine turns them off) go to its log file only."""
+    if "ray.data" not in sys.modules:
+        import ray.data  # noqa: F401 - configures the "ray.data" logger, whose console handler is set below
+    for handler in logging.getLogger("ray.data").handlers:
+        if handler.get_name() == "console":
+            handler.setLevel(logging.WARNING)
+            if not any(isinstance(f, _DropMessage) for f in handler.filters):
+                handler.addFilter(_DropMessage("Progress bars disabled"))
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+def _hide_token_auth_banner() -> None:
+    """Ray 2.60 turns token authentication on for every new local instance and says so each time
+    ("Token authentication is enabled for this Ray cluster ..."): on a laptop run that line is noise."""
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _DropMessage) for f in log.filters):
+        log.addFilter(_DropMessage("Token authentication is enabled for this Ray cluster"))
+
+
+def _session_logs_dir() -> str:
+    try:
+        import ray._private.worker as ray_worker
+
+        return os.path.join(ray_worker._global_node.get_session_dir_path(), "logs")
+    except Exception:  # noqa: BLE001 - only a hint in an error message
+        return "/tmp/ray/session_latest/logs"
+
+
 @contextlib.contextmanager
 def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
-    """Make sure Ray is running for the duration of the block."""
+    """Make sure Ray is running for the duration of the block.
+
+    Unless :func:`verbose`, the workers' output is not copied to this process's console
+    (``log_to_driver=False``) and Ray logs warnings only; its logs stay in the session's
+    log files, whose folder is named on stderr if the block fails. The warning "Failed to
+    query Ray Train Controller actor state" (Ray Train's placement-group cleaner asking the
+    State API, which a local instance without the dashboard does not serve, every second)
+    thus stays in the log file; on a cluster started with ``ray start --head`` the
+    dashboard serves it and the warning does not occur.
+    """
     import ray
 
     if ray.is_initialized():
         yield
         return
+    loud = verbose()
+    shown = {"log_to_driver": loud, "logging_level": logging.INFO if loud else logging.WARNING}
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address, **shown)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, configure_logging=False)
+        if not loud:
+            _hide_token_auth_banner()
+        # No dashboard: it would add ~10 processes and ~1 GB of memory on a laptop.
+        ray.init(num_cpus=num_cpus, include_dashboard=False, configure_logging=loud, **shown)
+    logs = None if address else _session_logs_dir()
+    if not loud:
+        _quiet_ray_data_console()
     try:
         yield
+    except BaseException:
+        if logs and not loud:
+            print(f"Ray's own logs: {logs} (--verbose shows them here)", file=sys.stderr, flush=True)
+        raise
     finally:
         ray.shutdown()
 

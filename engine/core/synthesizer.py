@@ -16,24 +16,149 @@ The interfaces rely on these methods of every front door:
 - ``parse_conditions(conditions)``: validate a request before any work starts;
 - ``conditions_from_strings(["col=value", ...])``: conditions typed on a
   command line or in a job config;
-- ``write_samples(table, out, format)`` and ``describe()``.
+- ``write_samples(table, out, format)`` and ``describe()``;
+- ``cli_options()``: the modality's own options (a table's column kinds, an
+  image's size), declared as :class:`FrontDoorOption` so that the CLI and the
+  job configs offer and check them without knowing the modality, and
+  ``fit_with_options(...)``, which hands each option to the constructor or to
+  ``fit``, wherever the front door takes it.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
-from typing import Any, ClassVar
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from engine.core.errors import ArtifactError, InvalidOptionError, NotFittedError, SynthError
 from engine.core.params import check_model_config
-from engine.core.registry import Modality, get_modality
+from engine.core.registry import REGISTRY, Modality, get_modality
 from engine.store.artifact import Artifact, load_artifact, save_artifact
+
+
+OptionStage = Literal["init", "fit", "sample"]
+
+
+@dataclass(frozen=True)
+class FrontDoorOption:
+    """One option of a modality's front door, declared so interfaces offer and check it without naming the modality.
+
+    The CLI adds every modality's declared options to its parser (a group per
+    modality) and the job configs accept them at their keys; both refuse an
+    option given for a model of another modality, naming the option and the
+    modality that takes it.
+
+    Attributes:
+        name: the keyword the front door takes: of its constructor (``stage="init"``),
+            of ``fit`` (``"fit"``), or an attribute set on a loaded synthesizer
+            before it samples (``"sample"``, e.g. ``sampling_precision``).
+        help: one line for ``--help``.
+        stage: where the value goes (see ``name``).
+        type: the type of one value (``int``, ``float``, ``str``, ``dict``): reads
+            command-line text and checks the values of a job config.
+        many: the value is a list of ``type``; on the command line the flag may
+            repeat and takes comma-separated values.
+        choices: the values allowed, when they are few.
+        flag: the command-line flag (default: ``--`` and ``name`` with dashes).
+        config_key: the dotted key in a job config (default: ``name``).
+        read_text: how command-line text becomes the value when that is more than
+            ``type`` (e.g. a file name read into a list of rules); its errors are
+            :class:`SynthError` naming the file.
+        metavar: the placeholder of the value in ``--help``.
+    """
+
+    name: str
+    help: str
+    stage: OptionStage = "fit"
+    type: Callable[[Any], Any] = str
+    many: bool = False
+    choices: tuple[Any, ...] | None = None
+    flag: str | None = None
+    config_key: str | None = None
+    read_text: Callable[[str], Any] | None = None
+    metavar: str | None = None
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def key(self) -> str:
+        """The option's key in a job config."""
+        return self.config_key or self.name
+
+    def from_text(self, text: str) -> Any:
+        """The value command-line ``text`` gives (for ``many``: the list of its comma-separated values)."""
+        if self.read_text is not None:
+            return self.read_text(text)
+        if self.many:
+            return [self._one(part.strip(), self.cli_flag) for part in text.split(",") if part.strip()]
+        return self._one(text, self.cli_flag)
+
+    def check(self, value: Any, where: str | None = None) -> Any:
+        """``value`` (from a job config, a request) as this option takes it, or an error naming ``where``."""
+        where = where or repr(self.key)
+        if value is None:
+            return None
+        if self.many:
+            # A config may give one comma-separated string where a list is expected, as the command line does.
+            items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise InvalidOptionError(f"{where} must be a list of {self._type_name(plural=True)}. Got {value!r} instead.")
+            return [self._one(v, where) for v in items]
+        return self._one(value, where)
+
+    def _type_name(self, plural: bool = False) -> str:
+        names = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
+                 dict: ("a mapping", "mappings"), bool: ("true or false", "booleans")}
+        default = getattr(self.type, "__name__", str(self.type))
+        return names.get(self.type, (f"a {default}", f"{default} values"))[plural]
+
+    def _one(self, value: Any, where: str) -> Any:
+        expected = self.type
+        wrong_type = isinstance(expected, type) and not isinstance(value, expected)
+        if wrong_type or (isinstance(value, bool) and expected is not bool):  # True is an int to Python, not to a user
+            # Text (a flag, an environment) is read as the type; other types are not guessed at.
+            convertible = isinstance(value, str) or (expected is float and isinstance(value, int) and not isinstance(value, bool))
+            try:
+                if not convertible:
+                    raise TypeError
+                value = expected(value)
+            except (TypeError, ValueError):
+                raise InvalidOptionError(f"{where} must be {self._type_name()}. Got {value!r} instead.") from None
+        if self.choices is not None and value not in self.choices:
+            raise InvalidOptionError(f"{where} must be one of {', '.join(map(repr, self.choices))}. Got {value!r} instead.")
+        return value
+
+
+def declared_options(stages: Collection[str] = ("init", "fit", "sample")) -> list[tuple[Modality, FrontDoorOption]]:
+    """Every known modality's declared options of ``stages``, with the modality declaring each.
+
+    A modality whose front door cannot be imported here (a plugin missing a
+    dependency) declares nothing: its options are refused like unknown ones,
+    and using its models reports the import error itself.
+    """
+    found: list[tuple[Modality, FrontDoorOption]] = []
+    for modality in REGISTRY.all().values():
+        try:
+            options = modality.synthesizer_class().cli_options()
+        except SynthError:
+            continue
+        found.extend((modality, option) for option in options if option.stage in stages)
+    return found
+
+
+def _named_parameters(function: Callable[..., Any]) -> tuple[set[str], bool]:
+    """The keyword names ``function`` takes, and whether it takes any other keyword (``**kwargs``)."""
+    params = inspect.signature(function).parameters.values()
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 class Synthesizer(ABC):
@@ -86,6 +211,84 @@ class Synthesizer(ABC):
 
     def model_class(self) -> type:
         return self.modality_info().model_class(self.model)
+
+    # ------------------------------------------------------------ interfaces
+    @classmethod
+    def cli_options(cls) -> tuple[FrontDoorOption, ...]:
+        """This modality's own options, offered by the CLI and the job configs (none here; front doors add theirs).
+
+        Options every modality shares (epochs, seed, scaling, checkpoints,
+        ``model_config``) are not declared: the interfaces offer those themselves.
+        """
+        return ()
+
+    @classmethod
+    def file_formats(cls) -> tuple[str, ...]:
+        """The formats :meth:`write_samples` writes (default: the modality's output formats)."""
+        return tuple(cls.modality_info().formats)
+
+    @classmethod
+    def fit_with_options(
+        cls,
+        model: str,
+        data: Any,
+        *,
+        model_config: Mapping[str, Any] | None = None,
+        num_workers: int = 1,
+        use_gpu: bool | None = None,
+        cpus_per_worker: float | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        seed: int = 0,
+        training: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Synthesizer:
+        """A ``model`` front door fitted on ``data``: what ``synth fit`` and ``jobs.train`` do, for any modality.
+
+        Args:
+            options: declared options (:meth:`cli_options`) by name; each goes
+                to the constructor or to ``fit`` as its declaration says. An
+                undeclared one is refused by name.
+            training: the training loop's options (``checkpoint_every``,
+                ``storage_path``, ``run_name``, ``max_failures``,
+                ``show_progress``). Front doors take them in the constructor or
+                in ``fit``; each goes to whichever names it (else to a ``fit``
+                that takes ``**options``), so callers need not know which.
+        """
+        declared = {o.name: o for o in cls.cli_options() if o.stage in ("init", "fit")}
+        init_kwargs: dict[str, Any] = {}
+        fit_kwargs: dict[str, Any] = {}
+        for name, value in (options or {}).items():
+            if name not in declared:
+                raise InvalidOptionError(
+                    f"{cls.__name__} has no option {name!r}; its options are {', '.join(map(repr, declared)) or 'none'}."
+                )
+            (init_kwargs if declared[name].stage == "init" else fit_kwargs)[name] = value
+        init_names, _ = _named_parameters(cls.__init__)
+        fit_names, fit_takes_more = _named_parameters(cls.fit)  # type: ignore[attr-defined]
+        for name, value in (training or {}).items():
+            if name in init_names:
+                init_kwargs[name] = value
+            elif name in fit_names or fit_takes_more:
+                fit_kwargs[name] = value
+            else:
+                raise InvalidOptionError(f"{cls.__name__} takes no training option {name!r}.")
+        synth = cls(  # type: ignore[call-arg]
+            model, model_config=model_config, num_workers=num_workers, use_gpu=use_gpu,
+            cpus_per_worker=cpus_per_worker, **init_kwargs,
+        )
+        return synth.fit(data, epochs=epochs, batch_size=batch_size, seed=seed, **fit_kwargs)  # type: ignore[attr-defined]
+
+    def set_sampling_options(self, options: Mapping[str, Any]) -> None:
+        """Set declared ``"sample"`` options (by name) on this synthesizer before it samples; others are refused."""
+        declared = {o.name: o for o in self.cli_options() if o.stage == "sample"}
+        for name, value in options.items():
+            if name not in declared:
+                raise InvalidOptionError(
+                    f"{type(self).__name__} has no sampling option {name!r}; "
+                    f"its sampling options are {', '.join(map(repr, declared)) or 'none'}."
+                )
+            setattr(self, name, declared[name].check(value, repr(name)))
 
     def _config_object(self) -> Any:
         """The model's config built from ``model_config``, or an error naming the bad key or value."""

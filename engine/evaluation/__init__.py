@@ -1,10 +1,13 @@
 """Evaluation shared by every modality: distances on feature matrices, report helpers, and ``QualityEvaluator``.
 
-Each modality's own metrics live in its package (``engine.tabular.metrics``,
-``engine.images.metrics``)::
+``QualityEvaluator`` (``engine.evaluation.quality``) is the one front for every
+modality; each modality's own metrics live in its package
+(``engine.tabular.metrics``, ``engine.images.metrics``) and are imported only
+when a method needs them::
 
     from engine.evaluation import QualityEvaluator
     report = QualityEvaluator().evaluate_tabular(real_data=real, synthetic_data=syn, target="income")
+    fid = QualityEvaluator().calculate_fid(real_images=x_real, synthetic_images=x_generated)
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from importlib import import_module
 from typing import Any
 
 _PUBLIC = {
-    "QualityEvaluator": "engine.tabular.metrics.evaluator:QualityEvaluator",
+    "QualityEvaluator": "engine.evaluation.quality:QualityEvaluator",
     "evaluate_tables": "engine.tabular.metrics.evaluator:evaluate_tables",
     "TabularReport": "engine.tabular.metrics.report:TabularReport",
     "quality_scores": "engine.tabular.metrics.fidelity:quality_scores",

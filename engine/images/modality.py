@@ -5,9 +5,9 @@ MODALITY = Modality(
     name="image",
     synthesizer="engine.images.synthesizer:ImageSynthesizer",
     models={
-        "dcgan": "engine.images.models.dcgan:DCGAN",
-        "wgan_gp": "engine.images.models.wgan_gp:WGANGP",
-        "ddpm": "engine.images.models.ddpm:DDPM",
+        "dcgan": "engine.images.models.dcgan:DCGANModel",
+        "wgan_gp": "engine.images.models.wgan_gp:WGANGPModel",
+        "ddpm": "engine.images.models.ddpm:DDPMModel",
     },
     formats=("zip", "parquet", "png"),
     unit="image",

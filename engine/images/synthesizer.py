@@ -1,16 +1,20 @@
-"""The image front door: ``ImageSynthesizer`` and the named models ``DCGAN``, ``WGANGP``, ``DDPM``.
+"""The image front door: ``ImageSynthesizer``, the named models ``DCGAN``, ``WGANGP``, ``DDPM``, and ``StableDiffusionSynthesizer``.
 
 ``fit``/``train`` read images (array, folder, ``.npz``, Parquet), fit the
 image preprocessor and train the model through the engine's one Ray Train
 loop; ``generate`` returns exactly the images asked for, of the requested
 classes; ``save``/``load`` write the same JSON + safetensors artifact as the
-tabular models. Given a diffusers model id or a local pipeline folder instead
-of a model name, ``ImageSynthesizer`` wraps a pretrained text-to-image pipeline.
+tabular models. Given a pipeline short name (``"stable-diffusion-v1-5"``), a
+diffusers hub id or a local pipeline folder instead of a model name,
+``ImageSynthesizer`` wraps a pretrained text-to-image pipeline
+(``StableDiffusionSynthesizer`` is that case under its own name).
 
 Example::
 
     gan = DCGAN(latent_dim=100, image_size=28, channels=1).train(x_train, labels=y_train, epochs=20)
     sevens = gan.generate(num_samples=64, labels=7, seed=0)        # uint8 (64, 28, 28, 1)
+    sd = ImageSynthesizer(model="stable-diffusion-v1-5", resolution=512)
+    cats = sd.generate(prompt="a photo of a cat", num_samples=8, guidance_scale=7.5)  # uint8 (8, 512, 512, 3)
 """
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ import pyarrow as pa
 import torch
 
 from engine.core.contract import TorchSynthModel
-from engine.core.errors import InvalidDataError, InvalidOptionError
+from engine.core.errors import InvalidConditionError, InvalidDataError, InvalidOptionError
+from engine.core.params import did_you_mean
 from engine.core.seeds import seed_streams
-from engine.core.synthesizer import Synthesizer, check_count, check_seed, reading
+from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_seed, reading
 from engine.images.io import ImageSet, image_set_from_table, image_table, save_dataset
 from engine.images.transforms import ImagePreprocessor
 from engine.store.artifact import Artifact
@@ -42,10 +47,16 @@ class ImageSynthesizer(Synthesizer):
 
     Args:
         model: ``"dcgan"``, ``"wgan_gp"`` or ``"ddpm"`` to train a model; a
-            diffusers model id or a local pipeline folder to use a pretrained
-            text-to-image pipeline (see :meth:`generate` with ``prompt=``).
+            short pipeline name (``"stable-diffusion-v1-5"``, ``"sdxl"``, ...; see
+            ``engine.images.pretrained.source.KNOWN_PIPELINES``), a diffusers hub
+            id or a local pipeline folder to use a pretrained text-to-image
+            pipeline (see :meth:`generate` with ``prompt=``). Hub ids load from
+            the local Hugging Face cache when they are there, without network.
         image_size: side of the square images the model sees; ``None`` keeps
             the data's (square) size.
+        resolution: the same as ``image_size`` (either name); for a pretrained
+            pipeline, the side of the square images it generates (``height`` and
+            ``width``, a multiple of 8; ``None`` keeps the pipeline's native size).
         channels: 1 (grey) or 3 (colour); ``None`` keeps the data's.
         model_config: hyperparameters of the model (see its config class).
         num_workers, use_gpu, cpus_per_worker: how Ray Train scales training.
@@ -62,6 +73,7 @@ class ImageSynthesizer(Synthesizer):
         model: str = "dcgan",
         *,
         image_size: int | None = None,
+        resolution: int | None = None,
         channels: int | None = None,
         model_config: Mapping[str, Any] | None = None,
         num_workers: int = 1,
@@ -74,6 +86,7 @@ class ImageSynthesizer(Synthesizer):
         show_progress: bool = True,
         **pipeline_options: Any,
     ):
+        image_size = _image_side(image_size, resolution)
         self.image_size = image_size
         self.channels = channels
         self.checkpoint_every = checkpoint_every
@@ -82,6 +95,7 @@ class ImageSynthesizer(Synthesizer):
         self.max_failures = max_failures
         self.show_progress = show_progress
         self._pipeline = None
+        self._generation_defaults: dict[str, Any] = {}
         self._model: TorchSynthModel | None = None
         self._preprocessor: ImagePreprocessor | None = None
         self.class_frequencies_: np.ndarray | None = None
@@ -93,25 +107,59 @@ class ImageSynthesizer(Synthesizer):
             super().__init__(model, model_config=model_config, num_workers=num_workers, use_gpu=use_gpu,
                              cpus_per_worker=cpus_per_worker)
             return
-        # Not a trained model: a pretrained text-to-image pipeline (a hub id or a local folder).
-        if not isinstance(model, str) or ("/" not in model and not os.path.isdir(model)):
+        # Not a trained model: a pretrained text-to-image pipeline (a short name, a hub id or a local folder).
+        from engine.images.pretrained.source import KNOWN_PIPELINES, is_pipeline_name, known_pipeline
+
+        if not is_pipeline_name(model):
             raise InvalidOptionError(
                 f"The 'model' parameter of ImageSynthesizer must be one of {', '.join(map(repr, self.modality_info().models))}, "
-                f"a local diffusers pipeline folder or a hub id such as 'org/name'. Got {model!r} instead."
+                f"a pipeline short name ({', '.join(map(repr, KNOWN_PIPELINES))}), a local diffusers pipeline folder "
+                f"or a hub id such as 'org/name'. Got {model!r} instead."
             )
         if model_config:
             raise InvalidOptionError("model_config applies to trained models; a pretrained pipeline takes no model_config.")
+        name = "resolution" if resolution is not None else "image_size"
+        if image_size is not None and check_count(image_size, name) % 8:
+            # Latent diffusion pipelines work on 8x8-pixel latent cells; say so before loading gigabytes of weights.
+            raise InvalidOptionError(
+                f"The {name!r} parameter of a pretrained pipeline must be a multiple of 8 (its latents are 1/8 of the "
+                f"image side). Got {image_size!r} instead; e.g. {max(8, image_size // 8 * 8)} or {image_size // 8 * 8 + 8}."
+            )
         from engine.images.pretrained.pipeline import PretrainedDiffusion
 
-        self.model = model
+        self.model = os.fspath(model)
         self.model_config = {}
         self.scaling = ScalingOptions(num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker)
         self.training_options_, self.history_ = {}, []
         self._pipeline = PretrainedDiffusion(model, **pipeline_options)
+        # What a call leaves out: the model's own needs (turbo models: no guidance, one step), then the resolution.
+        known = known_pipeline(model)
+        self._generation_defaults = dict(known.generation_defaults) if known is not None else {}
+        if image_size is not None:
+            self._generation_defaults.update(height=image_size, width=image_size)
 
     @property
     def is_pretrained(self) -> bool:
+        """Whether this front door wraps a pretrained text-to-image pipeline (rather than a model trained here)."""
         return self._pipeline is not None
+
+    @property
+    def resolution(self) -> int | None:
+        """The side of the square images: ``image_size`` under the name pipelines use (None: the data's or the pipeline's)."""
+        return self.image_size
+
+    @classmethod
+    def cli_options(cls) -> tuple[FrontDoorOption, ...]:
+        """The size and channels images are trained at (see :class:`FrontDoorOption`)."""
+        return (
+            FrontDoorOption("image_size", "resize images to this square size (default: keep)", stage="init", type=int),
+            FrontDoorOption("channels", "1 grey or 3 colour (default: keep)", stage="init", type=int, choices=(1, 3)),
+        )
+
+    @classmethod
+    def file_formats(cls) -> tuple[str, ...]:
+        """What :meth:`write_samples` writes to a folder: Parquet (PNG bytes, labels) or PNG files by class."""
+        return ("parquet", "folder")
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -226,23 +274,31 @@ class ImageSynthesizer(Synthesizer):
 
         For a trained model, ``labels`` and ``seed`` are as in :meth:`sample`.
         For a pretrained pipeline, ``prompt`` is required and ``options`` go
-        to the pipeline (``guidance_scale``, ``num_inference_steps``, ...).
+        to the pipeline (``guidance_scale``, ``num_inference_steps``,
+        ``negative_prompt``, ``height``/``width`` (default: ``resolution``),
+        ``batch_size``; see ``PretrainedDiffusion.generate``).
         """
         if self.is_pretrained:
             if prompt is None:
                 raise InvalidOptionError(f"The pretrained pipeline {self.model!r} generates from a text prompt: pass prompt=...")
             if labels is not None:
                 raise InvalidOptionError("A pretrained text-to-image pipeline takes a prompt, not labels.")
-            return self._pipeline.generate(prompt, 1 if num_samples is None else check_count(num_samples), seed=seed, **options)
+            count = 1 if num_samples is None else check_count(num_samples)
+            return self._pipeline.generate(prompt, count, seed=seed, **{**self._generation_defaults, **options})
         if prompt is not None:
             raise InvalidOptionError(f"The {self.model!r} model generates by class label, not from a prompt.")
         return self.sample(num_samples, labels=labels, seed=seed, **options).images
 
-    def generate_batch(self, prompts: Sequence[str], num_samples_per_prompt: int = 1, **options: Any):
-        """Images for many prompts in batches (pretrained pipelines only); see ``PretrainedDiffusion.generate_batch``."""
+    def generate_batch(self, prompts: Sequence[str], num_samples_per_prompt: int | Sequence[int] = 1, **options: Any):
+        """Images for many prompts in batches (pretrained pipelines only): a ``GeneratedImages``.
+
+        ``num_samples_per_prompt`` is one count for every prompt or one count per
+        prompt; ``options`` as for :meth:`generate` (see ``PretrainedDiffusion.generate_batch``).
+        """
         if not self.is_pretrained:
             raise InvalidOptionError(f"generate_batch takes prompts; the {self.model!r} model generates by label (use generate).")
-        return self._pipeline.generate_batch(list(prompts), num_samples_per_prompt, **options)
+        # prompts as given: the pipeline refuses a bare string, which list() would split into letters.
+        return self._pipeline.generate_batch(prompts, num_samples_per_prompt, **{**self._generation_defaults, **options})
 
     def sample_table(self, num_rows: int, *, conditions: Labels = None, seed: int, stream: int = 0, row_offset: int = 0) -> pa.Table:
         """One shard of the sharded sampler: PNG images and labels as an Arrow table (see ``engine.images.io``)."""
@@ -271,6 +327,18 @@ class ImageSynthesizer(Synthesizer):
     def coerce_conditions(self, conditions: Labels) -> Labels:
         """A request's condition: ``{"label": "7"}`` or one label, or None for the training class mix."""
         return _label_condition(conditions)
+
+    def conditions_from_strings(self, items: Sequence[str]) -> Labels:
+        """``["label=7"]`` (a command line's ``--condition label=7``) is the label ``"7"``; no items, the class mix."""
+        parsed = super().conditions_from_strings(items)
+        if parsed is None:
+            return None
+        if list(parsed) != ["label"] or isinstance(parsed["label"], Mapping):
+            raise InvalidConditionError(
+                f"Image models take one condition, label=CLASS (e.g. label=7: every image of that class); "
+                f"got {', '.join(map(repr, items))}."
+            )
+        return parsed["label"]
 
     def write_samples(self, table: pa.Table, out: str, format: str | None = None) -> str:
         """Images as :meth:`sample_table` gives them, to the folder ``out``: Parquet (PNG bytes, labels) or PNG files."""
@@ -346,6 +414,20 @@ class ImageSynthesizer(Synthesizer):
         return synth
 
 
+def _image_side(image_size: int | None, resolution: int | None) -> int | None:
+    """The one side length ``image_size`` and its alias ``resolution`` give, refused when they disagree."""
+    # image_size itself is checked where it is used (the preprocessor), as before resolution existed.
+    if resolution is not None:
+        check_count(resolution, "resolution")
+    if image_size is not None and resolution is not None and image_size != resolution:
+        raise InvalidOptionError(
+            f"'resolution' is another name for 'image_size', and they differ: image_size={image_size!r}, "
+            f"resolution={resolution!r}. Give one of them."
+        )
+    side = resolution if resolution is not None else image_size
+    return None if side is None else int(side)
+
+
 def _label_condition(conditions: Labels) -> Labels:
     """The label asked for by a condition: ``{"label": x}`` is ``x``; a bare label or None is itself."""
     if isinstance(conditions, Mapping) and list(conditions) == ["label"]:
@@ -374,7 +456,25 @@ class _NamedModel(ImageSynthesizer):
     config_keys: tuple[str, ...] = ()
 
     def __init__(self, *, image_size: int | None = None, channels: int | None = None, **kwargs: Any):
-        config = {k: kwargs.pop(k) for k in list(kwargs) if k in self.config_keys}
+        from dataclasses import fields
+
+        # The config class is the one list of hyperparameters (config_keys may lag behind it).
+        hyper = [f.name for f in fields(self.modality_info().model_class(self.model_name).config_class)]
+        # ImageSynthesizer's **pipeline_options only make sense for pretrained pipelines, so a keyword that is
+        # neither a hyperparameter nor a front-door option is a typo: refuse it here, naming the valid ones.
+        options = [
+            name for name, p in inspect.signature(ImageSynthesizer.__init__).parameters.items()
+            if p.kind is p.KEYWORD_ONLY and name not in ("image_size", "channels", "model_config")
+        ]
+        unknown = [k for k in kwargs if k not in hyper and k not in options and k != "model_config"]
+        if unknown:
+            key = unknown[0]
+            raise InvalidOptionError(
+                f"{type(self).__name__} takes the hyperparameters {', '.join(map(repr, hyper))} and the options "
+                f"'image_size', 'channels', 'model_config', {', '.join(map(repr, options))}. "
+                f"Got unknown parameter {key!r} (= {kwargs[key]!r}) instead.{did_you_mean(key, hyper + options)}"
+            )
+        config = {k: kwargs.pop(k) for k in list(kwargs) if k in hyper}
         config.update(kwargs.pop("model_config", None) or {})
         super().__init__(self.model_name, image_size=image_size, channels=channels, model_config=config, **kwargs)
 
@@ -406,3 +506,64 @@ class DDPM(_NamedModel):
         from dataclasses import fields
 
         return tuple(f.name for f in fields(self.modality_info().model_class("ddpm").config_class))
+
+
+class StableDiffusionSynthesizer(ImageSynthesizer):
+    """A pretrained text-to-image pipeline (Stable Diffusion and the like) behind the image front door.
+
+    ``StableDiffusionSynthesizer(model_id="stable-diffusion-v1-5").generate_batch(prompts=[...], num_samples_per_prompt=100)``
+
+    The same object as ``ImageSynthesizer(model=model_id, ...)``, under the name
+    users of pretrained pipelines look for: :meth:`generate` takes ``prompt=``,
+    :meth:`generate_batch` takes ``prompts=``; it is not trained.
+
+    Args:
+        model_id: a short name (``"stable-diffusion-v1-5"``, ``"stable-diffusion-2-1"``,
+            ``"sdxl"``, ``"sd-turbo"``...; see ``engine.images.pretrained.source.KNOWN_PIPELINES``),
+            a Hugging Face hub id, or a local pipeline folder (``hf download <id> --local-dir <folder>``).
+            Hub ids load from the local Hugging Face cache when they are there, without network.
+        resolution: side of the square images generated (``height`` = ``width``,
+            a multiple of 8); None keeps the pipeline's native size.
+        device, dtype, local_files_only, safety_checker, revision: as for
+            ``engine.images.pretrained.pipeline.PretrainedDiffusion``.
+    """
+
+    def __init__(
+        self,
+        model_id: str | os.PathLike[str],
+        *,
+        resolution: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        local_files_only: bool | None = None,
+        safety_checker: bool = True,
+        revision: str | None = None,
+    ):
+        from engine.images.pretrained.source import KNOWN_PIPELINES, is_pipeline_name
+
+        trained = self.modality_info().models
+        if isinstance(model_id, str) and model_id in trained:
+            raise InvalidOptionError(
+                f"StableDiffusionSynthesizer wraps a pretrained pipeline; {model_id!r} is a model trained here: use "
+                f"ImageSynthesizer(model={model_id!r}) (or {', '.join(c.__name__ for c in (DCGAN, WGANGP, DDPM))})."
+            )
+        if not is_pipeline_name(model_id):
+            raise InvalidOptionError(
+                f"The 'model_id' parameter of StableDiffusionSynthesizer must be a pipeline short name "
+                f"({', '.join(map(repr, KNOWN_PIPELINES))}), a hub id such as 'org/name' or a local pipeline folder. "
+                f"Got {model_id!r} instead."
+            )
+        super().__init__(
+            model_id, resolution=resolution, device=device, dtype=dtype, local_files_only=local_files_only,
+            safety_checker=safety_checker, revision=revision,
+        )
+
+    @property
+    def model_id(self) -> str:
+        """The pipeline as it was named (short name, hub id or folder)."""
+        return self.model
+
+    @property
+    def pipeline(self):
+        """The wrapped :class:`~engine.images.pretrained.pipeline.PretrainedDiffusion` (its ``source`` says where it came from)."""
+        return self._pipeline

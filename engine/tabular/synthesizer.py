@@ -19,7 +19,7 @@ import pyarrow as pa
 import torch
 
 from engine.core.errors import InvalidOptionError
-from engine.core.synthesizer import Synthesizer, check_seed, reading
+from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_seed, reading
 from engine.core.precision import check_precision
 from engine.tabular.models.gaussian_copula import GaussianCopula
 from engine.tabular.requirements.conditions import Conditions, coerce_text_value, parse_conditions
@@ -86,6 +86,34 @@ class TabularSynthesizer(Synthesizer):
         self._sampling_precision = check_precision(sampling_precision)
         parse_constraints(self.constraints)  # fail early on a malformed spec
         self._source: TorchRowSource | CopulaRowSource | None = None
+
+    @classmethod
+    def cli_options(cls) -> tuple[FrontDoorOption, ...]:
+        """Column kinds, metadata and constraints for ``fit``; the sampling precision (see :class:`FrontDoorOption`)."""
+        kinds = [
+            FrontDoorOption(
+                f"{kind}_columns", f"column(s) to model as {kind}, comma-separated; repeatable", many=True,
+                flag=f"--{kind}", config_key=f"columns.{kind}", metavar="COLUMNS",
+            )
+            for kind in ("categorical", "continuous", "integer", "boolean", "datetime", "identifier")
+        ]
+        return (
+            *kinds,
+            FrontDoorOption(
+                "metadata", 'JSON file overriding column kinds: {"columns": {"age": {"kind": "integer"}}}',
+                config_key="columns.metadata", metavar="FILE",
+            ),
+            FrontDoorOption(
+                "constraints", "rules every output row meets: on the command line a YAML/JSON file with a 'constraints' "
+                "list (bounds, integer, inequality, fixed_combinations); in a job config the list itself",
+                stage="init", type=dict, many=True, read_text=_constraints_file, metavar="FILE",
+            ),
+            FrontDoorOption(
+                "sampling_precision", "numeric precision of generation (ctgan, tvae); 'auto' uses bfloat16 on CPUs that "
+                "multiply it natively (default: the precision saved with the model, 'auto' unless set)",
+                stage="sample", choices=("auto", "float32", "bfloat16"), flag="--precision", config_key="precision",
+            ),
+        )
 
     @property
     def sampling_precision(self) -> str:
@@ -380,6 +408,24 @@ class TabularSynthesizer(Synthesizer):
         synth.schema_ = schema
         synth.constraints_ = constraints
         return synth
+
+
+def _constraints_file(path: str) -> list[dict[str, Any]]:
+    """The ``constraints`` list of a YAML/JSON requirements file (``--constraints FILE``)."""
+    from pathlib import Path
+
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidOptionError(f"The requirements file {path!r} does not exist.")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise InvalidOptionError(f"The requirements file {path!r} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidOptionError(f"The requirements file {path!r} must hold a mapping (e.g. 'constraints: [...]').")
+    return list(doc.get("constraints") or [])
 
 
 def _zero_seeds() -> tuple[torch.Generator, np.random.Generator]:

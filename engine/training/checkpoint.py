@@ -1,12 +1,20 @@
 """Training checkpoints without pickle: tensors in safetensors, everything else in JSON.
 
 A checkpoint folder holds ``tensors.safetensors`` (model weights, optimiser
-tensors) and ``state.json`` (epoch, history, the epochs the run resumed at,
-model extra state, optimiser hyperparameters and step counters), written by
-rank 0, plus one ``rng_rank<r>.safetensors`` per worker rank ``r`` with that
-rank's random state (torch step and global generators as tensors, numpy's bit
-generator state and a digest of the rank's model state as JSON metadata).
-Ray Train merges the files every rank reports into one checkpoint folder.
+tensors) and ``state.json`` (the run's position: epochs and optimisation steps
+completed, the phase in progress and how far it went, the batches of the data
+epoch in progress already trained on; history, the positions the run resumed
+at, model extra state, optimiser hyperparameters and step counters, learning-rate
+schedules and the fp16 loss scale), written by rank 0, plus one
+``rng_rank<r>.safetensors`` per worker rank ``r`` with that rank's random state
+(torch step and global generators as tensors, numpy's bit generator state and a
+digest of the rank's model state as JSON metadata). Ray Train merges the files
+every rank reports into one checkpoint folder.
+
+A checkpoint may fall inside a data epoch (a run counted in steps): rank
+``r``'s numpy state is then the one the epoch started from, and a resumed run
+draws the epoch again and skips its first ``epoch_batches`` batches, which
+replays the same batch order up to the checkpoint.
 """
 from __future__ import annotations
 
@@ -30,19 +38,25 @@ STATE = "state.json"
 class TrainingState:
     """Everything needed to continue a run exactly where it stopped."""
 
-    epoch: int  # epochs completed
+    epoch: int  # data epochs completed (read to their end) over the whole run
     model_tensors: dict[str, torch.Tensor]
     optimizers: dict[str, dict[str, Any]]  # torch optimizer state_dicts
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     extra_state: dict[str, Any] = field(default_factory=dict)
-    resumed_at: list[int] = field(default_factory=list)  # epochs completed when the run resumed, in order
+    resumed_at: list[int] = field(default_factory=list)  # epochs (or steps, for a run counted in steps) at each resumption
+    step: int = 0  # optimisation steps completed over the whole run
+    phase: int = 0  # index of the phase in progress (the number of phases once the run is complete)
+    phase_progress: int = 0  # epochs or steps (the phase's unit) completed in that phase
+    epoch_batches: int = 0  # batches of the data epoch in progress already trained on (0 at an epoch's end)
+    schedulers: dict[str, dict[str, Any]] = field(default_factory=dict)  # LambdaLR state_dicts by optimiser
+    grad_scaler: dict[str, Any] | None = None  # the fp16 GradScaler's state_dict
 
 
 @dataclass
 class RankRandomState:
     """One worker rank's random state, so a resumed run continues that rank's batch order."""
 
-    numpy_rng: dict[str, Any]  # bit_generator.state
+    numpy_rng: dict[str, Any]  # bit_generator.state, as the data epoch in progress started (now, at an epoch's end)
     torch_rng: torch.Tensor  # the step generator's state
     torch_global_rng: torch.Tensor
     state_digest: str = ""  # state_digest() of the model as this rank held it when saving
@@ -135,6 +149,12 @@ def save_checkpoint(directory: str | Path, st: TrainingState) -> None:
         "extra_state": st.extra_state,
         "optimizers": optim_meta,
         "resumed_at": st.resumed_at,
+        "step": st.step,
+        "phase": st.phase,
+        "phase_progress": st.phase_progress,
+        "epoch_batches": st.epoch_batches,
+        "schedulers": st.schedulers,
+        "grad_scaler": st.grad_scaler,
     }
     (directory / STATE).write_text(json.dumps(doc, default=_json_default))
 
@@ -150,6 +170,13 @@ def load_checkpoint(directory: str | Path) -> TrainingState:
         history=list(doc["history"]),
         extra_state=dict(doc["extra_state"]),
         resumed_at=[int(e) for e in doc.get("resumed_at", [])],
+        # Checkpoints written before phases and steps existed: one phase, at an epoch's end.
+        step=int(doc.get("step", 0)),
+        phase=int(doc.get("phase", 0)),
+        phase_progress=int(doc.get("phase_progress", doc["epoch"])),
+        epoch_batches=int(doc.get("epoch_batches", 0)),
+        schedulers=dict(doc.get("schedulers") or {}),
+        grad_scaler=doc.get("grad_scaler"),
     )
 
 

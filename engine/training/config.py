@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from engine.core.errors import InvalidOptionError
 
-__all__ = ["InvalidOptionError", "ScalingOptions", "TrainOptions"]
+__all__ = ["LR_SCHEDULES", "MIXED_PRECISION", "InvalidOptionError", "ScalingOptions", "TrainOptions"]
 
 
 def _check(cond: bool, name: str, rule: str, got: object) -> None:
@@ -35,15 +36,31 @@ class ScalingOptions:
         _check(self.use_gpu in (None, True, False), "use_gpu", "True, False or None (auto)", self.use_gpu)
 
 
+LR_SCHEDULES = ("constant", "cosine", "linear")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
 @dataclass(frozen=True)
 class TrainOptions:
-    """How long to train and where checkpoints go.
+    """How long to train, how each step is taken and where checkpoints go.
+
+    A run is measured in epochs (passes over the data) or, when ``max_steps``
+    is set, in optimisation steps. An *optimisation step* consumes
+    ``grad_accumulation_steps`` batches (one ``train_step`` call each) and ends
+    with one update of every optimiser and one step of the learning-rate
+    schedule. A model that declares several training phases
+    (:meth:`~engine.core.contract.TorchSynthModel.phases`) gives each its own
+    length; a phase without one runs for ``epochs`` (or ``max_steps``).
 
     Attributes:
-        epochs: passes over the data (each worker passes over its shard).
-        batch_size: rows per optimisation step *per worker*.
+        epochs: passes over the data (each worker passes over its shard). Ignored when
+            ``max_steps`` is set.
+        batch_size: rows per batch (one ``train_step`` call) *per worker*.
         seed: seeds model initialisation and batch order (worker ``r`` uses ``(seed, r)``).
-        checkpoint_every: epochs between checkpoints (the last epoch is always saved).
+        checkpoint_every: reporting periods between checkpoints (the last one is always
+            saved). A period is an epoch, or ``report_every_steps`` steps when the run
+            counts steps: with ``max_steps=10_000, report_every_steps=100,
+            checkpoint_every=10`` a checkpoint is written every 1,000 steps.
         storage_path: local folder or cloud URI (``s3://``, ``gs://``) for checkpoints;
             ``None``: ``~/.cache/synth_engine/runs`` (or ``$SYNTH_RUNS_DIR``) for a
             named run, a temporary folder for an unnamed one. A cluster of several
@@ -51,7 +68,29 @@ class TrainOptions:
         run_name: runs started again with the same name and storage path resume
             from their last checkpoint.
         max_failures: worker-group restarts Ray Train may make after a failure.
-        show_progress: print a line with the losses after every epoch.
+        show_progress: print a line with the losses after every reporting period.
+        max_steps: train for this many optimisation steps instead of ``epochs`` (a step
+            never straddles two epochs; an epoch's last batches that cannot fill a step
+            are skipped).
+        report_every_steps: optimisation steps per history row (and per progress line)
+            when the run counts steps. Epoch runs report once per epoch.
+        lr_schedule: how the loop scales the learning rate of every optimiser the model
+            returns, per optimisation step after the warm-up: ``"constant"``,
+            ``"cosine"`` (half a cosine down to 0 at the last step) or ``"linear"``
+            (straight down to 0). Saved in checkpoints, so a resumed run continues it.
+        warmup_steps: optimisation steps of linear warm-up, from ``1/(warmup_steps+1)``
+            of the learning rate to all of it.
+        grad_accumulation_steps: batches whose gradients are averaged into one update,
+            for an effective batch of ``batch_size * grad_accumulation_steps`` rows per
+            worker. Only for models that declare ``supports_grad_accumulation``
+            (single-optimiser models; GANs step two optimisers in turn and cannot).
+        mixed_precision: ``"bf16"`` or ``"fp16"`` run each ``train_step`` under
+            ``torch.autocast`` on GPU workers (``"fp16"`` also scales the loss, for
+            models that declare ``supports_fp16``); CPU workers need ``"no"``.
+        stream: read each worker's shard afresh every epoch (``iter_batches`` over the
+            Ray Dataset) instead of holding it in memory; for data sets larger than a
+            worker's memory. Only for models whose batch sampler accepts a stream
+            (:class:`~engine.core.contract.ShardStream`): those that keep the default one.
     """
 
     epochs: int = 300
@@ -62,9 +101,40 @@ class TrainOptions:
     run_name: str | None = None
     max_failures: int = 0
     show_progress: bool = True
+    max_steps: int | None = None
+    report_every_steps: int = 100
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = 0
+    grad_accumulation_steps: int = 1
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    stream: bool = False
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 2, "batch_size", "an integer >= 2", self.batch_size)
-        _check(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
-        _check(isinstance(self.max_failures, int) and self.max_failures >= -1, "max_failures", "an integer >= -1 (-1: retry forever)", self.max_failures)
+        _check(_is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        _check(_is_int(self.batch_size) and self.batch_size >= 2, "batch_size", "an integer >= 2", self.batch_size)
+        _check(_is_int(self.checkpoint_every) and self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
+        _check(_is_int(self.max_failures) and self.max_failures >= -1, "max_failures", "an integer >= -1 (-1: retry forever)", self.max_failures)
+        _check(self.max_steps is None or (_is_int(self.max_steps) and self.max_steps >= 1), "max_steps", "an integer >= 1 or None (train by epochs)", self.max_steps)
+        _check(_is_int(self.report_every_steps) and self.report_every_steps >= 1, "report_every_steps", "an integer >= 1", self.report_every_steps)
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", _one_of(LR_SCHEDULES), self.lr_schedule)
+        _check(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "an integer >= 0", self.warmup_steps)
+        _check(
+            _is_int(self.grad_accumulation_steps) and self.grad_accumulation_steps >= 1,
+            "grad_accumulation_steps", "an integer >= 1", self.grad_accumulation_steps,
+        )
+        _check(self.mixed_precision in MIXED_PRECISION, "mixed_precision", _one_of(MIXED_PRECISION), self.mixed_precision)
+        _check(isinstance(self.stream, bool), "stream", "True or False", self.stream)
+
+    @property
+    def counts_steps(self) -> bool:
+        """Whether the run is measured in optimisation steps (``max_steps`` set) rather than epochs."""
+        return self.max_steps is not None
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass: epochs=True is a mistake, not one epoch.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    return "one of " + ", ".join(repr(v) for v in values)

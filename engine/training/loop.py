@@ -3,18 +3,25 @@
 Every torch model of the engine trains here: the per-worker loop builds the
 model from its config, puts its networks on the worker's device and wraps
 each of them with DDP (through ``ray.train.torch.prepare_model``), reads the
-worker's shard of encoded rows, and calls the model's ``train_step``; it
-reports metrics every epoch and checkpoints every N epochs. Local runs use the
-same loop on a local Ray instance: there is no second loop.
+worker's shard (materialised in the structure the data had, or streamed
+afresh each epoch), and calls the model's ``train_step`` through
+:class:`~engine.training.steps.StepRunner` (gradient accumulation, autocast,
+learning-rate schedules). It runs the model's phases in order, each for its
+epochs or steps, reports a history row every epoch (or every
+``report_every_steps`` steps) and checkpoints every N rows, anywhere inside a
+phase or a data epoch. Local runs use the same loop on a local Ray instance:
+there is no second loop.
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.core.errors import SynthError
+from engine.core.contract import ShardStream, batch_tensor
+from engine.core.errors import InvalidDataError, InvalidOptionError, SynthError
 from engine.training.checkpoint import (
     RankRandomState,
     TrainingState,
@@ -34,6 +42,7 @@ from engine.training.checkpoint import (
     state_digest,
 )
 from engine.training.config import ScalingOptions, TrainOptions
+from engine.training.steps import StepRunner, build_schedulers, plan_phases, run_unit, total_steps, windows
 
 # Ray Train defaults tuned for short tabular runs; set any of them in the environment to override.
 # They are read on the driver and propagated to the controller and workers.
@@ -44,7 +53,8 @@ RAY_TRAIN_DEFAULTS = {
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
 }
 
-ENCODED_COLUMN = "data"  # the column of encoded row vectors in the training Dataset (ray.data.from_numpy's name)
+ENCODED_COLUMN = "data"  # the column of an in-memory array in the training Dataset (ray.data.from_numpy's name)
+BLOCK_ROWS, BLOCK_BYTES = 4096, 64 << 20  # at most per block of in-memory data turned into a Dataset
 
 
 class TrainingError(SynthError, RuntimeError):
@@ -55,9 +65,11 @@ class TrainingError(SynthError, RuntimeError):
 class TrainResult:
     """The final state of a training run.
 
-    ``resumed_at`` lists the epochs completed at each resumption from a
-    checkpoint (after a worker failure or a restart with the same run name),
-    read from the checkpoint itself. ``rank_state_digests`` maps each worker
+    ``resumed_at`` lists the epochs completed (optimisation steps, for a run
+    counted in steps) at each resumption from a checkpoint (after a worker
+    failure or a restart with the same run name), read from the checkpoint
+    itself. ``epochs_completed`` counts data epochs read to their end,
+    ``steps_completed`` optimisation steps. ``rank_state_digests`` maps each worker
     rank to the digest of the model state it held at the final checkpoint:
     with DDP they are all equal to ``state_digest(state_tensors)``.
     ``checkpoint_path`` is None for an unnamed run, whose storage is temporary.
@@ -65,36 +77,89 @@ class TrainResult:
 
     state_tensors: dict[str, torch.Tensor]
     extra_state: dict[str, Any]
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     epochs_completed: int = 0
     checkpoint_path: str | None = None
     resumed_at: list[int] = field(default_factory=list)
     rank_state_digests: dict[int, str] = field(default_factory=dict)
+    steps_completed: int = 0
 
 
 def _worker_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, rank]).generate_state(1, dtype=np.uint32)[0])
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
+def _structured(columns: Mapping[str, Any]) -> Any:
+    """A Dataset's columns in the structure of the data: the array alone for the one column
+    ``"data"`` (an in-memory array), else the dict of columns."""
+    return columns[ENCODED_COLUMN] if list(columns) == [ENCODED_COLUMN] else dict(columns)
 
 
-def _read_shard() -> np.ndarray:
-    """This worker's encoded rows, materialised on the worker (never on the driver)."""
-    import ray.train
+def _read_shard(shard: Any) -> Any:
+    """This worker's shard, materialised on the worker (never on the driver); None when it has no rows.
 
-    shard = ray.train.get_dataset_shard("train")
-    parts = [b[ENCODED_COLUMN] for b in shard.iter_batches(batch_size=8192, batch_format="numpy")]
+    Each column comes back as one array of the shape and dtype it had (a tensor column of
+    ``(T, C)`` samples as ``(n, T, C)``).
+    """
+    parts = [b for b in shard.iter_batches(batch_size=None, batch_format="numpy") if len(next(iter(b.values()), ()))]
     if not parts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.ascontiguousarray(np.concatenate(parts).astype(np.float32, copy=False))
+        return None
+    return _structured({c: np.concatenate([p[c] for p in parts]) for c in parts[0]})
+
+
+class _RayShardStream(ShardStream):
+    """A worker's Ray Train dataset shard as a :class:`ShardStream`: one ``iter_batches`` pass per epoch."""
+
+    def __init__(self, shard: Any):
+        self.shard = shard
+
+    def iter_batches(
+        self, batch_size: int, *, shuffle_buffer_rows: int = 0, seed: int | None = None, drop_last: bool = True
+    ) -> Iterator[Any]:
+        shuffle = shuffle_buffer_rows > 0
+        for b in self.shard.iter_batches(
+            batch_size=batch_size,
+            batch_format="numpy",
+            drop_last=drop_last,
+            local_shuffle_buffer_size=max(shuffle_buffer_rows, batch_size) if shuffle else None,
+            local_shuffle_seed=seed if shuffle else None,
+        ):
+            yield _structured({c: batch_tensor(a) for c, a in b.items()})
+
+
+def _batches_per_epoch(sampler: Any) -> int | None:
+    """``len(sampler)``, or None for a sampler that only knows by reading (a stream)."""
+    try:
+        return len(sampler)
+    except TypeError:
+        return None
+
+
+def _too_few_batches(rank: int, batches: int | None, options: TrainOptions) -> str:
+    got = "no complete batch" if not batches else f"{batches} batches"
+    return (
+        f"Training worker {rank}'s shard gives {got} of batch_size={options.batch_size} per epoch, fewer than the "
+        f"grad_accumulation_steps={options.grad_accumulation_steps} batches of one optimisation step: lower "
+        "batch_size or grad_accumulation_steps, or train on more rows."
+    )
+
+
+@dataclass
+class _Position:
+    """Where a run is: what a checkpoint records and a resumed run starts from."""
+
+    epoch: int = 0  # data epochs read to their end
+    step: int = 0  # optimisation steps
+    phase: int = 0  # index of the phase in progress
+    progress: int = 0  # epochs or steps (the phase's unit) done in that phase
+    batches: int = 0  # batches of the data epoch in progress trained on (0: between epochs)
+
+    def next_phase(self) -> None:
+        # A phase starts a fresh data epoch: a phase in steps drops the rest of its last one.
+        self.phase, self.progress, self.batches = self.phase + 1, 0, 0
+
+    def count(self, unit: str) -> int:
+        return self.step if unit == "steps" else self.epoch
 
 
 def train_loop_per_worker(cfg: dict[str, Any]) -> None:
@@ -105,6 +170,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     from engine.core.runtime import torch_threads
 
     options = TrainOptions(**cfg["options"])
+    if not cfg.get("verbose"):
+        _quiet_worker_logs()
     # Ray starts workers with one intra-op thread whatever CPUs they reserved: use what was reserved
     # (counted here, on the worker's node, which may have other cores than the driver's).
     torch.set_num_threads(torch_threads(cfg.get("cpus_per_worker", 1)))
@@ -129,12 +196,25 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         model.nets[key] = ray.train.torch.prepare_model(model.nets[key], move_to_device=device)
     optimizers = model.configure_optimizers()
 
-    data = _read_shard()
-    if len(data) == 0:
-        raise TrainingError(f"Training worker {rank} received no rows: the data set has fewer rows than workers.")
+    shard = ray.train.get_dataset_shard("train")
+    if options.stream:
+        data: Any = _RayShardStream(shard)  # read afresh every epoch, never held whole
+    else:
+        data = _read_shard(shard)
+        if data is None:
+            raise TrainingError(f"Training worker {rank} received no rows: the data set has fewer rows than workers.")
     sampler = model.batch_sampler(data, options.batch_size, rng)
+    k = options.grad_accumulation_steps
+    batches_per_epoch = _batches_per_epoch(sampler)
+    steps_per_epoch = None if batches_per_epoch is None else batches_per_epoch // k
+    if steps_per_epoch == 0:
+        raise TrainingError(_too_few_batches(rank, batches_per_epoch, options))
+    plan = plan_phases(model.phases(), options)
+    unit = run_unit(plan)
+    schedulers = build_schedulers(optimizers, options, total_steps(plan, steps_per_epoch))
+    runner = StepRunner(model, optimizers, options, device, schedulers)
 
-    start_epoch, history, resumed_at = 0, [], []
+    pos, history, resumed_at = _Position(), [], []
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:
@@ -143,9 +223,12 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         model.load_state_tensors(st.model_tensors)
         for name, opt in optimizers.items():
             opt.load_state_dict(st.optimizers[name])
+        # After the optimisers, whose learning rates the schedules then own again.
+        runner.load_state({"schedulers": st.schedulers, "grad_scaler": st.grad_scaler})
         model.load_extra_state(st.extra_state)
-        start_epoch, history = st.epoch, list(st.history)
-        resumed_at = [*st.resumed_at, st.epoch]
+        pos = _Position(epoch=st.epoch, step=st.step, phase=st.phase, progress=st.phase_progress, batches=st.epoch_batches)
+        history = list(st.history)
+        resumed_at = [*st.resumed_at, pos.count(unit)]
         if mine is not None:
             rng.bit_generator.state = mine.numpy_rng
             step_gen.set_state(mine.torch_rng)
@@ -153,41 +236,38 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         else:
             # A rank the checkpoint did not have (more workers than before): a fresh stream per
             # resumption point, so it does not replay the batches of epoch 0.
-            fresh = _worker_seed(options.seed + 1_000_003 * st.epoch, rank)
+            fresh = _worker_seed(options.seed + 1_000_003 * st.epoch + st.step, rank)
             rng.bit_generator.state = np.random.default_rng(fresh).bit_generator.state  # in place: the sampler holds rng
             step_gen.manual_seed(fresh)
             torch.manual_seed(fresh)
-        if rank == 0 and options.show_progress:
-            print(f"resuming from the checkpoint after epoch {start_epoch}", flush=True)
+    start_epoch = pos.epoch
 
-    bar = _progress_bar(options, rank, start_epoch, len(sampler), cfg["model_name"])
+    # The driver's display counts the epochs of a one-phase run with a known number of steps per epoch;
+    # runs in steps or phases, and streamed epochs, report their history rows only.
+    counts_epochs = len(plan) == 1 and plan[0].unit == "epochs" and plan[0].length == options.epochs
+    bar = _progress_bar(cfg.get("progress"), options, rank, start_epoch, steps_per_epoch) if counts_epochs and steps_per_epoch else None  # says "resuming" too
     fail_at = cfg.get("fail_once_at_epoch")  # test hook: a worker raises once, to exercise recovery
-    for epoch in range(start_epoch, options.epochs):
-        if fail_at is not None and epoch == fail_at and rank == 0 and _first_failure(cfg["fail_once_marker"]):
-            raise RuntimeError(f"injected failure at epoch {epoch}")
-        if cfg.get("epoch_log"):  # test hook: which epochs ran, and from which random state
-            _log_epoch_start(f"{cfg['epoch_log']}.rank{rank}", epoch + 1, rng, step_gen)
-        sums: dict[str, float] = {}
-        steps = 0
-        started = time.perf_counter()
-        for batch in sampler.epoch():
-            metrics = model.train_step(_to_device(batch, device), optimizers, step_gen)
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + v
-            steps += 1
-            if bar is not None:
-                bar.update(1)
+    fail_at_step = cfg.get("fail_once_at_step")  # the same, before an optimisation step
+    sums: dict[str, float] = {}
+    period_steps, started = 0, time.perf_counter()
+
+    def report(head: dict[str, Any], phase_name: str) -> None:
+        """Close a reporting period: a history row, and a checkpoint every ``checkpoint_every`` rows."""
+        nonlocal sums, period_steps, started
         if world > 1:
             _sync_buffers(model, world)
-        row = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()}, "seconds": time.perf_counter() - started}
+        row = {
+            **head,
+            **({"phase": phase_name} if len(plan) > 1 else {}),
+            **{key: value / max(period_steps, 1) for key, value in sums.items()},
+            "seconds": time.perf_counter() - started,
+        }
+        sums, period_steps = {}, 0
         history.append(row)
-        if rank == 0 and options.show_progress:
-            losses = "  ".join(f"{k} {v:+.4f}" for k, v in row.items() if k not in ("epoch", "seconds"))
-            print(f"epoch {epoch + 1}/{options.epochs}  {losses}", flush=True)
-            if bar is not None:
-                bar.set_description(f"{cfg['model_name']} epoch {epoch + 1}/{options.epochs}  {losses}")
-        last = epoch + 1 == options.epochs
-        if last or (epoch + 1) % options.checkpoint_every == 0:
+        if bar is not None:
+            bar.epoch(row)  # the driver draws the losses: on its bar, or one line per epoch in a log
+        last = pos.phase == len(plan)
+        if last or len(history) % options.checkpoint_every == 0:
             # Every rank adds its own random state (and a digest of the state it holds) to the checkpoint.
             with tempfile.TemporaryDirectory() as tmp:
                 tensors = model.state_tensors()
@@ -195,7 +275,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
                     tmp,
                     rank,
                     RankRandomState(
-                        numpy_rng=rng.bit_generator.state,
+                        # Inside a data epoch, the state it began from: a resumed run draws it again and skips.
+                        numpy_rng=epoch_start_state if pos.batches else rng.bit_generator.state,
                         torch_rng=step_gen.get_state(),
                         torch_global_rng=torch.get_rng_state(),
                         state_digest=state_digest(tensors),
@@ -205,17 +286,81 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
                     save_checkpoint(
                         tmp,
                         TrainingState(
-                            epoch=epoch + 1,
+                            epoch=pos.epoch,
                             model_tensors=tensors,
-                            optimizers={k: o.state_dict() for k, o in optimizers.items()},
+                            optimizers={key: o.state_dict() for key, o in optimizers.items()},
                             history=history,
                             extra_state=model.extra_state(),
                             resumed_at=resumed_at,
+                            step=pos.step,
+                            phase=pos.phase,
+                            phase_progress=pos.progress,
+                            epoch_batches=pos.batches,
+                            **runner.state(),
                         ),
                     )
                 ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(row)
+        started = time.perf_counter()
+
+    epoch_start_state = rng.bit_generator.state  # numpy's state as the data epoch in progress began
+    steps_left: Iterator[list[Any]] | None = None  # the optimisation steps left in that epoch
+    if pos.batches:
+        # Resumed inside a data epoch: draw it again from its start and skip what was trained on
+        # (batches are drawn lazily, so the skipped ones replay the sampler's random draws).
+        epoch_start_state = rng.bit_generator.state
+        drawn = iter(sampler.epoch())
+        collections.deque(itertools.islice(drawn, pos.batches), maxlen=0)
+        steps_left = windows(drawn, k)
+    while pos.phase < len(plan):
+        phase = plan[pos.phase]
+        model.phase = phase.name
+        if pos.progress >= phase.length:  # resumed with a shorter phase than the checkpoint's run had
+            pos.next_phase()
+            steps_left = None
+            continue
+        if steps_left is None:
+            if fail_at is not None and pos.epoch == fail_at and rank == 0 and _first_failure(cfg["fail_once_marker"]):
+                raise RuntimeError(f"injected failure at epoch {pos.epoch}")
+            if cfg.get("epoch_log"):  # test hook: which epochs ran, and from which random state
+                _log_epoch_start(f"{cfg['epoch_log']}.rank{rank}", pos.epoch + 1, rng, step_gen)
+            epoch_start_state = rng.bit_generator.state
+            steps_left = windows(sampler.epoch(), k)
+        phase_over = False
+        for batches in steps_left:
+            if fail_at_step is not None and pos.step == fail_at_step and rank == 0 and _first_failure(cfg["fail_once_marker"]):
+                raise RuntimeError(f"injected failure at step {pos.step}")
+            metrics = runner.step(batches, step_gen)
+            pos.step += 1
+            pos.batches += k
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
+            period_steps += 1
+            if bar is not None:
+                bar.step()
+            if phase.unit == "steps":
+                pos.progress += 1
+                phase_over = pos.progress == phase.length
+                if phase_over:
+                    pos.next_phase()
+                if phase_over or pos.progress % options.report_every_steps == 0:
+                    report({"step": pos.step}, phase.name)
+                if phase_over:
+                    break
+        steps_left = None
+        if phase_over:
+            continue
+        # The data epoch ran to its end.
+        if pos.batches == 0:
+            raise TrainingError(_too_few_batches(rank, 0, options))  # a stream shorter than one step: no progress
+        pos.epoch += 1
+        pos.batches = 0
+        if phase.unit == "epochs":
+            pos.progress += 1
+            if pos.progress == phase.length:
+                pos.next_phase()
+            report({"epoch": pos.epoch}, phase.name)
     if bar is not None:
         bar.close()
 
@@ -251,18 +396,30 @@ def _log_epoch_start(path: str, epoch: int, rng: np.random.Generator, step_gen: 
         f.write(json.dumps({"epoch": epoch, "random_state": digest.hexdigest(), "threads": torch.get_num_threads()}) + "\n")
 
 
-def _progress_bar(options: TrainOptions, rank: int, start_epoch: int, steps_per_epoch: int, name: str) -> Any:
-    """A progress bar over the run's steps on rank 0, drawn by the driver (Ray's tqdm); None when hidden.
+def _progress_bar(board: Any, options: TrainOptions, rank: int, start_epoch: int, steps_per_epoch: int) -> Any:
+    """Rank 0's progress reporter, which the driver draws (``engine.training.progress``); None when hidden.
 
-    The per-epoch lines stay as well: they are what a job's log keeps.
+    The driver shows one bar with the last losses on a terminal, one line per epoch in a log.
     """
-    if rank != 0 or not options.show_progress:
+    if rank != 0 or not options.show_progress or board is None:
         return None
-    from ray.experimental.tqdm_ray import tqdm
+    from engine.training.progress import WorkerProgress
 
-    bar = tqdm(desc=f"{name} epoch {start_epoch}/{options.epochs}", total=options.epochs * steps_per_epoch, unit="step")
-    bar.update(start_epoch * steps_per_epoch)
-    return bar
+    return WorkerProgress(board, start_epoch=start_epoch, epochs=options.epochs, steps_per_epoch=steps_per_epoch)
+
+
+def _quiet_worker_logs() -> None:
+    """Ray Train logs each ``report`` at INFO on the worker ("Reporting training result ...") through a
+    logger named after its file, outside ``ray.train`` and thus outside ``LoggingConfig``: keep it to
+    warnings, as the rest of Ray Train's logs (it still reaches the console if Ray copies worker output)."""
+    import logging
+
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+    except ImportError:  # another Ray Train version: nothing to quiet
+        return
+    for name in (train_context.__file__, train_context.__name__):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _first_failure(marker: str) -> bool:
@@ -292,14 +449,23 @@ def train_torch_model(
     workers as it is, so a model registered only in this process trains too); ``model_name``
     names the run. ``layout`` is the model's layout (``model_class.layout_class``).
 
-    ``data`` is a float32 matrix of encoded rows or a Ray Dataset with a column
-    ``"data"`` of row vectors. A run started again with the same ``run_name``
+    ``data`` is what the model's batch sampler reads: a NumPy array of samples of any
+    rank (a float32 matrix of encoded rows, ``(N, T, C)`` sequences), a dict of
+    equal-length arrays (``{"x": (N, T, C), "mask": (N, T)}``), or a Ray Dataset (a
+    column ``"data"`` stands for one array, other columns for a dict). In-memory data
+    becomes a Dataset; each worker gets its shard back in the same structure, shapes
+    and dtypes, or, with ``options.stream``, a stream of it read afresh each epoch.
+    The options a model must support (gradient accumulation, fp16, streaming) and
+    mixed precision on CPU workers are refused here, before Ray starts.
+
+    A run started again with the same ``run_name``
     and ``storage_path`` resumes from its last checkpoint; a named run without
     ``storage_path`` keeps its checkpoints in :func:`default_storage_path`, an
     unnamed one in a temporary folder removed afterwards. On a cluster of
     several nodes the checkpoints need a shared ``storage_path`` (NFS mount or
     ``s3://`` / ``gs://`` URI): anything else raises ``SharedStorageError``.
     """
+    _check_model_supports(model_class, model_name, options)
     for key, value in RAY_TRAIN_DEFAULTS.items():
         os.environ.setdefault(key, value)
     import ray
@@ -307,7 +473,8 @@ def train_torch_model(
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from engine.core.runtime import alive_nodes, largest_node_cpus, require_shared_location
+    from engine.core.runtime import alive_nodes, largest_node_cpus, require_shared_location, verbose
+    from engine.training.progress import DriverProgress
 
     if not ray.is_initialized():
         # As Ray Data would on first use; the synthesizers wrap this call in engine.core.runtime.ray_session.
@@ -317,6 +484,11 @@ def train_torch_model(
     if use_gpu is None:
         # Auto only sees GPUs that exist now: an autoscaling GPU group scaled to zero needs use_gpu=True.
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    if options.mixed_precision != "no" and not use_gpu:
+        raise InvalidOptionError(
+            "The 'mixed_precision' option must be 'no' on CPU workers (autocast runs on GPUs; this run has "
+            f"use_gpu={scaling.use_gpu!r} and no GPU to use). Got {options.mixed_precision!r} instead."
+        )
     cpus = scaling.cpus_per_worker
     # Before any Ray Data call: building the Dataset runs a short task that holds a CPU, and the free
     # CPUs read during it would be one short (a worker on a 2-CPU laptop got 1 CPU and 1 thread).
@@ -324,14 +496,7 @@ def train_torch_model(
         cpus = auto_cpus_per_worker(ray.available_resources().get("CPU", 1), scaling.num_workers, largest_node_cpus(nodes))
     data_context = ray.data.DataContext.get_current()
     data_context.enable_progress_bars = False  # the training bar and per-epoch loss lines are the progress report
-    if isinstance(data, ray.data.Dataset):
-        dataset = data
-    else:
-        matrix = np.ascontiguousarray(np.asarray(data, dtype=np.float32))
-        if matrix.ndim != 2 or len(matrix) == 0:
-            raise TrainingError(f"Training data must be a non-empty 2-D matrix of encoded rows; got shape {matrix.shape}.")
-        # Blocks of ~4,096 rows so the rows spread evenly over the workers' shards.
-        dataset = ray.data.from_numpy(np.array_split(matrix, max(1, len(matrix) // 4096)))
+    dataset = data if isinstance(data, ray.data.Dataset) else dataset_from_arrays(data)
     require_shared_location(
         options.storage_path, option="storage_path", what="the training checkpoints", writable=True, nodes=nodes
     )
@@ -344,7 +509,10 @@ def train_torch_model(
         # An unnamed run can never be resumed: its checkpoints live only as long as the call.
         storage = temporary = tempfile.mkdtemp(prefix="synth-train-")
     name = options.run_name or f"{model_name}-{uuid.uuid4().hex[:8]}"
+    progress = DriverProgress(model_name, options.epochs, enabled=options.show_progress)
     cfg = {
+        "progress": progress.open(),  # the board rank 0 reports to; the driver draws it
+        "verbose": verbose(),
         "model_name": model_name,
         "model_config": dict(model_config),
         "layout": layout.to_dict(),
@@ -366,7 +534,7 @@ def train_torch_model(
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=options.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+            logging_config=ray.train.LoggingConfig(log_level="INFO" if verbose() else "WARNING"),
         ),
         datasets={"train": dataset},
     )
@@ -381,6 +549,7 @@ def train_torch_model(
             st = load_checkpoint(d)
             digests = rank_digests(d)
     finally:
+        progress.close()
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
     return TrainResult(
@@ -391,7 +560,71 @@ def train_torch_model(
         checkpoint_path=None if temporary is not None else result.checkpoint.path,
         resumed_at=st.resumed_at,
         rank_state_digests=digests,
+        steps_completed=st.step,
     )
+
+
+def _check_model_supports(model_class: type, model_name: str, options: TrainOptions) -> None:
+    """Refuse, before Ray starts, the options the model does not declare it can train with."""
+    k = options.grad_accumulation_steps
+    if k > 1 and not getattr(model_class, "supports_grad_accumulation", False):
+        raise InvalidOptionError(
+            f"The 'grad_accumulation_steps' option must be 1 for model {model_name!r}, which does not declare "
+            "supports_grad_accumulation (a model that steps several optimisers in turn, like a GAN, cannot "
+            f"accumulate gradients: raise batch_size instead). Got {k!r} instead."
+        )
+    if options.mixed_precision == "fp16" and not getattr(model_class, "supports_fp16", False):
+        raise InvalidOptionError(
+            f"The 'mixed_precision' option must be 'no' or 'bf16' for model {model_name!r}, which does not declare "
+            "supports_fp16 (fp16 needs the loss scaled by the model's backward()). Got 'fp16' instead."
+        )
+    if options.stream and not model_class.supports_streaming():
+        raise InvalidOptionError(
+            f"The 'stream' option must be False for model {model_name!r}: its batch sampler needs its whole "
+            "shard in memory. Got True instead."
+        )
+
+
+def dataset_from_arrays(data: Any) -> Any:
+    """In-memory training data as a Ray Dataset that the workers split: one column per array.
+
+    ``data`` is an array of samples of any rank (column ``"data"``) or a dict of
+    equal-length arrays (a column each). Arrays of rank 2 and more become tensor
+    columns of their per-sample shape (``ArrowTensorArray``), so that a worker reads
+    back arrays of the shape and dtype given; the dtypes must be numeric or bool.
+    Blocks hold at most 4,096 samples and about 64 MiB, so that samples spread
+    evenly over the workers' shards and an image or waveform data set is not one block.
+    """
+    import pyarrow as pa
+    import ray.data
+    from ray.data.extensions import ArrowTensorArray
+
+    if isinstance(data, Mapping):
+        if not data:
+            raise InvalidDataError("The training data is an empty dict: give at least one array.")
+        arrays = {str(key): np.asarray(value) for key, value in data.items()}
+    else:
+        arrays = {ENCODED_COLUMN: np.asarray(data)}
+    for key, a in arrays.items():
+        what = "The training data" if list(arrays) == [ENCODED_COLUMN] and not isinstance(data, Mapping) else f"Training array {key!r}"
+        if a.ndim == 0 or len(a) == 0:
+            raise InvalidDataError(f"{what} must hold at least one sample (an array with a leading sample axis). Got shape {a.shape}.")
+        if a.dtype.kind not in "biuf":
+            raise InvalidDataError(f"{what} must be numeric or bool. Got dtype {a.dtype}.")
+    lengths = {key: len(a) for key, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidDataError(f"The arrays of the training data must have one length (one entry per sample). Got {lengths}.")
+    n = next(iter(lengths.values()))
+    sample_bytes = sum(a.itemsize * int(np.prod(a.shape[1:], dtype=np.int64)) for a in arrays.values())
+    rows = max(1, min(BLOCK_ROWS, BLOCK_BYTES // max(sample_bytes, 1)))
+    bounds = np.linspace(0, n, max(1, n // rows) + 1).astype(np.int64)
+
+    def column(a: np.ndarray) -> Any:
+        a = np.ascontiguousarray(a)
+        return pa.array(a) if a.ndim == 1 else ArrowTensorArray.from_numpy(a)
+
+    tables = [pa.table({key: column(a[lo:hi]) for key, a in arrays.items()}) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return ray.data.from_arrow(tables)
 
 
 def auto_cpus_per_worker(available_cpus: float, num_workers: int, largest_node_cpus: float) -> float:

@@ -16,33 +16,27 @@ import torch
 import torch.nn.functional as F
 
 from engine.core.contract import BatchSampler, TorchSynthModel
+from engine.core.params import Choice, Float, Int, ModelConfig, Pair, param
 from engine.images.models.batches import ImageBatches
 from engine.images.models.image_nets import ConvDiscriminator, ConvGenerator
 from engine.images.transforms import ImageLayout
 
 
 @dataclass
-class DCGANConfig:
+class DCGANConfig(ModelConfig):
     """Hyperparameters of the DCGAN (defaults follow the paper)."""
 
-    latent_dim: int = 100
-    generator_width: int = 64  # channels of the last generator block; doubled per block towards the noise
-    discriminator_width: int = 64
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    discriminator_norm: str = "batch"
-
-    def __post_init__(self) -> None:
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-        for name in ("latent_dim", "generator_width", "discriminator_width"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"The {name!r} parameter must be an integer >= 1. Got {value!r} instead.")
-        if not self.lr > 0:
-            raise ValueError(f"The 'lr' parameter must be > 0. Got {self.lr!r} instead.")
+    latent_dim: int = param(100, Int(min=1), "size of the noise vector")
+    generator_width: int = param(
+        64, Int(min=1), "channels of the last generator block; doubled per block towards the noise"
+    )
+    discriminator_width: int = param(64, Int(min=1), "channels of the first discriminator block; doubled per block")
+    lr: float = param(2e-4, Float(gt=0), "Adam learning rate of both networks")
+    betas: tuple[float, float] = param((0.5, 0.999), Pair(Float(ge=0, lt=1)), "Adam betas of both networks")
+    discriminator_norm: str = param("batch", Choice("batch", "layer", "none"), "normalisation in the discriminator")
 
 
-class DCGAN(TorchSynthModel):
+class DCGANModel(TorchSynthModel):
     """The DCGAN generator and discriminator on the model contract."""
 
     name: ClassVar[str] = "dcgan"

@@ -23,7 +23,6 @@ Only the maths lives here; the training loop owns epochs, devices and DDP.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -38,6 +37,7 @@ from engine.core.errors import InvalidConditionError
 from engine.core.contract import BatchSampler, TorchSynthModel, iter_chunks
 from engine.images.models.batches import ImageBatches
 from engine.core.ema import ema_copy, ema_decay, update_ema
+from engine.core.params import Bool, Choice, Dims, Float, Int, ModelConfig, OrNone, invalid_parameter, param
 from engine.images.transforms import ImageLayout
 
 BETA_SCHEDULES = ("linear", "squaredcos_cap_v2")
@@ -50,110 +50,77 @@ def _is_int(value: Any) -> bool:
 
 
 @dataclass
-class DDPMConfig:
-    """Hyperparameters of the DDPM.
+class DDPMConfig(ModelConfig):
+    """Hyperparameters of the DDPM (each field's rule and help: ``describe_parameters(DDPMConfig)``).
 
     The diffusion follows Ho et al. (T = 1000, linear betas 1e-4 .. 0.02,
     epsilon-prediction). The UNet defaults are far smaller than the paper's
     (35.7M parameters for CIFAR-10) so that MNIST-sized images train on a CPU.
-
-    Attributes:
-        timesteps: number of forward-process steps T.
-        beta_schedule: ``"linear"`` (Ho et al.; rescaled by 1000 / T for other
-            T, as Nichol & Dhariwal do, so the end points keep their meaning) or
-            ``"squaredcos_cap_v2"`` (the cosine schedule of Nichol & Dhariwal).
-        block_out_channels: channels of the UNet's resolution levels, finest
-            first; each level after the first halves the resolution.
-        layers_per_block: residual blocks per level on the way down (the way
-            up has one more, as in diffusers and the paper).
-        norm_num_groups: GroupNorm groups; must divide every width.
-        attention_head_dim: channels per attention head at the lowest
-            resolution (the only level with self-attention, plus the middle
-            block); ``None`` is one head over all channels, as in the paper.
-        dropout: dropout in the residual blocks.
-        lr, weight_decay: AdamW settings.
-        max_grad_norm: global gradient-norm clip (the paper clips at 1); 0 turns it off.
-        ema_decay: decay of the EMA weights used for sampling.
-        ema_warmup: ramp the decay up as ``min(ema_decay, (1 + n) / (10 + n))``
-            after ``n`` updates, so a short run's EMA is not mostly the random
-            initialisation.
-        sampler: default sampler for :meth:`DDPM.generate`, ``"ddpm"`` or ``"ddim"``.
-            DDIM is the default because on a CPU 1000 ancestral steps are ~20x slower.
-        sampling_steps: default number of reverse steps; ``None`` is
-            ``timesteps`` for ``"ddpm"`` and 50 for ``"ddim"``.
-        ddim_eta: DDIM's eta (0 = deterministic given the initial noise).
-        sample_batch_size: images denoised together while generating (64 is the
-            fastest on a 2-core CPU at 28x28; larger chunks suit a GPU).
     """
 
-    timesteps: int = 1000
-    beta_schedule: str = "linear"
-    block_out_channels: tuple[int, ...] = (32, 64, 64)
-    layers_per_block: int = 2
-    norm_num_groups: int = 8
-    attention_head_dim: int | None = None
-    dropout: float = 0.0
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    ema_decay: float = 0.999
-    ema_warmup: bool = True
-    sampler: str = "ddim"
-    sampling_steps: int | None = None
-    ddim_eta: float = 0.0
-    sample_batch_size: int = 64
+    timesteps: int = param(1000, Int(min=2), "number of forward-process steps T")
+    beta_schedule: str = param(
+        "linear", Choice(*BETA_SCHEDULES),
+        "'linear' (Ho et al.; rescaled by 1000 / T for other T, as Nichol & Dhariwal do, so the end points keep "
+        "their meaning) or 'squaredcos_cap_v2' (the cosine schedule of Nichol & Dhariwal)",
+    )
+    block_out_channels: tuple[int, ...] = param(
+        (32, 64, 64), Dims(min_len=1, what="UNet channels per resolution level"),
+        "channels of the UNet's resolution levels, finest first; each level after the first halves the resolution",
+    )
+    layers_per_block: int = param(
+        2, Int(min=1), "residual blocks per level on the way down (the way up has one more, as in diffusers and the paper)"
+    )
+    norm_num_groups: int = param(8, Int(min=1), "GroupNorm groups; must divide every width")
+    attention_head_dim: int | None = param(
+        None, OrNone(Int(min=1)),
+        "channels per attention head at the lowest resolution (the only level with self-attention, plus the middle "
+        "block); must divide its width; None is one head over all channels, as in the paper",
+    )
+    dropout: float = param(0.0, Float(ge=0, lt=1), "dropout in the residual blocks")
+    lr: float = param(2e-4, Float(gt=0), "AdamW learning rate")
+    weight_decay: float = param(0.0, Float(ge=0), "AdamW weight decay")
+    max_grad_norm: float = param(1.0, Float(ge=0), "global gradient-norm clip (the paper clips at 1); 0 turns it off")
+    ema_decay: float = param(0.999, Float(ge=0, lt=1), "decay of the EMA weights used for sampling")
+    ema_warmup: bool = param(
+        True, Bool(),
+        "ramp the decay up as min(ema_decay, (1 + n) / (10 + n)) after n updates, so a short run's EMA is not "
+        "mostly the random initialisation",
+    )
+    sampler: str = param(
+        "ddim", Choice(*SAMPLERS),
+        "default sampler of DDPM.generate; DDIM is the default because on a CPU 1000 ancestral steps are ~20x slower",
+    )
+    sampling_steps: int | None = param(
+        None, OrNone(Int(min=1)),
+        "default number of reverse steps, at most timesteps; None is timesteps for 'ddpm' and 50 for 'ddim'",
+    )
+    ddim_eta: float = param(0.0, Float(ge=0), "DDIM's eta (0 = deterministic given the initial noise)")
+    sample_batch_size: int = param(
+        64, Int(min=1),
+        "images denoised together while generating (64 is the fastest on a 2-core CPU at 28x28; larger chunks suit a GPU)",
+    )
 
-    def __post_init__(self) -> None:
-        # Configs arrive from JSON too, where tuples are lists.
-        channels = self.block_out_channels
-        if not isinstance(channels, (list, tuple)) or not channels or not all(_is_int(c) and c >= 1 for c in channels):
-            raise ValueError(
-                f"The 'block_out_channels' parameter must be a non-empty sequence of integers >= 1. "
-                f"Got {self.block_out_channels!r} instead."
-            )
-        self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
-        for name in ("layers_per_block", "norm_num_groups", "sample_batch_size"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"The {name!r} parameter must be an integer >= 1. Got {value!r} instead.")
-            setattr(self, name, int(value))
-        if not _is_int(self.timesteps) or self.timesteps < 2:
-            raise ValueError(f"The 'timesteps' parameter must be an integer >= 2. Got {self.timesteps!r} instead.")
-        self.timesteps = int(self.timesteps)
-        if self.beta_schedule not in BETA_SCHEDULES:
-            raise ValueError(
-                f"The 'beta_schedule' parameter must be one of {', '.join(map(repr, BETA_SCHEDULES))}. "
-                f"Got {self.beta_schedule!r} instead."
-            )
+    def check_combination(self) -> None:
+        """The UNet's widths must suit its GroupNorm groups and attention heads; sampling steps fit in the timesteps."""
+        owner = self.owner()
         bad = [c for c in self.block_out_channels if c % self.norm_num_groups]
         if bad:
-            raise ValueError(
-                f"The 'norm_num_groups' parameter ({self.norm_num_groups}) must divide every entry of "
-                f"'block_out_channels' {self.block_out_channels}; it does not divide {bad[0]}."
+            raise invalid_parameter(
+                owner, "norm_num_groups",
+                f"a divisor of every entry of 'block_out_channels' {self.block_out_channels} (it does not divide {bad[0]})",
+                self.norm_num_groups,
             )
-        if self.attention_head_dim is not None:
-            lowest = self.block_out_channels[-1]
-            if not _is_int(self.attention_head_dim) or self.attention_head_dim < 1 or lowest % self.attention_head_dim:
-                raise ValueError(
-                    f"The 'attention_head_dim' parameter must be None or an integer >= 1 dividing the lowest "
-                    f"resolution's width {lowest}. Got {self.attention_head_dim!r} instead."
-                )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"The 'dropout' parameter must be in [0, 1). Got {self.dropout!r} instead.")
-        if not self.lr > 0:
-            raise ValueError(f"The 'lr' parameter must be > 0. Got {self.lr!r} instead.")
-        for name in ("weight_decay", "max_grad_norm", "ddim_eta"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
-                raise ValueError(f"The {name!r} parameter must be a finite number >= 0. Got {value!r} instead.")
-        if not (isinstance(self.ema_decay, (int, float)) and 0.0 <= self.ema_decay < 1.0):
-            raise ValueError(f"The 'ema_decay' parameter must be in [0, 1). Got {self.ema_decay!r} instead.")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(
-                f"The 'sampler' parameter must be one of {', '.join(map(repr, SAMPLERS))}. Got {self.sampler!r} instead."
+        lowest = self.block_out_channels[-1]
+        if self.attention_head_dim is not None and lowest % self.attention_head_dim:
+            raise invalid_parameter(
+                owner, "attention_head_dim", f"None or an integer >= 1 dividing the lowest resolution's width {lowest}",
+                self.attention_head_dim,
             )
-        if self.sampling_steps is not None:
-            _check_steps(self.sampling_steps, self.timesteps, "sampling_steps")
+        if self.sampling_steps is not None and self.sampling_steps > self.timesteps:
+            raise invalid_parameter(
+                owner, "sampling_steps", f"None or an integer in 1..{self.timesteps} (the timesteps)", self.sampling_steps
+            )
 
 
 def _check_steps(steps: Any, timesteps: int, what: str) -> None:
@@ -161,7 +128,7 @@ def _check_steps(steps: Any, timesteps: int, what: str) -> None:
         raise ValueError(f"The {what!r} parameter must be an integer in 1..{timesteps} (the timesteps). Got {steps!r} instead.")
 
 
-class DDPM(TorchSynthModel):
+class DDPMModel(TorchSynthModel):
     """A denoising diffusion model of images on the model contract.
 
     ``nets["unet"]`` is the trained UNet; ``shadow_nets["ema_unet"]`` its EMA

@@ -16,31 +16,26 @@ import numpy as np
 import torch
 
 from engine.core.contract import BatchSampler
+from engine.core.params import Choice, Float, Int, Pair, param
 from engine.images.models.batches import ImageBatches
-from engine.images.models.dcgan import DCGAN, DCGANConfig
+from engine.images.models.dcgan import DCGANConfig, DCGANModel
 
 
 @dataclass
 class WGANGPConfig(DCGANConfig):
     """Hyperparameters of WGAN-GP; ``critic_iterations`` and ``gp_weight`` are the paper's n_critic and lambda."""
 
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.0, 0.9)
-    discriminator_norm: str = "layer"
-    critic_iterations: int = 5
-    gp_weight: float = 10.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.critic_iterations, int) or self.critic_iterations < 1:
-            raise ValueError(f"The 'critic_iterations' parameter must be an integer >= 1. Got {self.critic_iterations!r} instead.")
-        if not self.gp_weight >= 0:
-            raise ValueError(f"The 'gp_weight' parameter must be >= 0. Got {self.gp_weight!r} instead.")
-        if self.discriminator_norm == "batch":
-            raise ValueError("The WGAN-GP critic cannot use BatchNorm (the gradient penalty is per image); use 'layer' or 'none'.")
+    lr: float = param(1e-4, Float(gt=0), "Adam learning rate of both networks")
+    betas: tuple[float, float] = param((0.0, 0.9), Pair(Float(ge=0, lt=1)), "Adam betas of both networks")
+    discriminator_norm: str = param(
+        "layer", Choice("layer", "none", because="the gradient penalty is per image, so the critic cannot use BatchNorm"),
+        "normalisation in the critic",
+    )
+    critic_iterations: int = param(5, Int(min=1), "critic steps, on fresh real batches, per generator step")
+    gp_weight: float = param(10.0, Float(ge=0), "weight of the gradient penalty")
 
 
-class WGANGP(DCGAN):
+class WGANGPModel(DCGANModel):
     """WGAN-GP on the model contract."""
 
     name: ClassVar[str] = "wgan_gp"

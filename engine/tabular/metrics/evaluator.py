@@ -158,48 +158,51 @@ def evaluate_tables(
     )
 
 
-class QualityEvaluator:
-    """The seed-style entry point: ``QualityEvaluator().evaluate_tabular(real_data=..., synthetic_data=...)``."""
+def evaluate_tabular(
+    real_data: Any,
+    synthetic_data: Any,
+    *,
+    target: str | None = None,
+    categorical_columns: Sequence[str] | None = None,
+    continuous_columns: Sequence[str] | None = None,
+    holdout_data: Any = None,
+    privacy: bool = True,
+    detection: bool = True,
+    seed: int = 0,
+) -> TabularReport:
+    """The report behind ``QualityEvaluator().evaluate_tabular``: :func:`evaluate_tables`, holding rows out when needed.
 
-    def __init__(self, *, privacy: bool = True, detection: bool = True, seed: int = 0) -> None:
-        self.privacy = privacy
-        self.detection = detection
-        self.seed = seed
+    When a target is given without ``holdout_data``, 20% of ``real_data`` is
+    held out for testing (sampled with ``seed``). The synthesizer has usually
+    seen those rows, which flatters ML efficacy and the privacy comparisons:
+    the report says so in its notes (JSON ``details.notes``, the HTML overview)
+    and its privacy section.
+    """
+    real = read_table(real_data)
+    holdout = holdout_data
+    split = target is not None and holdout is None
+    if split:
+        holdout = real.sample(frac=HOLDOUT_FRACTION, random_state=seed)
+        real = real.drop(index=holdout.index)
+    return evaluate_tables(
+        real,
+        synthetic_data,
+        holdout=holdout,
+        target=target,
+        categorical_columns=categorical_columns,
+        continuous_columns=continuous_columns,
+        privacy=privacy,
+        detection=detection,
+        seed=seed,
+        holdout_from_real=split,
+    )
 
-    def evaluate_tabular(
-        self,
-        *,
-        real_data: Any,
-        synthetic_data: Any,
-        target: str | None = None,
-        categorical_columns: Sequence[str] | None = None,
-        continuous_columns: Sequence[str] | None = None,
-        holdout_data: Any = None,
-        privacy: bool | None = None,
-        detection: bool | None = None,
-    ) -> TabularReport:
-        """Report with ``.similarity_score``, ``.correlation_score``, ``.ks_statistic`` and, with a target, ``.ml_efficacy``.
 
-        When a target is given without ``holdout_data``, 20% of ``real_data`` is
-        held out for testing. The synthesizer has usually seen those rows, which
-        flatters ML efficacy and the privacy comparisons: the report says so in its
-        notes (JSON ``details.notes``, the HTML overview) and its privacy section.
-        """
-        real = read_table(real_data)
-        holdout = holdout_data
-        split = target is not None and holdout is None
-        if split:
-            holdout = real.sample(frac=HOLDOUT_FRACTION, random_state=self.seed)
-            real = real.drop(index=holdout.index)
-        return evaluate_tables(
-            real,
-            synthetic_data,
-            holdout=holdout,
-            target=target,
-            categorical_columns=categorical_columns,
-            continuous_columns=continuous_columns,
-            privacy=self.privacy if privacy is None else privacy,
-            detection=self.detection if detection is None else detection,
-            seed=self.seed,
-            holdout_from_real=split,
-        )
+def __getattr__(name: str) -> Any:
+    # QualityEvaluator moved to engine.evaluation.quality (one evaluator for every modality);
+    # the old import path keeps giving that same class.
+    if name == "QualityEvaluator":
+        from engine.evaluation.quality import QualityEvaluator
+
+        return QualityEvaluator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,46 +19,29 @@ from engine.core.contract import BatchSampler
 from engine.tabular.models.base import GENERATION_CHUNK_ROWS, TabularTorchModel
 from engine.tabular.models.conditional import ConditionalVector, TrainingSampler
 from engine.core.ema import ema_copy, ema_decay, update_ema
-from engine.core.params import check_dims, check_int, check_number
+from engine.core.params import Dims, Float, Int, ModelConfig, Pair, param
 from engine.core.precision import InferenceCopies
-from engine.training.config import InvalidOptionError
 from engine.tabular.transforms.layout import EncodedLayout
 
 
 @dataclass
-class CTGANConfig:
+class CTGANConfig(ModelConfig):
     """Hyperparameters of CTGAN (defaults follow the paper unless noted)."""
 
-    embedding_dim: int = 128  # size of the noise vector
-    generator_dims: tuple[int, ...] = (256, 256)  # widths of the residual blocks
-    discriminator_dims: tuple[int, ...] = (256, 256)
-    generator_lr: float = 2e-4
-    discriminator_lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.9)
-    weight_decay: float = 1e-6
-    pac: int = 10  # rows the critic judges together (PacGAN)
-    discriminator_steps: int = 1  # critic updates per generator update
-    gradient_penalty_weight: float = 10.0
-    gumbel_tau: float = 0.2  # temperature of the Gumbel-softmax on one-hot blocks
+    embedding_dim: int = param(128, Int(min=1), "size of the noise vector")
+    generator_dims: tuple[int, ...] = param((256, 256), Dims(), "widths of the generator's residual blocks")
+    discriminator_dims: tuple[int, ...] = param((256, 256), Dims(), "widths of the critic's layers")
+    generator_lr: float = param(2e-4, Float(gt=0), "Adam learning rate of the generator")
+    discriminator_lr: float = param(2e-4, Float(gt=0), "Adam learning rate of the critic")
+    betas: tuple[float, float] = param((0.5, 0.9), Pair(Float(ge=0, lt=1)), "Adam betas of both networks")
+    weight_decay: float = param(1e-6, Float(ge=0), "Adam weight decay of both networks")
+    pac: int = param(10, Int(min=1), "rows the critic judges together (PacGAN)")
+    discriminator_steps: int = param(1, Int(min=1), "critic updates per generator update")
+    gradient_penalty_weight: float = param(10.0, Float(ge=0), "weight of the WGAN-GP gradient penalty")
+    gumbel_tau: float = param(0.2, Float(gt=0), "temperature of the Gumbel-softmax on one-hot blocks")
     # Rows are generated from a moving average of the generator's weights (not in the paper; see
     # engine.core.ema): 0 generates from the last step's weights.
-    ema_decay: float = 0.998
-
-    def __post_init__(self) -> None:
-        owner = "CTGAN"
-        self.generator_dims = check_dims(owner, "generator_dims", self.generator_dims)
-        self.discriminator_dims = check_dims(owner, "discriminator_dims", self.discriminator_dims)
-        for name in ("embedding_dim", "pac", "discriminator_steps"):
-            check_int(owner, name, getattr(self, name))
-        for name in ("generator_lr", "discriminator_lr", "gumbel_tau"):
-            setattr(self, name, check_number(owner, name, getattr(self, name)))
-        for name in ("weight_decay", "gradient_penalty_weight"):
-            setattr(self, name, check_number(owner, name, getattr(self, name), low_inclusive=True))
-        self.ema_decay = check_number(owner, "ema_decay", self.ema_decay, low_inclusive=True, high=1.0)
-        betas = self.betas
-        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
-            raise InvalidOptionError(f"The 'betas' parameter of CTGAN must be a pair of numbers in [0, 1). Got {betas!r} instead.")
-        self.betas = tuple(check_number(owner, "betas", b, low_inclusive=True, high=1.0) for b in betas)  # type: ignore[assignment]
+    ema_decay: float = param(0.998, Float(ge=0, lt=1), "decay of the generator's weight average used to generate (0: none)")
 
 
 class Residual(nn.Module):

@@ -28,7 +28,7 @@ import torch
 from scipy.special import ndtr, ndtri
 
 from engine.core.errors import InvalidConditionError
-from engine.core.params import check_int
+from engine.core.params import Int, ModelConfig, param
 from engine.tabular.schema.kinds import ColumnKind
 
 _EPS = 1e-6
@@ -36,15 +36,11 @@ _GIBBS_SWEEPS = 20
 
 
 @dataclass
-class GaussianCopulaConfig:
+class GaussianCopulaConfig(ModelConfig):
     """Hyperparameters of the Gaussian copula."""
 
-    quantile_grid: int = 1001  # points of each numeric column's stored quantile function
-    max_fit_rows: int = 100_000  # rows of the random subsample the copula is fitted on
-
-    def __post_init__(self) -> None:
-        check_int("GaussianCopula", "quantile_grid", self.quantile_grid, minimum=3)
-        check_int("GaussianCopula", "max_fit_rows", self.max_fit_rows, minimum=2)
+    quantile_grid: int = param(1001, Int(min=3), "points of each numeric column's stored quantile function")
+    max_fit_rows: int = param(100_000, Int(min=2), "rows of the random subsample the copula is fitted on")
 
 
 def _numpy_rng(generator: torch.Generator | np.random.Generator) -> np.random.Generator:

@@ -11,30 +11,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.tabular.models.base import GENERATION_CHUNK_ROWS, TabularTorchModel
-from engine.core.params import check_dims, check_int, check_number
+from engine.core.params import Dims, Float, Int, ModelConfig, param
 from engine.core.precision import InferenceCopies
 from engine.tabular.transforms.layout import EncodedLayout
 
 
 @dataclass
-class TVAEConfig:
+class TVAEConfig(ModelConfig):
     """Hyperparameters of TVAE (defaults follow the paper's reference settings)."""
 
-    embedding_dim: int = 128  # size of the latent code
-    compress_dims: tuple[int, ...] = (128, 128)  # encoder widths
-    decompress_dims: tuple[int, ...] = (128, 128)  # decoder widths
-    lr: float = 1e-3
-    l2scale: float = 1e-5
-    loss_factor: float = 2.0  # weight of the reconstruction term against the KL term
-
-    def __post_init__(self) -> None:
-        owner = "TVAE"
-        self.compress_dims = check_dims(owner, "compress_dims", self.compress_dims)
-        self.decompress_dims = check_dims(owner, "decompress_dims", self.decompress_dims)
-        check_int(owner, "embedding_dim", self.embedding_dim)
-        self.lr = check_number(owner, "lr", self.lr)
-        self.l2scale = check_number(owner, "l2scale", self.l2scale, low_inclusive=True)
-        self.loss_factor = check_number(owner, "loss_factor", self.loss_factor)
+    embedding_dim: int = param(128, Int(min=1), "size of the latent code")
+    compress_dims: tuple[int, ...] = param((128, 128), Dims(), "encoder widths")
+    decompress_dims: tuple[int, ...] = param((128, 128), Dims(), "decoder widths")
+    lr: float = param(1e-3, Float(gt=0), "Adam learning rate")
+    l2scale: float = param(1e-5, Float(ge=0), "Adam weight decay")
+    loss_factor: float = param(2.0, Float(gt=0), "weight of the reconstruction term against the KL term")
 
 
 def _mlp(in_dim: int, dims: tuple[int, ...]) -> tuple[nn.Sequential, int]:
