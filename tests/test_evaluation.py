@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from engine.evaluation import QualityEvaluator, evaluate_tables, quality_scores
-from engine.evaluation import metrics as M
+from engine.tabular import metrics as M
 from engine.tabular.schema import infer_schema
 
 sdmetrics = pytest.importorskip("sdmetrics")

@@ -53,6 +53,25 @@ def test_frechet_distance_agrees_with_the_reference_package():
     assert frechet_distance(a, b) == pytest.approx(float(helper.compute_fid_score()), rel=1e-6)
 
 
+def test_frechet_distance_of_sets_smaller_than_their_width_matches_the_matrix_root():
+    # Fewer samples than dimensions (FID on a few hundred Inception features): the exact low-rank
+    # form must give what the D x D matrix square root gives, here and in the reference package.
+    from fid_helper_pytorch import FidHelper
+
+    rng = np.random.default_rng(5)
+    for n1, n2, width in ((20, 25, 30), (10, 10, 50), (5, 29, 40)):
+        a = rng.normal(size=(n1, width))
+        b = rng.normal(0.3, 1.3, size=(n2, width)) @ rng.normal(size=(width, width)) * 0.3
+        expected = frechet_distance_from_stats(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+        assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+        helper = FidHelper.__new__(FidHelper)
+        helper.ref_stat_dict = {"mu": a.mean(0), "sigma": np.cov(a, rowvar=False)}
+        helper.eval_stat_dict = {"mu": b.mean(0), "sigma": np.cov(b, rowvar=False)}
+        assert frechet_distance(a, b) == pytest.approx(float(helper.compute_fid_score()), rel=1e-5)
+    with pytest.raises(InvalidDataError, match="width"):
+        frechet_distance(np.ones((5, 2)), np.ones((5, 3)))
+
+
 def test_frechet_distance_is_zero_for_a_set_against_itself_and_grows_with_noise():
     a = np.random.default_rng(2).normal(size=(500, 8))
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)

@@ -26,7 +26,7 @@ from engine.core.registry import get_model_class
 from engine.training import ScalingOptions, TrainOptions, train_torch_model
 from engine.training.checkpoint import load_checkpoint, state_digest
 from engine.training.loop import _read_shard, _worker_seed, dataset_from_arrays
-from engine.training.steps import PhaseError, ScheduleFactor, plan_phases
+from engine.training.steps import PhaseError, ScheduleFactor, StepRunner, build_schedulers, plan_phases
 
 T, C = 5, 3  # time steps and channels of the toy sequences
 
@@ -342,11 +342,15 @@ def test_grad_accumulation_equals_one_batch_k_times_larger(ray_session):
     assert not torch.allclose(result.state_tensors["net.weight"], unaccumulated["net.weight"], atol=1e-3)
 
 
-def test_two_workers_average_gradients_exactly(ray_session):
-    """Two workers whose one batch is their whole shard (32 of 64 rows): each DDP step averages the two
-    shards' mean gradients, which is the full-batch gradient step whichever rows each rank was given."""
+@pytest.mark.parametrize(("batch_size", "accumulate"), [(32, 1), (16, 2)])
+def test_two_workers_average_gradients_exactly(ray_session, batch_size, accumulate):
+    """Two workers whose one step covers their whole shard (32 of 64 rows, in one batch or accumulated
+    over two under DDP's no_sync): each step averages the two shards' mean gradients, which is the
+    full-batch gradient step whichever rows each rank was given."""
     rows = _regression_rows(64)
-    result = _train(LinearToy, rows, workers=2, epochs=3, batch_size=32, lr=0.1)
+    result = _train(
+        LinearToy, rows, workers=2, epochs=3, batch_size=batch_size, grad_accumulation_steps=accumulate, lr=0.1
+    )
     reference = _reference_sgd(rows, batch_size=64, epochs=3, lr=0.1)  # from rank 0's init, which DDP broadcasts
     assert result.steps_completed == 3 and sorted(result.rank_state_digests) == [0, 1]
     assert set(result.rank_state_digests.values()) == {state_digest(result.state_tensors)}
@@ -397,6 +401,37 @@ def test_schedule_factors():
     assert linear(4) == 1.0 and linear(7) == pytest.approx(0.5) and linear(10) == 0.0
     assert ScheduleFactor("constant", 1, None)(0) == 0.5 and ScheduleFactor("constant", 1, None)(1) == 1.0
     assert math.isclose(ScheduleFactor("cosine", 2, 6)(2), 1.0)
+
+
+def test_a_resumed_schedule_continues_at_the_step_it_stopped():
+    """A StepRunner rebuilt from a checkpoint's state continues the schedule where it was; a run resumed
+    with more steps stretches its decay over the new total."""
+
+    def runner_for(total: int):
+        torch.manual_seed(0)
+        model = LinearToy(ToyConfig(lr=0.1), ToyLayout())
+        optimizers = model.configure_optimizers()
+        options = TrainOptions(max_steps=total, lr_schedule="linear", warmup_steps=1)
+        return StepRunner(model, optimizers, options, torch.device("cpu"), build_schedulers(optimizers, options, total))
+
+    batch = [torch.from_numpy(_regression_rows(8))]
+    gen = torch.Generator().manual_seed(0)
+    straight = runner_for(10)
+    for _ in range(3):
+        straight.step(batch, gen)
+    saved, opt_state = straight.state(), straight.optimizers["opt"].state_dict()
+    resumed = runner_for(10)
+    resumed.optimizers["opt"].load_state_dict(opt_state)
+    resumed.load_state(saved, step=3)
+    for _ in range(2):
+        assert resumed.optimizers["opt"].param_groups[0]["lr"] == straight.optimizers["opt"].param_groups[0]["lr"]
+        straight.step(batch, gen), resumed.step(batch, gen)
+    longer = runner_for(20)
+    longer.load_state(saved, step=3)
+    assert longer.optimizers["opt"].param_groups[0]["lr"] == pytest.approx(0.1 * ScheduleFactor("linear", 1, 20)(3))
+    fresh = runner_for(10)
+    fresh.load_state({}, step=3)  # a checkpoint without schedules (a constant run) resumed with one
+    assert fresh.optimizers["opt"].param_groups[0]["lr"] == pytest.approx(0.1 * ScheduleFactor("linear", 1, 10)(3))
 
 
 # --------------------------------------------------------------------------- phases

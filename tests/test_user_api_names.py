@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-import engine
 from engine import ImageSynthesizer, QualityEvaluator, StableDiffusionSynthesizer
 from engine.core.errors import InvalidDataError, InvalidOptionError
 from engine.images.pretrained.source import PretrainedModelError
@@ -156,18 +155,20 @@ def test_calculate_fid_as_written():
     # Grey images and another size go through the same network (grey repeated to RGB, everything resized to 299).
     grey = real.mean(axis=-1).astype(np.uint8)
     assert evaluator.calculate_fid(real_images=grey, synthetic_images=grey[:, :24, :24]) > 0.0
-    # A subset of each set when asked, drawn from the seed.
+    # A seeded subset of each set when asked; more synthetic images than real ones are subsampled to the same size.
     assert evaluator.calculate_fid(real_images=real, synthetic_images=real, max_images=6) >= 0.0
+    assert evaluator.calculate_fid(real_images=real[:8], synthetic_images=_pictures(20, seed=1)) > 0.0
 
 
-def test_calculate_fid_errors_name_the_parameter():
+def test_calculate_fid_errors_say_what_is_wrong():
     evaluator = QualityEvaluator()
-    with pytest.raises(InvalidDataError, match="synthetic_images must hold at least 2 images"):
-        evaluator.calculate_fid(real_images=_pictures(3, 0), synthetic_images=_pictures(1, 1))
-    with pytest.raises(InvalidDataError, match="real_images: .*shape"):
-        evaluator.calculate_fid(real_images=np.zeros((4, 8), np.uint8), synthetic_images=_pictures(3, 1))
-    with pytest.raises(InvalidDataError, match="max_images must be an integer >= 2"):
-        evaluator.calculate_fid(real_images=_pictures(3, 0), synthetic_images=_pictures(3, 1), max_images=1)
+    # Both sets are compared at one size (FID depends on it): too few synthetic images is refused.
+    with pytest.raises(InvalidDataError, match="give at least 6 generated images .got 4."):
+        evaluator.calculate_fid(real_images=_pictures(6, 0), synthetic_images=_pictures(4, 1))
+    with pytest.raises(InvalidDataError, match="shape"):
+        evaluator.calculate_fid(real_images=np.zeros((4, 8), np.uint8), synthetic_images=_pictures(4, 1))
+    with pytest.raises(InvalidDataError, match="max_images must be an integer >= 4 .* got 1"):
+        evaluator.calculate_fid(real_images=_pictures(4, 0), synthetic_images=_pictures(4, 1), max_images=1)
 
 
 def test_evaluate_images_delegates_to_the_image_metrics():

@@ -446,7 +446,3 @@ def _summarise(
         written_shards=sorted(int(r["shard"]) for r in results if r["written"]),
         skipped_shards=sorted(int(r["shard"]) for r in results if not r["written"]),
     )
-
-
-# Names the pretrained pipelines' writer imported before the public base existed.
-_filesystem, _model_digest, _device_for = output_location, model_digest, device_for

@@ -9,23 +9,24 @@
     fid = evaluator.calculate_fid(real_images=x_real, synthetic_images=x_generated)
     images_report = evaluator.evaluate_images(real_images=x_real, synthetic_images=x_generated)
 
-Each method delegates to its modality's metrics (``engine.tabular.metrics``,
-``engine.images.metrics``), imported inside the method: importing this module
-(and ``engine.evaluation``) loads neither pandas-heavy tabular code nor torch.
+Each method hands the work to its modality's evaluator, found in the registry
+by the modality's name (``"table"``, ``"image"``): ``engine/evaluation`` is a
+core layer and imports no modality package (docs/architecture.md), and
+importing this module loads neither pandas-heavy tabular code nor torch.
 """
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from engine.core.errors import InvalidDataError
+from engine.core.registry import get_modality
 
-if TYPE_CHECKING:  # for annotations only; imported lazily at run time
-    from engine.images.metrics import ImageReport, InceptionFeatures
-    from engine.tabular.metrics.report import TabularReport
+TABLE, IMAGE = "table", "image"  # the registry's names of the modalities this front serves
 
 
 class QualityEvaluator:
@@ -47,7 +48,6 @@ class QualityEvaluator:
         self.seed = seed
         self.device = device
         self.inception_weights = inception_weights
-        self._inception: InceptionFeatures | None = None  # loaded on first use, then kept (about 100 MB)
 
     # ------------------------------------------------------------------ tables
     def evaluate_tabular(
@@ -61,8 +61,8 @@ class QualityEvaluator:
         holdout_data: Any = None,
         privacy: bool | None = None,
         detection: bool | None = None,
-    ) -> TabularReport:
-        """Report with ``.similarity_score``, ``.correlation_score``, ``.ks_statistic`` and, with a target, ``.ml_efficacy``.
+    ) -> Any:
+        """A ``TabularReport`` with ``.similarity_score``, ``.correlation_score``, ``.ks_statistic`` and, with a target, ``.ml_efficacy``.
 
         Tables are DataFrames, Arrow tables or CSV/Parquet paths. When a target
         is given without ``holdout_data``, 20% of ``real_data`` is held out for
@@ -71,18 +71,18 @@ class QualityEvaluator:
         (JSON ``details.notes``, the HTML overview) and its privacy section.
         ``privacy`` / ``detection`` override the instance's choice for this call.
         """
-        from engine.tabular.metrics.evaluator import evaluate_tabular
-
-        return evaluate_tabular(
+        return get_modality(TABLE).evaluate(
             real_data,
             synthetic_data,
+            holdout=holdout_data,
             target=target,
             categorical_columns=categorical_columns,
             continuous_columns=continuous_columns,
-            holdout_data=holdout_data,
             privacy=self.privacy if privacy is None else privacy,
             detection=self.detection if detection is None else detection,
             seed=self.seed,
+            # The seed-style API's promise: with a target and no holdout, hold some real rows out.
+            split_holdout=target is not None and holdout_data is None,
         )
 
     # ------------------------------------------------------------------ images
@@ -96,20 +96,18 @@ class QualityEvaluator:
         holdout_images: Any = None,
         holdout_labels: Any = None,
         **options: Any,
-    ) -> ImageReport:
-        """The full image report: FID, KID, precision/recall (Inception and domain features) and conditional accuracy.
+    ) -> Any:
+        """An ``ImageReport``: FID, KID, precision/recall (Inception and domain features) and conditional accuracy.
 
         Images are anything ``engine.images.read_images`` accepts (uint8 arrays
-        ``(N, H, W[, C])``, folders, ``.npz``, Parquet, an ``ImageSet``).
-        ``holdout_images`` (real images the generator never saw) give the
-        real-vs-real floor to read the distances against. ``options`` go to
-        :class:`~engine.images.metrics.ImageEvaluator` (``max_images``,
-        ``inception``, ``domain``, ``domain_epochs``, ``k``).
+        ``(N, H, W[, C])``, folders, ``.npz``, Parquet, an ``ImageSet``) or a
+        pipeline's ``generate_batch`` result. ``holdout_images`` (real images
+        the generator never saw) give the real-vs-real floor to read the
+        distances against. ``options`` go to ``engine.images.metrics.ImageEvaluator``
+        (``max_images``, ``inception``, ``domain``, ``domain_epochs``, ``k``).
         """
-        from engine.images.metrics import evaluate_images
-
         settings = {"seed": self.seed, "device": self.device, "inception_weights": self.inception_weights, **options}
-        return evaluate_images(
+        return get_modality(IMAGE).evaluate(
             _image_source(real_images), _image_source(synthetic_images), real_labels=real_labels,
             synthetic_labels=synthetic_labels, holdout=None if holdout_images is None else _image_source(holdout_images),
             holdout_labels=holdout_labels, **settings,
@@ -124,34 +122,26 @@ class QualityEvaluator:
         grey images are repeated to RGB, as for published FIDs.
 
         Args:
-            real_images, synthetic_images: uint8 arrays ``(N, H, W[, C])``,
-                folders, ``.npz``, Parquet, an ``ImageSet`` or the result of a
-                pipeline's ``generate_batch``; at least 2 images each.
-            max_images: use a seeded random subset of at most this many images
-                of each set (None: all of them).
+            real_images, synthetic_images: as for :meth:`evaluate_images`; at
+                least 4 images each.
+            max_images: compare a seeded random subset of at most this many
+                images of each set (None: every real image).
 
-        FID is biased upwards for small sets, so compare FIDs computed on the
-        same numbers of images; papers use 10,000-50,000 generated images.
+        FID is biased upwards for small sets, so both sets are compared at the
+        same size: ``n = min(len(real_images), max_images)`` images of each,
+        and ``synthetic_images`` must hold at least ``n`` (papers use
+        10,000-50,000). This is the image metrics' Inception FID (see
+        :meth:`evaluate_images` for KID, precision/recall and a held-out floor).
         """
-        from engine.evaluation.distances import frechet_distance
-        from engine.images.metrics import InceptionFeatures
-
         if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer))
-                                       or max_images < 2):
-            raise InvalidDataError(f"max_images must be an integer >= 2 (or None for every image); got {max_images!r}.")
-        rng = np.random.default_rng(self.seed)
-        sets = []
-        for name, source in (("real_images", real_images), ("synthetic_images", synthetic_images)):
-            images = _read(source, name)
-            if len(images) < 2:
-                raise InvalidDataError(f"{name} must hold at least 2 images (FID fits a covariance to them); got {len(images)}.")
-            if max_images is not None and len(images) > max_images:
-                images = images[np.sort(rng.permutation(len(images))[: int(max_images)])]
-            sets.append(images)
-        if self._inception is None:
-            self._inception = InceptionFeatures(self.inception_weights, device=self.device)
-        real, synthetic = (self._inception(images) for images in sets)
-        return frechet_distance(real, synthetic)
+                                       or max_images < 4):
+            raise InvalidDataError(f"max_images must be an integer >= 4 (or None for every image); got {max_images!r}.")
+        report = get_modality(IMAGE).evaluate(
+            _image_source(real_images), _image_source(synthetic_images), inception=True, domain=False,
+            max_images=sys.maxsize if max_images is None else int(max_images), seed=self.seed, device=self.device,
+            inception_weights=self.inception_weights,
+        )
+        return float(report.inception.fid)
 
 
 def _image_source(source: Any) -> Any:
@@ -160,13 +150,3 @@ def _image_source(source: Any) -> Any:
     if isinstance(images, np.ndarray) and hasattr(source, "prompt_index"):
         return images
     return source
-
-
-def _read(source: Any, name: str) -> np.ndarray:
-    """The uint8 ``(N, H, W, C)`` images of ``source``; a read error names the parameter it came from."""
-    from engine.images.io import read_images
-
-    try:
-        return read_images(_image_source(source)).images
-    except InvalidDataError as exc:
-        raise InvalidDataError(f"{name}: {exc}") from None

@@ -125,11 +125,6 @@ class TrainOptions:
         _check(self.mixed_precision in MIXED_PRECISION, "mixed_precision", _one_of(MIXED_PRECISION), self.mixed_precision)
         _check(isinstance(self.stream, bool), "stream", "True or False", self.stream)
 
-    @property
-    def counts_steps(self) -> bool:
-        """Whether the run is measured in optimisation steps (``max_steps`` set) rather than epochs."""
-        return self.max_steps is not None
-
 
 def _is_int(value: object) -> bool:
     # bool is an int subclass: epochs=True is a mistake, not one epoch.

@@ -48,7 +48,7 @@ from engine.training.steps import StepRunner, build_schedulers, plan_phases, run
 # They are read on the driver and propagated to the controller and workers.
 RAY_TRAIN_DEFAULTS = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",  # the controller polls workers; 2 s adds seconds to every run
-    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # otherwise each progress line is printed twice
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # otherwise a worker's print() shows twice (with --verbose; progress goes through engine.training.progress)
     "RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION": "0",
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
 }
@@ -194,6 +194,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     for key in list(model.nets):
         # A DDP wrapper with 2+ workers, the bare module with one: models call unwrapped() where it matters.
         model.nets[key] = ray.train.torch.prepare_model(model.nets[key], move_to_device=device)
+    if world > 1:
+        _broadcast_shadow_nets(model)
     optimizers = model.configure_optimizers()
 
     shard = ray.train.get_dataset_shard("train")
@@ -224,7 +226,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         for name, opt in optimizers.items():
             opt.load_state_dict(st.optimizers[name])
         # After the optimisers, whose learning rates the schedules then own again.
-        runner.load_state({"schedulers": st.schedulers, "grad_scaler": st.grad_scaler})
+        runner.load_state({"schedulers": st.schedulers, "grad_scaler": st.grad_scaler}, st.step)
         model.load_extra_state(st.extra_state)
         pos = _Position(epoch=st.epoch, step=st.step, phase=st.phase, progress=st.phase_progress, batches=st.epoch_batches)
         history = list(st.history)
@@ -266,7 +268,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         history.append(row)
         if bar is not None:
             bar.epoch(row)  # the driver draws the losses: on its bar, or one line per epoch in a log
-        last = pos.phase == len(plan)
+        last = pos.phase == len(plan) - 1 and pos.progress >= plan[-1].length
         if last or len(history) % options.checkpoint_every == 0:
             # Every rank adds its own random state (and a digest of the state it holds) to the checkpoint.
             with tempfile.TemporaryDirectory() as tmp:
@@ -316,7 +318,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     while pos.phase < len(plan):
         phase = plan[pos.phase]
         model.phase = phase.name
-        if pos.progress >= phase.length:  # resumed with a shorter phase than the checkpoint's run had
+        if pos.progress >= phase.length:  # the phase is complete (or the resumed run asks for less of it)
             pos.next_phase()
             steps_left = None
             continue
@@ -342,11 +344,11 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             if phase.unit == "steps":
                 pos.progress += 1
                 phase_over = pos.progress == phase.length
-                if phase_over:
-                    pos.next_phase()
                 if phase_over or pos.progress % options.report_every_steps == 0:
                     report({"step": pos.step}, phase.name)
                 if phase_over:
+                    # The checkpoint keeps the phase, complete, and the data epoch it stopped in: a run
+                    # resumed with a longer phase continues that epoch; else the next phase starts afresh.
                     break
         steps_left = None
         if phase_over:
@@ -358,11 +360,22 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         pos.batches = 0
         if phase.unit == "epochs":
             pos.progress += 1
-            if pos.progress == phase.length:
-                pos.next_phase()
             report({"epoch": pos.epoch}, phase.name)
     if bar is not None:
         bar.close()
+
+
+def _broadcast_shadow_nets(model: Any) -> None:
+    """Give every rank rank 0's shadow modules (EMA copies), as DDP gives it rank 0's trained weights.
+
+    A model takes its EMA copy at construction, from its rank's own random initialisation:
+    without this the ranks' averages would differ for the whole run.
+    """
+    import torch.distributed as dist
+
+    for module in model.shadow_nets.values():
+        for t in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(t.data, src=0)
 
 
 def _sync_buffers(model: Any, world: int) -> None:

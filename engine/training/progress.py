@@ -33,16 +33,17 @@ class ProgressBoard:
         self._total = 0
         self._events: list[tuple[str, Any]] = []
 
+    # Times are the board's clock (one clock, whichever nodes the workers run on).
     def start(self, start_epoch: int, total_steps: int, steps_done: int) -> None:
         self._total, self._steps = total_steps, steps_done
-        self._events.append(("start", start_epoch))
+        self._events.append(("start", {"start_epoch": start_epoch, "steps": steps_done, "at": time.time()}))
 
     def steps(self, steps_done: int) -> None:
         self._steps = steps_done
 
     def epoch(self, row: dict[str, float], steps_done: int) -> None:
         self._steps = steps_done
-        self._events.append(("epoch", (row, steps_done)))
+        self._events.append(("epoch", {"row": row, "steps": steps_done, "at": time.time()}))
 
     def poll(self, seen: int) -> tuple[int, int, list[tuple[str, Any]]]:
         """Steps done, total steps, and the events after the first ``seen``."""
@@ -87,7 +88,11 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def format_losses(row: Mapping[str, float]) -> str:
-    return "  ".join(f"{k} {v:+.4f}" for k, v in row.items() if k not in ("epoch", "seconds"))
+    # Counters and labels (epoch, step, phase) are the bar's own; only the losses are listed.
+    return "  ".join(
+        f"{k} {v:+.4f}" for k, v in row.items()
+        if k not in ("epoch", "step", "phase", "seconds") and isinstance(v, (int, float))
+    )
 
 
 class DriverProgress:
@@ -109,7 +114,7 @@ class DriverProgress:
         self._bar: Any = None
         self._desc = f"{name} epoch 0/{epochs}"
         self._steps, self._total = 0, 0
-        self._started = time.monotonic()
+        self._began_at, self._began_steps = time.time(), 0  # when and where rank 0 (last) started
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> DriverProgress:
@@ -128,7 +133,6 @@ class DriverProgress:
         self._stream = self._stream or sys.stderr
         if self._tty is None:
             self._tty = _is_terminal(self._stream)
-        self._started = time.monotonic()
         self.handle = ray.remote(num_cpus=0)(ProgressBoard).remote()
         if self._tty:
             from tqdm import tqdm
@@ -183,16 +187,18 @@ class DriverProgress:
         self._seen += len(events)
         for kind, payload in events:
             if kind == "start":  # rank 0 begins (again, after a failure): rates count from here
-                self._total, self._started = total, time.monotonic()
+                self._total = total
+                self._began_at, self._began_steps = payload["at"], payload["steps"]
                 if self._bar is not None:
                     self._bar.reset(total=total)
-                if payload:
-                    self._write(f"resuming from the checkpoint after epoch {payload}")
+                    self._bar.initial = self._bar.n = payload["steps"]
+                if payload["start_epoch"]:
+                    self._write(f"resuming from the checkpoint after epoch {payload['start_epoch']}")
             elif kind == "epoch":
-                row, at = payload
+                row = payload["row"]
                 self._desc = f"{self.name} epoch {row['epoch']}/{self.epochs}  {format_losses(row)}"
                 if not self._tty:
-                    self._write(self._meter(at))
+                    self._write(self._meter(payload["steps"], payload["at"]))
         self._steps, self._total = steps, total or self._total
         if self._bar is not None:
             if self._total and self._bar.total != self._total:
@@ -201,12 +207,12 @@ class DriverProgress:
             self._bar.set_description_str(self._desc, refresh=False)
             self._bar.refresh()
 
-    def _meter(self, steps: int) -> str:
-        """The bar's text at ``steps``, as one line for a log."""
+    def _meter(self, steps: int, at: float) -> str:
+        """The bar's text at ``steps``, reached at time ``at``, as one line for a log."""
         from tqdm import tqdm
 
-        return tqdm.format_meter(steps, self._total or None, time.monotonic() - self._started,
-                                 prefix=self._desc, unit="step")
+        return tqdm.format_meter(steps, self._total or None, max(at - self._began_at, 0.0), prefix=self._desc,
+                                 unit="step", initial=self._began_steps)
 
     def _write(self, line: str) -> None:
         if self._bar is not None:

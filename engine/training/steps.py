@@ -235,10 +235,24 @@ class StepRunner:
             "grad_scaler": None if self.scaler is None else _jsonable(self.scaler.state_dict()),
         }
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        for name, sd in (state.get("schedulers") or {}).items():
-            if name in self.schedulers:
-                self.schedulers[name].load_state_dict(dict(sd))
+    def load_state(self, state: Mapping[str, Any], step: int) -> None:
+        """Continue the schedules at optimisation step ``step`` (after the optimisers' own state is loaded).
+
+        The schedule's shape (kind, warm-up, total) is this run's: a run resumed with more steps
+        stretches its decay over them. A schedule the checkpoint did not have starts at ``step``.
+        """
+        saved = state.get("schedulers") or {}
+        for name, scheduler in self.schedulers.items():
+            shapes = [dict(vars(f)) for f in scheduler.lr_lambdas]
+            if name in saved:
+                scheduler.load_state_dict(dict(saved[name]))
+                for f, shape in zip(scheduler.lr_lambdas, shapes):
+                    vars(f).update(shape)
+            scheduler.last_epoch = step
+            lrs = [base * f(step) for base, f in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+            for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+                group["lr"] = lr
+            scheduler._last_lr = lrs  # what get_last_lr() reports
         if self.scaler is not None and state.get("grad_scaler"):
             self.scaler.load_state_dict(dict(state["grad_scaler"]))
 

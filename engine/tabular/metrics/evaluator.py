@@ -132,6 +132,7 @@ def evaluate_tables(
     privacy_rows: int = SAMPLE_ROWS,
     seed: int = 0,
     holdout_from_real: bool = False,
+    split_holdout: bool = False,
 ) -> TabularReport:
     """The full report of ``synthetic`` against ``real`` (DataFrames, Arrow tables or CSV/Parquet paths).
 
@@ -141,9 +142,17 @@ def evaluate_tables(
     them unless ``schema`` or the ``*_columns`` overrides say otherwise. Set
     ``holdout_from_real`` when the holdout rows were cut from the synthesizer's
     training data: the report then warns that utility and privacy are flattered.
+
+    ``split_holdout`` (what ``QualityEvaluator().evaluate_tabular`` asks for when
+    given a target but no holdout): hold out ``HOLDOUT_FRACTION`` of ``real``,
+    sampled with ``seed``, and report it as cut from the training data.
     """
     real_df, syn_df = read_table(real), read_table(synthetic)
     holdout_df = read_table(holdout) if holdout is not None else None
+    if split_holdout and holdout_df is None:
+        holdout_df = real_df.sample(frac=HOLDOUT_FRACTION, random_state=seed)
+        real_df = real_df.drop(index=holdout_df.index)
+        holdout_from_real = True
     if schema is None:
         schema = infer_schema(real_df, categorical_columns=categorical_columns, continuous_columns=continuous_columns)
     validate_table(syn_df, schema)
@@ -155,46 +164,6 @@ def evaluate_tables(
     return assemble_report(
         quality, real_df, syn_df, holdout_df, schema, target=target, privacy=privacy, detection=detection,
         privacy_rows=privacy_rows, seed=seed, rows=rows, holdout_from_real=holdout_from_real,
-    )
-
-
-def evaluate_tabular(
-    real_data: Any,
-    synthetic_data: Any,
-    *,
-    target: str | None = None,
-    categorical_columns: Sequence[str] | None = None,
-    continuous_columns: Sequence[str] | None = None,
-    holdout_data: Any = None,
-    privacy: bool = True,
-    detection: bool = True,
-    seed: int = 0,
-) -> TabularReport:
-    """The report behind ``QualityEvaluator().evaluate_tabular``: :func:`evaluate_tables`, holding rows out when needed.
-
-    When a target is given without ``holdout_data``, 20% of ``real_data`` is
-    held out for testing (sampled with ``seed``). The synthesizer has usually
-    seen those rows, which flatters ML efficacy and the privacy comparisons:
-    the report says so in its notes (JSON ``details.notes``, the HTML overview)
-    and its privacy section.
-    """
-    real = read_table(real_data)
-    holdout = holdout_data
-    split = target is not None and holdout is None
-    if split:
-        holdout = real.sample(frac=HOLDOUT_FRACTION, random_state=seed)
-        real = real.drop(index=holdout.index)
-    return evaluate_tables(
-        real,
-        synthetic_data,
-        holdout=holdout,
-        target=target,
-        categorical_columns=categorical_columns,
-        continuous_columns=continuous_columns,
-        privacy=privacy,
-        detection=detection,
-        seed=seed,
-        holdout_from_real=split,
     )
 
 

@@ -65,6 +65,8 @@ class TVAE(TabularTorchModel):
     name: ClassVar[str] = "tvae"
     config_class: ClassVar[type] = TVAEConfig
     supports_native_conditions: ClassVar[bool] = False
+    # One optimiser over encoder and decoder, stepped once per train_step: accumulation keeps its maths.
+    supports_grad_accumulation: ClassVar[bool] = True
 
     def __init__(self, config: TVAEConfig, layout: EncodedLayout):
         super().__init__(config, layout)
