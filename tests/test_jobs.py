@@ -160,7 +160,9 @@ def ray_head():
     token = secrets.token_hex(32)
     token_path = Path(temp) / "auth_token"
     token_path.write_text(token)
-    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
+    # The project's venv first on PATH, as in a user's activated shell: a job's `python` is the head's.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
     log_path = Path(temp) / "ray-start.log"
     log = log_path.open("w")
     head = subprocess.Popen(
@@ -185,11 +187,11 @@ def ray_head():
                 if time.monotonic() > deadline:
                     pytest.fail(f"the Ray dashboard did not answer within 180 s: {exc}\n{log_path.read_text()[-2000:]}")
                 time.sleep(2)
-        yield address, headers
+        yield {"address": address, "headers": headers, "token_path": token_path}
     finally:
         head.terminate()  # SIGTERM: the head drains and takes its processes down with it
         try:
-            head.wait(timeout=90)
+            head.wait(timeout=10)  # a graceful drain takes ~30 s; what is left is killed below
         except subprocess.TimeoutExpired:
             head.kill()
             head.wait(timeout=30)
@@ -237,8 +239,7 @@ def test_submitted_jobs_train_and_sample(ray_head, tmp_path, adult_small):
     cfg = tmp_path / "train.yaml"
     cfg.write_text(yaml.safe_dump({"data": str(data), "out": str(tmp_path / "model"), "model": "ctgan", "epochs": 1,
                                    "batch_size": 200, "model_config": {"embedding_dim": 16, "generator_dims": [32], "discriminator_dims": [32]}}))
-    address, headers = ray_head
-    client = JobSubmissionClient(address, headers=headers)
+    client = JobSubmissionClient(ray_head["address"], headers=ray_head["headers"])
     runtime_env = {"working_dir": str(REPO), "excludes": [".venv", ".git", "outputs", "**/__pycache__"]}
     train_id = _submit(client, entrypoint=f"{sys.executable} -m jobs.train --config {cfg}", runtime_env=runtime_env)
     status = _wait(client, train_id)
@@ -277,3 +278,40 @@ def test_sample_job_scaling_options_and_pipeline_config(tmp_path, adult_small, r
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"data": str(data), "scaling": {"cpus_per_worker": 0}}))
     assert pipeline_job.main(["--config", str(bad)]) == 2
+
+
+def _ray_job_submit(env: dict[str, str], address: str, *entrypoint: str) -> subprocess.CompletedProcess:
+    """``ray job submit`` from the command line, again while the head's job agent is still registering."""
+    deadline = time.monotonic() + 60
+    while True:
+        run = subprocess.run(
+            [RAY, "job", "submit", "--address", address, "--working-dir", ".", "--", *entrypoint],
+            capture_output=True, text=True, timeout=300, cwd=REPO, env=env,
+        )
+        if "No available agent" not in run.stdout + run.stderr or time.monotonic() > deadline:
+            return run
+        time.sleep(2)
+
+
+def test_sample_job_submitted_from_the_command_line_as_the_readme_says(ray_head, tmp_path, adult_small):
+    """The README's steps: token authentication switched on in the shell, the model named by an absolute path."""
+    from engine import TabularSynthesizer
+
+    model = tmp_path / "model"  # absolute, as the README asks: the uploaded working directory has no outputs/
+    TabularSynthesizer(model="gaussian_copula").fit(adult_small.head(500)).save(str(model))
+    out = tmp_path / "rows.parquet"
+    # The user's shell: the project's venv first on PATH (the job runs `python`), no Ray of this test
+    # session to join; then what the README adds: token authentication and where the token is.
+    shell = {k: v for k, v in os.environ.items()
+             if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "SYNTH_VERBOSE")}
+    shell["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{shell.get('PATH', '')}"
+    readme = {**shell, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(ray_head["token_path"])}
+    entrypoint = ["python", "-m", "jobs.sample", "--model", str(model), "--rows", "123", "--seed", "1", "--out", str(out)]
+    refused = _ray_job_submit(shell, ray_head["address"], *entrypoint)  # without RAY_AUTH_MODE=token: no token sent
+    assert refused.returncode != 0 and "Authentication required" in refused.stdout + refused.stderr, (
+        refused.stdout[-2000:] + refused.stderr[-2000:])
+    done = _ray_job_submit(readme, ray_head["address"], *entrypoint)
+    logs = done.stdout + done.stderr
+    assert done.returncode == 0 and "succeeded" in logs and "wrote 123 rows" in logs, logs[-3000:]
+    rows = pd.read_parquet(out)
+    assert len(rows) == 123 and list(rows.columns) == list(adult_small.columns)

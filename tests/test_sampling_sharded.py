@@ -140,13 +140,13 @@ def test_an_unknown_precision_is_refused_before_any_file_is_written(model_dir, t
 def test_a_pool_actor_uses_as_many_threads_as_the_cpus_it_reserved(ray_session):
     import ray
 
-    from engine.batch.sharded import _device_for
+    from engine.batch.sharded import device_for
 
     @ray.remote
     def device_and_threads():
         import torch
 
-        return _device_for(False), torch.get_num_threads()
+        return device_for(False), torch.get_num_threads()
 
     # Ray starts its worker processes with one intra-op thread, whatever the task reserved.
     assert ray.get(device_and_threads.options(num_cpus=2).remote()) == ("cpu", 2)

@@ -162,17 +162,19 @@ class ShardWriter(ABC):
 class ModelShardWriter(ShardWriter):
     """Shards of a saved synthesizer's samples: ``rows_per_shard`` rows each, the last holding the remainder.
 
-    The driver hands over the front door class it resolved from the registry, so an actor
-    needs no registry of its own: a modality registered only in the driver's process
-    samples here too (the class travels by reference and is imported in the actor).
+    The driver hands over the modality it resolved from its registry and the actor registers it
+    in its own process, so a modality known only to the driver (registered at run time, not
+    installed as a plugin) samples here too; its classes travel by reference and are imported here.
     """
 
     def __init__(self, model_path: str, out_dir: str, request: Mapping[str, Any], use_gpu: bool,
-                 synthesizer_class: type | None = None):
+                 modality: Any = None):
         super().__init__(out_dir, request, use_gpu)
-        from engine.core.registry import load_synthesizer
+        from engine.core.registry import load_synthesizer, register_modality
 
-        self.synth = synthesizer_class.load(model_path) if synthesizer_class is not None else load_synthesizer(model_path)
+        if modality is not None:
+            register_modality(modality)
+        self.synth = load_synthesizer(model_path)
         self.synth.to_device(self.device)
         if request.get("precision"):
             self.synth.sampling_precision = request["precision"]
@@ -319,7 +321,7 @@ def sample_to_parquet(
     }
     return run_shard_writers(
         ModelShardWriter,
-        {"model_path": model_location, "synthesizer_class": type(synth)},
+        {"model_path": model_location, "modality": synth.modality_info()},
         out_dir=out_dir,
         request=request,
         num_rows=num_rows,
