@@ -8,10 +8,12 @@ import sys
 import pandas as pd
 import pytest
 
+from tests.test_quiet_output import RAY_NOISE, user_env
 
-def synth(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+
+def synth(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
@@ -25,8 +27,10 @@ def adult_csv(tmp_path_factory, adult_small):
 @pytest.mark.parametrize("model, extra", [("gaussian_copula", []), ("ctgan", ["--epochs", "2", "--batch-size", "200"])])
 def test_fit_then_sample_with_conditions(tmp_path, adult_csv, model, extra):
     out = tmp_path / "model"
-    fit = synth("fit", str(adult_csv), "--model", model, "--out", str(out), *extra)
+    fit = synth("fit", str(adult_csv), "--model", model, "--out", str(out), *extra, env=user_env())
     assert fit.returncode == 0, fit.stderr
+    noise = [line for line in (fit.stdout + fit.stderr).splitlines() if any(n in line for n in RAY_NOISE)]
+    assert not noise, "Ray's own logs reached the console:\n" + "\n".join(noise[:10])
     if model == "ctgan":
         assert "epoch 2/2" in (fit.stdout + fit.stderr)  # per-epoch progress with losses
         # The driver draws a progress bar over the steps whose description carries the last losses.

@@ -1,11 +1,12 @@
-"""What a user sees by default: one progress display with the losses, none of Ray's own logs."""
+"""What a user sees by default: one progress display with the losses, none of Ray's own logs.
+
+The end-to-end check (a training run in a subprocess, with no Ray noise on its console) is
+``tests/test_cli.py::test_fit_then_sample_with_conditions``; these are the display's unit tests.
+"""
 from __future__ import annotations
 
 import io
 import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,34 +28,11 @@ RAY_NOISE = [
 ]
 
 
-def _user_env() -> dict[str, str]:
+def user_env() -> dict[str, str]:
     """The environment of a user's shell: no Ray of this test session to join, no --verbose."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "SYNTH_VERBOSE")}
     env["PYTHONPATH"] = str(REPO)
     return env
-
-
-def test_training_job_shows_progress_and_no_ray_logs(tmp_path, adult_small):
-    data = tmp_path / "tiny.csv"
-    adult_small.head(300).to_csv(data, index=False)
-    run = subprocess.run(
-        [sys.executable, "-m", "jobs.train", "--data", str(data), "--model", "ctgan", "--epochs", "1",
-         "--batch-size", "100", "--out", str(tmp_path / "model")],
-        capture_output=True, text=True, timeout=300, cwd=REPO, env=_user_env(),
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-3000:]
-    noise = [line for line in output.splitlines() if any(n in line for n in RAY_NOISE)]
-    assert not noise, "Ray's own logs reached the console:\n" + "\n".join(noise[:10])
-    # Not a TTY: one line per epoch (no redraws), the epoch's losses on it, then the job's own line.
-    epoch_lines = [line for line in run.stderr.splitlines() if "epoch 1/1" in line]
-    assert len(epoch_lines) == 1 and "loss_d" in epoch_lines[0] and "100%|" in epoch_lines[0], run.stderr
-    assert "\r" not in run.stderr
-    assert "model saved to" in run.stdout
-    # Nothing else on stderr but that line (warnings of Python packages aside).
-    others = [line for line in run.stderr.splitlines() if line.strip() and line not in epoch_lines
-              and not re.search(r"\bWarning\b", line)]
-    assert not others, "\n".join(others[:10])
 
 
 def _draw(tty: bool) -> str:

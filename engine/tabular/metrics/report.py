@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from engine.evaluation.report import json_ready
 from engine.tabular.metrics.privacy import privacy_readings
