@@ -21,8 +21,10 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) -m jobs.pipeline --demo --epochs $(DEMO_EPOCHS) --out $(OUT)
 
+# Two pytest workers, one test file each at a time (module fixtures stay whole), each with its own
+# Ray instance: most of the suite waits on Ray start-ups and subprocesses, so two overlap well on 2 cores.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: setup
 	$(PIP) install -q -e ".[dev,sdv]"
