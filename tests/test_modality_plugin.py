@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from engine.core.errors import ArtifactError
 from engine.core.registry import (
@@ -135,3 +136,23 @@ def test_installed_plugins_are_found_through_entry_points(tmp_path, monkeypatch)
     registry = ModalityRegistry()
     assert registry.for_model("toy_gaussian") is TOY
     assert {"table", "image", "toy_sequence"} <= set(registry.all())
+
+
+def test_training_starts_from_pretrained_weights_in_a_folder(toy_model_dir, toy_registered, tmp_path):
+    """TorchSynthModel.from_pretrained: the weights of a folder are where every worker starts."""
+    from safetensors.torch import save_file
+
+    trained = load_synthesizer(toy_model_dir)
+    weights = trained._model.state_tensors()
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    save_file(weights, str(folder / "model.safetensors"))
+    # A learning rate too small to move anything: the result is the pretrained start itself.
+    tuned = ToySequenceSynthesizer(model_config={"lr": 1e-9}, pretrained=folder).fit(_sequences(n=64), epochs=1, batch_size=32)
+    for name, tensor in tuned._model.state_tensors().items():
+        torch.testing.assert_close(tensor, weights[name], atol=1e-6, rtol=0)
+    save_file({"gaussian.mean": weights["gaussian.mean"]}, str(folder / "model.safetensors"))
+    with pytest.raises(ArtifactError, match=r"do not fit a toy_gaussian.*missing \['gaussian.log_scale'\]"):
+        ToySequenceSynthesizer(pretrained=folder).fit(_sequences(n=64), epochs=1)
+    with pytest.raises(ArtifactError, match="not a folder, nor a hub id"):
+        ToySequenceSynthesizer(pretrained=tmp_path / "nowhere").fit(_sequences(n=64), epochs=1)

@@ -277,6 +277,36 @@ class TorchSynthModel(ABC):
 
     # -- construction -----------------------------------------------------
     @classmethod
+    def from_pretrained(cls, source: str, config: Any, layout: Any) -> TorchSynthModel:
+        """A model built from ``config`` and ``layout`` whose weights start from ``source``.
+
+        ``source`` is a local folder or a hub id holding ``model.safetensors`` with this model's
+        tensors (as :meth:`state_tensors` names them), read with safetensors; hub ids are read
+        from the local cache first. Families whose weights come in another library's format
+        (a transformers or diffusers checkpoint) override this and load with that library.
+        """
+        from engine.core.pretrained import read_pretrained_tensors
+
+        model = cls(config, layout)
+        tensors = read_pretrained_tensors(source)
+        expected = set(model.state_tensors())
+        if set(tensors) != expected:
+            from engine.core.errors import ArtifactError
+
+            missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+            raise ArtifactError(
+                f"The pretrained weights at {source!r} do not fit a {cls.name} of this config: "
+                f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}."
+            )
+        try:
+            model.load_state_tensors(tensors)
+        except RuntimeError as exc:
+            from engine.core.errors import ArtifactError
+
+            raise ArtifactError(f"The pretrained weights at {source!r} do not fit a {cls.name} of this config: {exc}") from None
+        return model
+
+    @classmethod
     def config_from_dict(cls, d: Mapping[str, Any]) -> Any:
         known = {f.name for f in fields(cls.config_class)}
         return cls.config_class(**{k: v for k, v in d.items() if k in known})

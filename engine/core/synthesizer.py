@@ -170,6 +170,8 @@ class Synthesizer(ABC):
             outside their rules are refused here, before any data is read.
         num_workers, use_gpu, cpus_per_worker: how Ray Train scales training
             (``use_gpu=None`` picks a GPU when there is one).
+        pretrained: a local folder or hub id whose weights training starts from
+            (see ``TorchSynthModel.from_pretrained``); None: the model's own initialisation.
 
     Subclasses set ``modality`` (the registered name) and ``default_epochs`` /
     ``default_batch_size`` per model, and implement the abstract methods.
@@ -187,6 +189,7 @@ class Synthesizer(ABC):
         num_workers: int = 1,
         use_gpu: bool | None = None,
         cpus_per_worker: float | None = None,
+        pretrained: str | os.PathLike[str] | None = None,
     ):
         from engine.training.config import ScalingOptions
 
@@ -200,6 +203,9 @@ class Synthesizer(ABC):
         self.model_config = dict(model_config or {})
         self._config_object()  # fail early on an unknown or out-of-range hyperparameter
         self.scaling = ScalingOptions(num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker)
+        # Where training starts from: a local folder or hub id of the model's weights (see
+        # TorchSynthModel.from_pretrained); None starts from the model's own initialisation.
+        self.pretrained = None if pretrained is None else str(pretrained)
         self.training_options_: dict[str, Any] = {}
         self.history_: list[dict[str, float]] = []
 
@@ -333,7 +339,8 @@ class Synthesizer(ABC):
             **train_options,
         )
         config = self._config_object()
-        model = model_cls(config, layout)  # built here too, so that a bad size fails before Ray starts
+        # Built here too, so that a bad size or unfitting pretrained weights fail before Ray starts.
+        model = model_cls(config, layout) if self.pretrained is None else model_cls.from_pretrained(self.pretrained, config, layout)
         with ray_session():
             result = train_torch_model(
                 model_name=self.model,
@@ -343,6 +350,7 @@ class Synthesizer(ABC):
                 data=data,
                 options=options,
                 scaling=self.scaling,
+                initial_state=None if self.pretrained is None else model.state_tensors(),
             )
         model.load_state_tensors(result.state_tensors)
         model.load_extra_state(result.extra_state)

@@ -184,6 +184,9 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
 
     model_cls = cfg["model_class"]
     model = model_cls(model_cls.config_from_dict(cfg["model_config"]), model_cls.layout_class.from_dict(cfg["layout"]))
+    if cfg.get("initial_state") is not None:
+        # A pretrained start: every rank begins from the same weights (a checkpoint, if any, wins below).
+        model.load_state_tensors(ray.get(cfg["initial_state"]))
     device = ray.train.torch.get_device()
     model.to(device)
     if world > 1 and device.type == "cuda":
@@ -454,6 +457,7 @@ def train_torch_model(
     data: Any,
     options: TrainOptions,
     scaling: ScalingOptions,
+    initial_state: Mapping[str, torch.Tensor] | None = None,
     _test_hooks: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train a torch model on encoded data with Ray Train; return the final state.
@@ -531,6 +535,8 @@ def train_torch_model(
         "layout": layout.to_dict(),
         "options": asdict(options),
         "model_class": model_class,
+        # Pretrained weights go through the object store once, not pickled into every worker's config.
+        "initial_state": None if initial_state is None else ray.put(dict(initial_state)),
         "cpus_per_worker": cpus,
         **dict(_test_hooks or {}),
     }
