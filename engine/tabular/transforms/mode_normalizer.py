@@ -3,30 +3,51 @@
 A variational Gaussian mixture (Dirichlet-process prior) finds the modes of
 the column; a value is represented by the mode it is drawn to (one-hot) and
 its offset from that mode's mean in units of four standard deviations.
+
+Point masses (the "mixed" columns of CTAB-GAN, Zhao et al. 2021): a value that
+repeats exactly in at least ``POINT_MIN_SHARE`` of the present values and
+``POINT_MIN_ROWS`` rows (the 0 of a capital-gain column, a sentinel such as
+99999) becomes a mode of its own, placed before the Gaussian modes; the mixture
+is fitted on the other values only. A value on a point mode is encoded with
+offset 0 and decodes to the point exactly, so a generator never has to hit a
+spike of zero width with a continuous output.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import digamma
 
 _ALPHA_LIMIT = 0.99
 MIXTURE_FIT_ROWS = 10_000
+POINT_MIN_SHARE = 0.05  # a repeated value is a point mass from this share of the present values...
+POINT_MIN_ROWS = 10  # ... and this many rows
 
 
 @dataclass
 class ModeNormalizer:
-    """The fitted modes of one column: means, standard deviations and weights of the kept components."""
+    """The fitted modes of one column: point masses, then the kept Gaussian components.
+
+    Mode indices ``0..P-1`` are the points (``points``, in increasing order), ``P..P+K-1``
+    the Gaussian components (``means``, ``stds``, ``weights``; the weights sum to 1 over the
+    values that are not on a point). ``point_shares`` are the points' shares of all present values.
+    """
 
     means: np.ndarray  # (K,)
     stds: np.ndarray  # (K,)
-    weights: np.ndarray  # (K,), sums to 1
+    weights: np.ndarray  # (K,), sums to 1 (or empty when every value is on a point)
     fit_rows: int = 0  # how many values the mixture was fitted on
+    points: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,) exact repeated values
+    point_shares: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (P,)
+
+    @property
+    def num_points(self) -> int:
+        return len(self.points)
 
     @property
     def num_modes(self) -> int:
-        return len(self.means)
+        return len(self.points) + len(self.means)
 
     @classmethod
     def fit(
@@ -37,13 +58,37 @@ class ModeNormalizer:
         weight_threshold: float = 0.005,
         max_fit_rows: int = 50_000,
         rng: np.random.Generator,
+        point_masses: bool = True,
     ) -> "ModeNormalizer":
-        """Fit on at most ``max_fit_rows`` randomly chosen non-missing values."""
+        """Fit on at most ``max_fit_rows`` randomly chosen non-missing values.
+
+        ``point_masses=False`` fits the mixture on every value, as the paper does (no point modes).
+        """
         x = values[~np.isnan(values)]
         if len(x) > max_fit_rows:
             x = x[rng.choice(len(x), size=max_fit_rows, replace=False)]
         spread = float(x.max() - x.min()) if len(x) else 0.0
         floor = max(spread * 1e-4, 1e-6)
+        points = shares = np.zeros(0)
+        if point_masses and len(x):
+            distinct, counts = np.unique(x, return_counts=True)
+            heavy = (counts >= POINT_MIN_ROWS) & (counts >= POINT_MIN_SHARE * len(x))
+            if heavy.any():
+                points, shares = distinct[heavy], counts[heavy] / len(x)
+                rest = x[~np.isin(x, points)]
+                if len(rest) == 0:
+                    return cls(np.zeros(0), np.zeros(0), np.zeros(0), len(x), points, shares)
+                gaussians = cls._fit_mixture(rest, max_modes, weight_threshold, max(float(rest.max() - rest.min()) * 1e-4, floor), rng)
+                gaussians.points, gaussians.point_shares, gaussians.fit_rows = points, shares, len(x)
+                return gaussians
+        return cls._fit_mixture(x, max_modes, weight_threshold, floor, rng)
+
+    @classmethod
+    def _fit_mixture(
+        cls, x: np.ndarray, max_modes: int, weight_threshold: float, floor: float, rng: np.random.Generator
+    ) -> "ModeNormalizer":
+        """The Gaussian modes of present values ``x`` (already subsampled to at most ``max_fit_rows``)."""
+        spread = float(x.max() - x.min()) if len(x) else 0.0
         distinct = np.unique(x[: min(len(x), 10_000)])
         if len(x) < 2 or spread == 0.0:
             centre = float(x.mean()) if len(x) else 0.0
@@ -69,26 +114,54 @@ class ModeNormalizer:
     def transform(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(alpha, mode)``: the scaled offset in [-0.99, 0.99] and the sampled mode index per value.
 
-        The mode is drawn from the posterior over modes, as in the paper, so a
-        value between two modes is sometimes encoded by either. Missing values
+        A value equal to a point mass takes that point's mode and offset 0. Otherwise
+        the mode is drawn from the posterior over the Gaussian modes, as in the paper,
+        so a value between two modes is sometimes encoded by either. Missing values
         get mode 0 and alpha 0 (the missing flag carries them).
         """
-        filled = np.where(np.isnan(x), self.means[0], x)[:, None]  # (n, 1)
-        log_p = np.log(self.weights)[None, :] - np.log(self.stds)[None, :] - 0.5 * ((filled - self.means) / self.stds) ** 2
-        log_p -= log_p.max(axis=1, keepdims=True)
-        p = np.exp(log_p)
-        p /= p.sum(axis=1, keepdims=True)
-        u = rng.random((len(x), 1))
-        mode = np.minimum((p.cumsum(axis=1) < u).sum(axis=1), self.num_modes - 1)  # (n,)
-        alpha = (filled[:, 0] - self.means[mode]) / (4.0 * self.stds[mode])
-        alpha = np.clip(alpha, -_ALPHA_LIMIT, _ALPHA_LIMIT)
-        alpha[np.isnan(x)] = 0.0
-        mode[np.isnan(x)] = 0
+        p_count = self.num_points
+        missing = np.isnan(x)
+        alpha = np.zeros(len(x))
+        mode = np.zeros(len(x), dtype=np.int64)
+        on_point = np.zeros(len(x), dtype=bool)
+        if p_count:
+            at = np.clip(np.searchsorted(self.points, x), 0, p_count - 1)
+            on_point = (self.points[at] == x) & ~missing
+            mode[on_point] = at[on_point]
+            if not len(self.means):
+                # Every training value was on a point: a new value takes the nearest one.
+                rest = ~on_point & ~missing
+                mode[rest] = np.abs(x[rest, None] - self.points[None, :]).argmin(axis=1)
+                return alpha, mode
+        if len(self.means):
+            # The posterior is drawn for every row (one uniform each), so rows' draws do not depend on
+            # which other rows sit on points.
+            filled = np.where(missing, self.means[0], x)[:, None]  # (n, 1)
+            log_p = np.log(self.weights)[None, :] - np.log(self.stds)[None, :] - 0.5 * ((filled - self.means) / self.stds) ** 2
+            log_p -= log_p.max(axis=1, keepdims=True)
+            p = np.exp(log_p)
+            p /= p.sum(axis=1, keepdims=True)
+            u = rng.random((len(x), 1))
+            k = np.minimum((p.cumsum(axis=1) < u).sum(axis=1), len(self.means) - 1)  # (n,)
+            cont = ~on_point & ~missing
+            alpha[cont] = np.clip((filled[cont, 0] - self.means[k[cont]]) / (4.0 * self.stds[k[cont]]), -_ALPHA_LIMIT, _ALPHA_LIMIT)
+            mode[cont] = p_count + k[cont]
         return alpha, mode
 
     def inverse(self, alpha: np.ndarray, mode: np.ndarray) -> np.ndarray:
+        """Values of ``(alpha, mode)`` pairs: a point mode gives its point exactly, whatever alpha."""
+        mode = np.asarray(mode, dtype=np.int64)
         alpha = np.clip(alpha, -1.0, 1.0)
-        return alpha * 4.0 * self.stds[mode] + self.means[mode]
+        p_count = self.num_points
+        if not p_count:
+            return alpha * 4.0 * self.stds[mode] + self.means[mode]
+        out = np.empty(len(mode), dtype=np.float64)
+        on_point = mode < p_count
+        out[on_point] = self.points[mode[on_point]]
+        if len(self.means):
+            k = mode[~on_point] - p_count
+            out[~on_point] = alpha[~on_point] * 4.0 * self.stds[k] + self.means[k]
+        return out
 
     def to_dict(self) -> dict:
         return {
@@ -96,15 +169,20 @@ class ModeNormalizer:
             "stds": self.stds.tolist(),
             "weights": self.weights.tolist(),
             "fit_rows": self.fit_rows,
+            "points": self.points.tolist(),
+            "point_shares": self.point_shares.tolist(),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModeNormalizer":
+        # States saved before point masses existed have none: they decode as they always did.
         return cls(
             means=np.asarray(d["means"], dtype=np.float64),
             stds=np.asarray(d["stds"], dtype=np.float64),
             weights=np.asarray(d["weights"], dtype=np.float64),
             fit_rows=int(d.get("fit_rows", 0)),
+            points=np.asarray(d.get("points", []), dtype=np.float64),
+            point_shares=np.asarray(d.get("point_shares", []), dtype=np.float64),
         )
 
 

@@ -3,7 +3,7 @@
 Per column, in schema order (CTGAN paper, section 4.2):
 
 - continuous / integer / datetime: a ``value`` span (tanh, width 1) and a
-  ``mode`` span (one-hot over the column's mixture modes), plus a ``missing``
+  ``mode`` span (one-hot over the column's point masses and mixture modes), plus a ``missing``
   span ([present, missing]) when the column has missing values;
 - categorical / boolean: a ``category`` span, one-hot over the codes, plus one
   slot for "missing" when the column has missing values.
@@ -36,6 +36,9 @@ class TabularEncoder:
             this many rows, so a million-row table costs no more than 50,000.
         max_categories: see :class:`TableCodec`.
         seed: seeds the subsample, the mixtures and the mode sampling.
+        point_masses: values repeated exactly in at least 5% of a numeric column's
+            present values (and 10 rows) get modes of their own and decode exactly
+            (see :class:`ModeNormalizer`); False fits the mixture on every value.
     """
 
     def __init__(
@@ -46,12 +49,14 @@ class TabularEncoder:
         max_fit_rows: int = 50_000,
         max_categories: int = 1000,
         seed: int = 0,
+        point_masses: bool = True,
     ):
         self.max_modes = max_modes
         self.weight_threshold = weight_threshold
         self.max_fit_rows = max_fit_rows
         self.max_categories = max_categories
         self.seed = seed
+        self.point_masses = point_masses
         self.codec_: TableCodec | None = None
         self.normalizers_: dict[str, ModeNormalizer] = {}
         self.nullable_: dict[str, bool] = {}
@@ -75,6 +80,7 @@ class TabularEncoder:
                     weight_threshold=self.weight_threshold,
                     max_fit_rows=self.max_fit_rows,
                     rng=rng,
+                    point_masses=self.point_masses,
                 )
         self.layout_ = self._build_layout()
         return self
@@ -191,6 +197,7 @@ class TabularEncoder:
                 "max_fit_rows": self.max_fit_rows,
                 "max_categories": self.max_categories,
                 "seed": self.seed,
+                "point_masses": self.point_masses,
             },
             "codec": codec.to_dict(),
             "normalizers": {k: v.to_dict() for k, v in self.normalizers_.items()},
