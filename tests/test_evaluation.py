@@ -39,9 +39,8 @@ def noisy(real):
     for income, idx in real.groupby("income").groups.items():
         for col in real.columns.drop("income"):
             out.loc[idx, col] = real.loc[rng.permutation(idx), col].to_numpy()
-    # Jitter clipped to the real range: SDMetrics' QualityReport bins each table's numeric columns over that
-    # table's own range, we bin both over the real range (so a shifted synthetic column cannot look perfect).
-    # With equal ranges the per-table bin edges coincide (the other difference, the maximum's bin, is below).
+    # Jitter clipped to the real range, so that the standalone metric's bins (the real range) and the
+    # QualityReport's (each table's own range) coincide here; ``out_of_range`` below leaves the range.
     out["age"] = (out["age"] + rng.integers(-3, 4, len(out))).clip(real["age"].min(), real["age"].max())
     out.loc[out["age"].idxmin(), "age"], out.loc[out["age"].idxmax(), "age"] = real["age"].min(), real["age"].max()
     return out
@@ -130,13 +129,11 @@ def test_single_metrics_on_hand_made_columns():
 
 
 def _sdmetrics_pair_trends(real, syn, schema):
-    """Column Pair Trends built as SDMetrics' QualityReport builds it, from SDMetrics' own pair metrics.
+    """Column Pair Trends from SDMetrics' standalone pair metrics (the ``binning="metric"`` option).
 
-    The one change: a numeric column paired with a discrete one is binned as SDMetrics' standalone
+    A numeric column paired with a discrete one is binned as SDMetrics' standalone
     ContingencySimilarity bins it (``continuous_column_names``: ten bins of the real range, outer bins
-    open), which is our definition. The QualityReport instead bins each table over its own range and
-    closes the last edge, so the rows at a table's maximum, and its missing values, get an eleventh bin.
-    Returns the score and the per-pair ``(score, meets threshold)``.
+    open). Returns the score and the per-pair ``(score, meets threshold)``.
     """
     import itertools
 
@@ -157,46 +154,60 @@ def _sdmetrics_pair_trends(real, syn, schema):
     return float(np.mean([score for score, meets in pairs.values() if meets])), pairs
 
 
-@pytest.mark.parametrize("data", ["complete", "with missing values"])
-def test_quality_score_matches_sdmetrics_quality_report(real, noisy, with_missing, data):
+@pytest.fixture(scope="module")
+def out_of_range(real):
+    """A noisy copy whose numbers leave the real range (unclipped jitter) and miss values the real table has."""
+    rng = np.random.default_rng(0)
+    out = real.copy()
+    for col in ("age", "hours-per-week", "capital-gain", "fnlwgt"):
+        out[col] = out[col] + rng.normal(0, out[col].std() * 0.3, len(out))
+    out.loc[rng.random(len(out)) < 0.1, "age"] = np.nan
+    out.loc[rng.random(len(out)) < 0.1, "workclass"] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("data", ["complete", "with missing values", "out of range"])
+def test_quality_score_equals_sdmetrics_quality_report(real, noisy, with_missing, out_of_range, data):
     from sdmetrics.reports.single_table import QualityReport
 
-    real, noisy = (real, noisy) if data == "complete" else with_missing
+    real, noisy = {"complete": (real, noisy), "with missing values": with_missing, "out of range": (real, out_of_range)}[data]
     schema = infer_schema(real)
     ours = quality_scores(real, noisy, schema)
     report = QualityReport()
     report.generate(real, noisy, _metadata(schema), verbose=False)
     shapes, trends = report.get_properties()["Score"].tolist()
     assert ours["column_shapes"] == pytest.approx(shapes, abs=1e-6)
-
-    expected_trends, expected_pairs = _sdmetrics_pair_trends(real, noisy, schema)
-    assert ours["column_pair_trends"] == pytest.approx(expected_trends, abs=1e-6)
-    assert ours["score"] == pytest.approx((shapes + expected_trends) / 2, abs=1e-6)
-    details = report.get_details("Column Pair Trends")
-    kinds = {c.name: c.kind.is_numeric for c in schema.columns}
-    for row in details.itertuples(index=False):
+    assert ours["column_pair_trends"] == pytest.approx(trends, abs=1e-6)
+    assert ours["score"] == pytest.approx(report.get_score(), abs=1e-6)
+    for row in report.get_details("Column Pair Trends").itertuples(index=False):
         a, b, score, meets = row[0], row[1], row[3], bool(row[7])
         entry = ours["pairs"][f"{a} / {b}"]
-        assert entry["meets_threshold"] == expected_pairs[(a, b)][1]
-        if entry["meets_threshold"]:
-            assert entry["score"] == pytest.approx(expected_pairs[(a, b)][0], abs=1e-6), (a, b)
-        if kinds[a] == kinds[b]:  # no binning involved: the QualityReport's own pair scores, to 1e-6
-            assert meets == entry["meets_threshold"], (a, b)
-            if meets:
-                assert entry["score"] == pytest.approx(score, abs=1e-6), (a, b)
-    # What the binning difference costs on this data: the QualityReport's own overall score is close.
-    assert ours["score"] == pytest.approx(report.get_score(), abs=0.01)
+        assert entry["meets_threshold"] == meets, (a, b)
+        if meets:  # the QualityReport leaves the other pairs unscored (NaN)
+            assert entry["score"] == pytest.approx(score, abs=1e-6), (a, b)
     assert ours["score"] < 0.999  # the comparison is not between two perfect scores
 
+    # The standalone metric's binning stays an option: SDMetrics' standalone pair metrics, to 1e-6.
+    metric = quality_scores(real, noisy, schema, binning="metric")
+    expected_trends, expected_pairs = _sdmetrics_pair_trends(real, noisy, schema)
+    assert metric["column_pair_trends"] == pytest.approx(expected_trends, abs=1e-6)
+    for (a, b), (score, meets) in expected_pairs.items():
+        entry = metric["pairs"][f"{a} / {b}"]
+        assert entry["meets_threshold"] == meets
+        if meets:
+            assert entry["score"] == pytest.approx(score, abs=1e-6), (a, b)
 
-def test_numeric_bins_follow_the_real_range_unlike_sdmetrics(real):
-    # The documented difference: a synthetic column shifted by a constant keeps SDMetrics' binned
-    # contingency score (its bins move with it) but not ours.
+
+def test_numeric_bins_of_the_report_move_with_each_table_unlike_the_metric_option(real):
+    # The QualityReport bins each table over its own range: a synthetic column shifted by a constant keeps
+    # its binned contingency score there (and in our overall score), not with the standalone metric's bins.
     shifted = real.copy()
     shifted["age"] = shifted["age"] + 30
-    q = quality_scores(real, shifted, infer_schema(real))
-    assert q["pairs"]["age / income"]["score"] < 0.8
-
+    schema = infer_schema(real)
+    assert quality_scores(real, shifted, schema)["pairs"]["age / income"]["score"] == pytest.approx(1.0)
+    assert quality_scores(real, shifted, schema, binning="metric")["pairs"]["age / income"]["score"] < 0.8
+    with pytest.raises(ValueError, match="binning"):
+        quality_scores(real, shifted, schema, binning="quantile")
 
 def test_real_against_itself_is_perfect(real):
     q = quality_scores(real, real.copy(), infer_schema(real))

@@ -29,11 +29,46 @@ def bin_codes(x: np.ndarray, edges: np.ndarray) -> pd.Series:
     return pd.Series(codes)
 
 
-def discretise(real: pd.Series, synthetic: pd.Series, numeric: bool, bins: int = NUM_BINS) -> tuple[pd.Series, pd.Series]:
-    """Both columns as discrete labels; numeric ones cut into bins of the *real* column's range."""
+def report_edges(x: np.ndarray, bins: int = NUM_BINS) -> np.ndarray:
+    """The QualityReport's edges for one table's column: ``bins`` equal-width bins over *its own* present range.
+
+    ``np.histogram_bin_edges`` of the present values, as SDMetrics computes them (an empty
+    column gets the edges of [0, 1], a constant one those of [v - 0.5, v + 0.5]).
+    """
+    return np.histogram_bin_edges(x[~np.isnan(x)], bins=bins)
+
+
+def report_bin_codes(x: np.ndarray, edges: np.ndarray) -> pd.Series:
+    """Bin numbers of SDMetrics' QualityReport (Column Pair Trends): ``np.digitize`` on every edge.
+
+    Values in ``[edges[i-1], edges[i])`` get ``i`` (1 to ``bins``); the last edge is closed
+    on the left only, so the rows equal to the table's maximum get ``bins + 1``, and so do
+    missing values (``np.digitize`` puts NaN past every edge). With the table's own edges
+    (:func:`report_edges`) no value falls below the first.
+    """
+    return pd.Series(np.digitize(x, edges).astype(object))
+
+
+BINNINGS = ("report", "metric")
+
+
+def discretise(
+    real: pd.Series, synthetic: pd.Series, numeric: bool, bins: int = NUM_BINS, binning: str = "metric"
+) -> tuple[pd.Series, pd.Series]:
+    """Both columns as discrete labels; numeric ones cut into bins.
+
+    ``binning="metric"`` (this metric's default): bins of the *real* column's range, outer
+    bins open (:func:`bin_codes`), as SDMetrics' standalone ContingencySimilarity.
+    ``binning="report"``: each table over its own range, as SDMetrics' QualityReport
+    (:func:`report_edges`, :func:`report_bin_codes`); the overall score's default.
+    """
+    if binning not in BINNINGS:
+        raise ValueError(f"binning must be one of {BINNINGS}; got {binning!r}.")
     if not numeric:
         return labels(real).reset_index(drop=True), labels(synthetic).reset_index(drop=True)
     r, s = numeric_values(real), numeric_values(synthetic)
+    if binning == "report":
+        return report_bin_codes(r, report_edges(r, bins)), report_bin_codes(s, report_edges(s, bins))
     finite = present(r)
     if len(finite) == 0:
         return labels(real).reset_index(drop=True), labels(synthetic).reset_index(drop=True)
@@ -67,11 +102,12 @@ class ContingencySimilarity(Metric):
     the real column's range, outer bins open (``bin_codes``): the same value as
     SDMetrics' ``ContingencySimilarity.compute(..., continuous_column_names=...)``.
 
-    SDMetrics' QualityReport bins differently, and the overall score here keeps
-    these bins: it cuts each table over its *own* range (a synthetic column
-    shifted by a constant keeps its score there, not here), its last edge is
-    closed so the rows equal to the maximum get an eleventh bin of their own, and
-    missing values share that bin (``np.digitize`` of NaN).
+    SDMetrics' QualityReport bins differently: it cuts each table over its *own*
+    range (a synthetic column shifted by a constant keeps its score there, not
+    here), its last edge is closed so the rows equal to the maximum get an
+    eleventh bin of their own, and missing values share that bin (``np.digitize``
+    of NaN). ``binning="report"`` gives those bins; the overall score
+    (``engine.tabular.metrics.fidelity``) uses them by default.
     """
 
     name = "ContingencySimilarity"
@@ -79,10 +115,13 @@ class ContingencySimilarity(Metric):
     min_value, max_value = 0.0, 1.0
 
     @classmethod
-    def compute(cls, real_data: pd.DataFrame, synthetic_data: pd.DataFrame, continuous_columns: Sequence[str] = ()) -> float:
+    def compute(
+        cls, real_data: pd.DataFrame, synthetic_data: pd.DataFrame, continuous_columns: Sequence[str] = (), binning: str = "metric"
+    ) -> float:
+        """The score; ``binning`` ``"metric"`` (default) or ``"report"`` (see :func:`discretise`)."""
         a, b = real_data.columns[:2]
-        ra, sa = discretise(real_data[a], synthetic_data[a], a in continuous_columns)
-        rb, sb = discretise(real_data[b], synthetic_data[b], b in continuous_columns)
+        ra, sa = discretise(real_data[a], synthetic_data[a], a in continuous_columns, binning=binning)
+        rb, sb = discretise(real_data[b], synthetic_data[b], b in continuous_columns, binning=binning)
         return cls.from_counts(joint_counts(ra, rb), joint_counts(sa, sb))
 
     @staticmethod

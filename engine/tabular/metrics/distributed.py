@@ -12,7 +12,8 @@ whole in memory. Per table:
   both tables share;
 - numeric pairs: the Pearson moments (count, means, centred sums; exact);
 - other pairs: joint counts of the labels, numbers cut into the 10 bins of the
-  real range that ``ContingencySimilarity`` uses (exact).
+  QualityReport (each table over its own range; see ``ContingencySimilarity``;
+  exact).
 
 Exactness: everything except three numbers is exact (the same value as the
 local path up to float rounding, well within 1e-9): the KS statistic and the
@@ -57,7 +58,7 @@ from engine.tabular.metrics.fidelity import (
     summarise,
 )
 from engine.tabular.metrics import Moments, correlation, labels, numeric_values
-from engine.tabular.metrics.contingency_similarity import bin_codes, bin_edges, joint_counts_from_codes
+from engine.tabular.metrics.contingency_similarity import bin_edges, joint_counts_from_codes, report_bin_codes
 from engine.tabular.metrics.correlation_similarity import similarity
 from engine.tabular.metrics.privacy import row_hashes
 from engine.tabular.metrics.report import TabularReport
@@ -106,7 +107,7 @@ class _Plan:
 
     numeric: tuple[str, ...]
     discrete: tuple[str, ...]
-    contingency_edges: dict[str, np.ndarray]  # numeric column -> the 10 bin edges of the real range
+    contingency_edges: dict[str, np.ndarray]  # numeric column -> the 10 bin edges of this table's own range (QualityReport)
     histogram_ranges: dict[str, tuple[float, float]]  # numeric column -> range shared by both tables
     numeric_pairs: tuple[tuple[str, str], ...]
     discrete_pairs: tuple[tuple[str, str], ...]
@@ -150,6 +151,14 @@ class _TableStats:
         return self
 
 
+def _report_edges(bounds: tuple[float, float]) -> np.ndarray:
+    """``report_edges`` of a column known by its present range only (the edges depend on nothing else)."""
+    lo, hi = bounds
+    if np.isnan(lo) or np.isnan(hi):
+        return np.histogram_bin_edges(np.zeros(0))  # no present value: numpy's edges of [0, 1]
+    return bin_edges(lo, hi)
+
+
 def _block_stats(frame: pd.DataFrame, plan: _Plan) -> _TableStats:
     stats = _TableStats(rows=len(frame))
     codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -168,7 +177,7 @@ def _block_stats(frame: pd.DataFrame, plan: _Plan) -> _TableStats:
         exact = pd.Series(counts.astype(np.float64), index=uniq) if len(uniq) <= plan.options.exact_values else None
         bounds = (float(ok.min()), float(ok.max())) if len(ok) else (float("nan"), float("nan"))
         stats.columns[name] = ColumnSummary(len(frame), len(x) - len(ok), exact, *bounds, hist, (lo, hi))
-        codes[name] = pd.factorize(bin_codes(x, plan.contingency_edges[name]).to_numpy())
+        codes[name] = pd.factorize(report_bin_codes(x, plan.contingency_edges[name]).to_numpy())
     for a, b in plan.numeric_pairs:
         stats.moments[(a, b)] = Moments.of(values[a], values[b])
     for a, b in plan.discrete_pairs:
@@ -346,7 +355,7 @@ def evaluate_distributed(
     plan = _Plan(
         numeric=numeric,
         discrete=discrete,
-        contingency_edges={c: bin_edges(*real_ranges[c]) for c in numeric},
+        contingency_edges={c: _report_edges(real_ranges[c]) for c in numeric},
         histogram_ranges={c: (min(real_ranges[c][0], syn_ranges[c][0]), max(real_ranges[c][1], syn_ranges[c][1])) for c in numeric},
         numeric_pairs=tuple(p for p in pairs if kinds[p[0]].is_numeric and kinds[p[1]].is_numeric),
         discrete_pairs=tuple(p for p in pairs if not (kinds[p[0]].is_numeric and kinds[p[1]].is_numeric)),
@@ -355,8 +364,10 @@ def evaluate_distributed(
     if real_rows == 0 or syn_rows == 0:
         raise InvalidDataError(f"Cannot evaluate an empty table: the real table has {real_rows} rows, the synthetic one {syn_rows}.")
     real_plan = _Plan(**{**plan.__dict__, "hash_columns": tuple(schema.names) if opts.hash_rows else ()})
+    # The QualityReport bins each table's numbers over that table's own range.
+    syn_plan = _Plan(**{**plan.__dict__, "contingency_edges": {c: _report_edges(syn_ranges[c]) for c in numeric}})
     real_stats, real_sample, train_hashes = _stats_pass(real_ds, real_plan, min(1.0, OVERSAMPLE * opts.sample_rows / real_rows))
-    syn_stats, syn_sample, _ = _stats_pass(syn_ds, plan, min(1.0, OVERSAMPLE * opts.sample_rows / syn_rows))
+    syn_stats, syn_sample, _ = _stats_pass(syn_ds, syn_plan, min(1.0, OVERSAMPLE * opts.sample_rows / syn_rows))
     real_sample = real_sample.sample(n=opts.sample_rows, random_state=opts.seed) if len(real_sample) > opts.sample_rows else real_sample
     syn_sample = syn_sample.sample(n=opts.sample_rows, random_state=opts.seed) if len(syn_sample) > opts.sample_rows else syn_sample
     validate_table(syn_sample, schema)

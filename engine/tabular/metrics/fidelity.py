@@ -12,13 +12,18 @@ Built as SDMetrics' QualityReport builds its score, so a user can compare:
 
 Missing values are treated as SDMetrics treats them: dropped by KSComplement,
 TVComplement and CorrelationSimilarity (their share is scored by
-MissingRateSimilarity), a category of their own in ContingencySimilarity. The
-one difference in definition is the binning of a numeric column paired with a
-discrete one (see ``ContingencySimilarity``): ours is that of SDMetrics'
-standalone metric, so a pair score equals ``ContingencySimilarity.compute(...,
-continuous_column_names=[...])`` to 1e-6, while the QualityReport's own pair
-score can differ by the weight of the rows at a column's maximum and of its
-missing values, which it puts in an extra bin.
+MissingRateSimilarity), a category of their own in ContingencySimilarity.
+
+A numeric column paired with a discrete one is binned as the QualityReport bins
+it (``binning="report"``, the default): each table over its own range in 10
+equal-width bins, the rows at a table's maximum and its missing values sharing
+an eleventh bin (see ``ContingencySimilarity``), so the overall score equals the
+QualityReport's on any pair of tables (above 50,000 rows the QualityReport
+scores contingency pairs on a random subsample, so it then differs by that
+sampling noise). ``binning="metric"`` keeps the bins of SDMetrics' standalone
+metric instead (the real range, outer bins open: a synthetic value outside the
+real range joins the nearest outer bin), where a pair score equals
+``ContingencySimilarity.compute(..., continuous_column_names=[...])``.
 
 Each column and pair is first reduced to counts (``ColumnSummary``,
 ``Moments``, joint counts); the scores are computed from those. The local path
@@ -51,7 +56,7 @@ from engine.tabular.metrics import (
     labels,
     numeric_values,
 )
-from engine.tabular.metrics.contingency_similarity import bin_codes, bin_edges
+from engine.tabular.metrics.contingency_similarity import BINNINGS, bin_codes, bin_edges
 from engine.tabular.metrics.correlation_similarity import similarity
 from engine.tabular.metrics.ks_complement import ks_statistic_from_counts, ks_statistic_from_histograms
 from engine.tabular.metrics.missing_rate import MissingRateSimilarity
@@ -210,12 +215,16 @@ def _spearman_similarity(a: str, b: str, numbers: dict, ranks: dict) -> float:
     return similarity(*out)
 
 
-def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> dict[str, Any]:
+def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, *, binning: str = "report") -> dict[str, Any]:
     """Column shapes, column pair trends and the overall score of two in-memory tables.
 
-    A metric that fails on one column or pair is recorded in ``errors`` and left
-    out of the averages; the rest of the report goes on.
+    ``binning``: how numeric columns are binned in mixed pairs, ``"report"`` (the
+    QualityReport's bins, default) or ``"metric"`` (the standalone metric's; see the
+    module docstring). A metric that fails on one column or pair is recorded in
+    ``errors`` and left out of the averages; the rest of the report goes on.
     """
+    if binning not in BINNINGS:
+        raise ValueError(f"binning must be one of {BINNINGS}; got {binning!r}.")
     errors: list[str] = []
     cols = scored_columns(schema)
     columns: dict[str, dict[str, Any]] = {}
@@ -227,13 +236,13 @@ def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSch
             errors.append(f"column {col.name!r}: {type(exc).__name__}: {exc}")
             columns[col.name] = {"kind": col.kind.value, "score": float("nan"), "error": str(exc)}
 
-    # Each column is discretised (numbers binned over the real range), factorised and ranked once; pairs reuse it.
+    # Each column is discretised (numbers binned), factorised and ranked once; pairs reuse it.
     discrete: dict[str, tuple[Any, Any]] = {}
     numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     ranks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for col in cols:
         try:
-            r, s = discretise(real[col.name], synthetic[col.name], col.kind.is_numeric)
+            r, s = discretise(real[col.name], synthetic[col.name], col.kind.is_numeric, binning=binning)
             codes, uniques = pd.factorize(np.concatenate([r.to_numpy(), s.to_numpy()]))
             discrete[col.name] = (codes[: len(r)], codes[len(r):], len(uniques))
             if col.kind.is_numeric:
