@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
 import time
 import warnings
 
 import pandas as pd
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import describe  # noqa: E402 - bench/machine.py, beside this script
 
 warnings.filterwarnings("ignore")
 
@@ -150,6 +155,7 @@ def main() -> None:
 
     real = load_adult()
     print(f"Adult: {real.shape[0]} rows x {real.shape[1]} columns")
+    print(describe(), flush=True)  # the figures below hold for this CPU only
     if args.ours_only is not None:
         from sdv.metadata import Metadata
 
@@ -166,6 +172,7 @@ def main() -> None:
     ours = run_ours(real, budgets, sdv["score"], sdv["metadata"], args.sample_rows, args.batch_size)
 
     print("\n=== results ===")
+    print(describe())
     print(f"SDV  fit ({args.sdv_epochs} epochs): {sdv['fit_s']:.1f} s   quality {sdv['score']:.4f}")
     if ours["reached"]:
         r = ours["reached"]

@@ -265,13 +265,23 @@ class CTGAN(TabularTorchModel):
         n = cond_g.shape[0]
         raw = g_net(torch.cat([self._noise(n, generator), cond_g], dim=1))
         fake = self._activate(raw, generator)
-        # The bare critic scores the fakes: its gradients here are discarded (zeroed before its next step),
-        # so DDP must not all-reduce them.
-        y_fake = bare_d(torch.cat([fake, cond_g], dim=1))
-        cond_loss = self._condition_loss(raw, cond_g, mask_g)
-        loss_g = -y_fake.mean() + cond_loss
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        # The bare critic scores the fakes: its weights' gradients would be discarded (zeroed before its next
+        # step), so DDP must not all-reduce them and autograd need not compute them: with the critic's
+        # weights frozen for this backward, it computes only the gradient that flows to the fakes (the
+        # largest product of the critic's backward, its first layer's weight gradient, is skipped; the
+        # generator's gradients are the same, bit for bit).
+        frozen = [p for p in bare_d.parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            y_fake = bare_d(torch.cat([fake, cond_g], dim=1))
+            cond_loss = self._condition_loss(raw, cond_g, mask_g)
+            loss_g = -y_fake.mean() + cond_loss
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
         opt_g.step()
         if "generator_ema" in self.shadow_nets:
             update_ema(self.shadow_nets["generator_ema"], bare_g, ema_decay(self.config.ema_decay, self.ema_updates))
