@@ -40,7 +40,7 @@ class ConditionalVector:
                 return j
         valid = ", ".join(repr(s.column) for s in self.spans)
         raise InvalidConditionError(
-            f"CTGAN cannot condition on column {column!r}: its conditional vector holds only the "
+            f"The model cannot condition on column {column!r}: its conditional vector (CTGAN, TVAE) holds only the "
             f"categorical and boolean columns, which are: {valid or 'none (the table has no such column)'}."
         )
 
@@ -67,8 +67,8 @@ class ConditionalVector:
         """
         if conditions and not self.num_columns:
             raise InvalidConditionError(
-                "CTGAN cannot condition on " + ", ".join(map(repr, conditions)) + ": the table it was trained on "
-                "has no categorical or boolean column, so its generator has no conditional vector."
+                "The model cannot condition on " + ", ".join(map(repr, conditions)) + ": the table it was trained on "
+                "has no categorical or boolean column, so it has no conditional vector."
             )
         if not self.num_columns:
             return None

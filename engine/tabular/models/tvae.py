@@ -1,16 +1,32 @@
-"""TVAE (Xu et al. 2019): a variational autoencoder for tables."""
+"""TVAE (Xu et al. 2019): a variational autoencoder for tables, conditioned as CTGAN is.
+
+Encoder and decoder both read CTGAN's conditional vector (one category of one
+discrete column set; see ``engine.tabular.models.conditional``): a conditional
+VAE. Training draws the condition as CTGAN does (a column uniformly, a category
+by log-frequency, then a real row holding it), so rare categories are learned;
+generation sets it from the data's frequencies, or from the requested
+category, so conditions are met by the model rather than by rejection. Each
+one-hot block of a generated row is drawn from the decoder's softmax, not its
+most likely entry, so categories (and point masses) appear at their rates.
+
+The conditional input is not in the paper (SDV's TVAE has none); with no
+discrete column the vector is empty and the model is the paper's.
+"""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.core.contract import BatchSampler, ShardStream, StreamingBatches
+from engine.core.errors import ArtifactError
 from engine.tabular.models.base import GENERATION_CHUNK_ROWS, TabularTorchModel
+from engine.tabular.models.conditional import ConditionalVector, TrainingSampler
 from engine.core.params import Dims, Float, Int, ModelConfig, param
 from engine.core.precision import InferenceCopies
 from engine.tabular.transforms.layout import EncodedLayout
@@ -59,20 +75,69 @@ class Decoder(nn.Module):
         return self.out(self.body(z))  # (B, data_dim)
 
 
+class _TVAEBatches(BatchSampler):
+    """Per step: conditional vectors drawn as CTGAN draws them and a real row holding each."""
+
+    def __init__(self, cond: ConditionalVector, data: np.ndarray, batch_size: int, rng: np.random.Generator):
+        self.cond = cond
+        self.sampler = TrainingSampler(data, cond)
+        self.batch_size = batch_size
+        self.rng = rng
+        self.steps = max(1, len(data) // batch_size)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def epoch(self) -> Iterator[dict[str, torch.Tensor]]:
+        for _ in range(self.steps):
+            columns, categories = self.sampler.sample_conditions(self.batch_size, self.rng)
+            yield {"x": self.sampler.sample_rows(columns, categories, self.rng), "cond": self.cond.one_hot(columns, categories)}
+
+
 class TVAE(TabularTorchModel):
-    """Tabular VAE on the model contract. It has no conditional input: conditions are met by rejection."""
+    """Conditional tabular VAE on the model contract; categories are conditioned natively."""
 
     name: ClassVar[str] = "tvae"
     config_class: ClassVar[type] = TVAEConfig
-    supports_native_conditions: ClassVar[bool] = False
+    supports_native_conditions: ClassVar[bool] = True
     # One optimiser over encoder and decoder, stepped once per train_step: accumulation keeps its maths.
     supports_grad_accumulation: ClassVar[bool] = True
 
     def __init__(self, config: TVAEConfig, layout: EncodedLayout):
         super().__init__(config, layout)
-        self.nets["encoder"] = Encoder(layout.dim, config.compress_dims, config.embedding_dim)
-        self.nets["decoder"] = Decoder(config.embedding_dim, config.decompress_dims, layout.dim)
+        self.cond = ConditionalVector(layout)
+        self.nets["encoder"] = Encoder(layout.dim + self.cond.dim, config.compress_dims, config.embedding_dim)
+        self.nets["decoder"] = Decoder(config.embedding_dim + self.cond.dim, config.decompress_dims, layout.dim)
         self._inference = InferenceCopies()
+
+    @classmethod
+    def supports_streaming(cls) -> bool:
+        # A streamed shard gives plain row batches: train_step conditions each row on one of its own categories.
+        return True
+
+    def batch_sampler(self, data: Any, batch_size: int, rng: np.random.Generator) -> BatchSampler:
+        """Training-by-sampling over an in-memory shard; plain shuffled batches of a streamed one."""
+        if isinstance(data, ShardStream):
+            return StreamingBatches(data, batch_size, rng)
+        if not self.cond.num_columns:
+            return super().batch_sampler(data, batch_size, rng)
+        sampler = _TVAEBatches(self.cond, np.asarray(data), batch_size, rng)
+        self.cond.frequencies = sampler.sampler.frequencies  # generation draws categories at the data's rates
+        return sampler
+
+    def _own_condition(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """For plain batches: each row conditioned on its own category of a uniformly drawn column."""
+        n = x.shape[0]
+        cond = x.new_zeros(n, self.cond.dim)
+        if not self.cond.num_columns:
+            return cond
+        columns = torch.randint(0, self.cond.num_columns, (n,), generator=generator).numpy()
+        categories = np.empty(n, dtype=np.int64)
+        for j, span in enumerate(self.cond.spans):
+            rows = np.flatnonzero(columns == j)
+            if len(rows):
+                categories[rows] = x[torch.from_numpy(rows).to(x.device), span.start : span.stop].argmax(dim=1).cpu().numpy()
+        return self.cond.one_hot(columns, categories).to(x.device)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         params = list(self.nets["encoder"].parameters()) + list(self.nets["decoder"].parameters())
@@ -81,11 +146,15 @@ class TVAE(TabularTorchModel):
     def train_step(
         self, batch: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer], generator: torch.Generator
     ) -> dict[str, float]:
-        x = batch  # (B, data_dim)
-        mu, logvar = self.nets["encoder"](x)
+        if isinstance(batch, Mapping):
+            x, cond = batch["x"], batch["cond"]  # (B, data_dim), (B, cond_dim)
+        else:
+            x = batch  # a plain batch of rows (a streamed shard)
+            cond = self._own_condition(x, generator)
+        mu, logvar = self.nets["encoder"](torch.cat([x, cond], dim=1))
         eps = torch.randn(mu.shape, generator=generator, device="cpu").to(mu.device)
         z = mu + eps * torch.exp(0.5 * logvar)
-        rec = self.nets["decoder"](z)
+        rec = self.nets["decoder"](torch.cat([z, cond], dim=1))
         sigma = self.unwrapped("decoder").sigma
         recon = x.new_zeros(())
         for span in self.layout.spans:
@@ -116,26 +185,59 @@ class TVAE(TabularTorchModel):
     ) -> np.ndarray:
         """``num_rows`` decoded samples of the prior in span form ``(num_rows, len(layout.spans))``.
 
+        The conditional vector is set from ``category_conditions`` (the rarest requested
+        category when there are several; the caller rejects rows that miss the others), else
+        a column uniformly and a category by the data's frequencies. Value spans are the tanh
+        of the decoder's output plus its noise; each one-hot span is a draw from its softmax.
         The decoder's matrix products run in ``dtype``.
         """
-        if category_conditions:
-            raise NotImplementedError("TVAE has no conditional input; conditions are met by rejection.")
         bare = self.unwrapped("decoder")
         sigma = bare.sigma.float()
         spans = self.layout.spans
+        emb = self.config.embedding_dim
+        num_softmax = sum(s.activation != "tanh" for s in spans)
         out = np.empty((len(spans), num_rows), dtype=np.float32)
         with self._inference.evaluating("decoder", bare, dtype) as dec:
             for start in range(0, num_rows, GENERATION_CHUNK_ROWS):
                 n = min(GENERATION_CHUNK_ROWS, num_rows - start)
-                z = torch.randn(n, self.config.embedding_dim, generator=generator, device="cpu").to(self.device)
-                rec = dec(z.to(dtype)).float()
+                z = torch.randn(n, emb, generator=generator, device="cpu")
+                inputs = torch.zeros(n, emb + self.cond.dim)
+                inputs[:, :emb] = z
+                positions = self.cond.draw_for_generation(n, category_conditions, generator)
+                if positions is not None:
+                    inputs[torch.arange(n), emb + torch.from_numpy(positions)] = 1.0
+                rec = dec(inputs.to(self.device).to(dtype)).float()
                 noise = torch.randn(rec.shape, generator=generator, device="cpu").to(self.device)
+                u = torch.rand(num_softmax, n, 1, generator=generator, device="cpu").to(self.device)
                 chunk = torch.empty(len(spans), n, dtype=torch.float32, device=rec.device)
+                k = 0
                 for j, span in enumerate(spans):
                     if span.activation == "tanh":
                         c = span.start
                         chunk[j] = torch.tanh(rec[:, c] + noise[:, c] * sigma[c])
-                    else:
-                        chunk[j] = rec[:, span.start : span.stop].argmax(dim=1)
+                        continue
+                    # One category drawn from the softmax by the inverse CDF (unnormalised: the uniform is scaled).
+                    block = rec[:, span.start : span.stop]
+                    cdf = (block - block.amax(dim=1, keepdim=True)).exp().cumsum(dim=1)
+                    chunk[j] = (cdf < u[k] * cdf[:, -1:]).sum(dim=1).clamp(max=span.width - 1)
+                    k += 1
                 out[:, start : start + n] = chunk.cpu().numpy()
         return out.T
+
+    # ---------------------------------------------------------------- state
+    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        first = "encoder.body.0.weight" if len(self.unwrapped("encoder").body) else "encoder.mu.weight"
+        expected = self.layout.dim + self.cond.dim
+        if first in tensors and tensors[first].shape[1] != expected:
+            raise ArtifactError(
+                f"This TVAE was saved by an older version whose networks had no conditional input (encoder input "
+                f"width {tensors[first].shape[1]}, now {expected}): it cannot be loaded. Train it again."
+            )
+        super().load_state_tensors(tensors)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"category_frequencies": [f.tolist() for f in self.cond.frequencies]}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        if "category_frequencies" in state:
+            self.cond.frequencies = [np.asarray(f, dtype=np.float64) for f in state["category_frequencies"]]

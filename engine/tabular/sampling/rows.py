@@ -100,7 +100,7 @@ def generate_rows(
                 f"Only {accepted} of {drawn} generated rows ({accepted / drawn:.3%}) met {' and '.join(what)}: "
                 "the model almost never produces such rows, so the request cannot be met in reasonable time. "
                 f"Widen the ranges{' or relax the constraints' if constraints else ''}, or use a model that "
-                "conditions on categories natively (ctgan, gaussian_copula)."
+                "conditions on categories natively (ctgan, tvae, gaussian_copula)."
             )
     table = pd.concat(parts, ignore_index=True) if len(parts) != 1 else parts[0].reset_index(drop=True)
     return source.assign_identifiers(table, request.row_offset)
