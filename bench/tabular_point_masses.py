@@ -6,7 +6,7 @@ KSComplement of every numeric column for both, with the ratio. Training runs in 
 through the model contract (encoder, batch sampler, train_step: what each Ray Train worker runs),
 so the comparison isolates the encoder and costs no cluster start.
 
-    python bench/tabular_point_masses.py --quick          # 10,000 rows, 3 epochs each
+    python bench/tabular_point_masses.py --quick          # 5,000 rows, 4 epochs each
     python bench/tabular_point_masses.py --epochs 30 --model tvae
 """
 from __future__ import annotations
@@ -57,9 +57,9 @@ def main() -> None:
     ap.add_argument("--model", default="ctgan", choices=("ctgan", "tvae"))
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--rows", type=int, default=0, help="train on a random subsample of this many rows (0: all)")
-    ap.add_argument("--quick", action="store_true", help="10,000 rows, 3 epochs")
+    ap.add_argument("--quick", action="store_true", help="5,000 rows, 4 epochs (40 steps)")
     args = ap.parse_args()
-    epochs, rows = (3, 10_000) if args.quick else (args.epochs, args.rows)
+    epochs, rows = (4, 5_000) if args.quick else (args.epochs, args.rows)
     from engine.data import load_adult
 
     real = load_adult()
