@@ -85,6 +85,7 @@ def test_encoder_round_trip_is_exact_on_point_masses_and_a_column_of_points_only
 @pytest.fixture(scope="module")
 def trained_tvae():
     """A tiny TVAE trained in-process for 40 epochs of 20 steps on the 2,000-row table."""
+    old_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     df = _table()
     enc = TabularEncoder().fit(df, infer_schema(df))
@@ -98,6 +99,7 @@ def trained_tvae():
         for batch in batches.epoch():
             losses.append(model.train_step(batch, optimizers, gen)["loss"])
     model.nets.eval()
+    torch.set_num_threads(old_threads)
     return df, enc, model, losses
 
 
