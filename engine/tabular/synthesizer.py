@@ -35,8 +35,8 @@ from engine.tabular.transforms.columns import TableCodec
 from engine.tabular.transforms.tabular import TabularEncoder
 
 COPULA = "gaussian_copula"
-DEFAULT_EPOCHS = {"ctgan": 300, "tvae": 300}
-DEFAULT_BATCH_SIZE = {"ctgan": 500, "tvae": 500}
+DEFAULT_EPOCHS = {"ctgan": 300, "tvae": 300, "tabddpm": 300}
+DEFAULT_BATCH_SIZE = {"ctgan": 500, "tvae": 500, "tabddpm": 1024}
 
 
 class TabularSynthesizer(Synthesizer):
@@ -201,7 +201,9 @@ class TabularSynthesizer(Synthesizer):
         else:
             from engine.core.runtime import ray_session
 
-            encoder = TabularEncoder(
+            # A model may bring its own encoding (TabDDPM's quantile-normal numbers and class indices).
+            encoder_class = getattr(self.model_class(), "encoder_class", TabularEncoder)
+            encoder = encoder_class(
                 max_fit_rows=self.max_fit_rows, max_categories=self.max_categories, seed=seed
             ).fit(table, schema)
             with ray_session():
@@ -395,7 +397,7 @@ class TabularSynthesizer(Synthesizer):
             synth._source = CopulaRowSource(copula, codec, schema)
         else:
             with reading("preprocessor.json"):
-                encoder = TabularEncoder.from_dict(art.preprocessor)
+                encoder = getattr(synth.model_class(), "encoder_class", TabularEncoder).from_dict(art.preprocessor)
             with reading("model_state.json and weights.safetensors"):
                 model = synth.model_class()(synth._config_object(), encoder.layout_)
                 model.load_state_tensors(art.tensors)
