@@ -152,6 +152,7 @@ class TrainJobConfig(_Strict):
     model_config_: dict[str, Any] = Field(default_factory=dict, alias="model_config")
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=2)
+    time_budget: float | str | None = Field(None, description="training time limit: seconds or '90s', '10m', '1h'")
     seed: int = 0
     options: dict[str, Any] = Field(default_factory=dict, description="the modality's own options, by name")
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
