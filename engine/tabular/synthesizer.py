@@ -20,6 +20,7 @@ import torch
 from engine.core.errors import InvalidOptionError
 from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_seed, reading
 from engine.core.precision import check_precision
+from engine.training.config import parse_duration
 from engine.tabular.models.gaussian_copula import GaussianCopula
 from engine.tabular.requirements.conditions import Conditions, coerce_text_value, parse_conditions
 from engine.tabular.requirements.constraints import Constraint, check_constraints, constraint_to_dict, parse_constraints
@@ -44,7 +45,9 @@ class TabularSynthesizer(Synthesizer):
     """Learn a table and generate synthetic rows like it.
 
     Args:
-        model: ``"ctgan"``, ``"tvae"`` or ``"gaussian_copula"``.
+        model: ``"tabddpm"``, ``"ctgan"``, ``"tvae"`` or ``"gaussian_copula"``; ``None`` (the
+            default) chooses at ``fit`` by the data's size and the time budget
+            (:func:`default_model`).
         model_config: hyperparameters of the model (see the model's config class),
             e.g. ``{"embedding_dim": 64}`` for CTGAN.
         constraints: rules that every output row satisfies, as objects from
@@ -68,7 +71,7 @@ class TabularSynthesizer(Synthesizer):
 
     def __init__(
         self,
-        model: str = "ctgan",
+        model: str | None = None,
         *,
         model_config: Mapping[str, Any] | None = None,
         constraints: Sequence[Mapping[str, Any] | Constraint] | None = None,
@@ -79,7 +82,14 @@ class TabularSynthesizer(Synthesizer):
         max_fit_rows: int = 50_000,
         sampling_precision: str = "auto",
     ):
-        super().__init__(model, model_config=model_config, num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker)
+        if model is None and model_config:
+            raise InvalidOptionError(
+                "The 'model_config' parameter of TabularSynthesizer needs a 'model' to apply to; with model=None "
+                f"the model is chosen at fit. Got model_config={dict(model_config)!r} and no model."
+            )
+        # With no model, the choice waits for the data (fit); the copula stands in until then.
+        super().__init__(model or COPULA, model_config=model_config, num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker)
+        self.auto_model = model is None
         self.constraints = list(constraints or [])
         self.max_categories = max_categories
         self.max_fit_rows = max_fit_rows
@@ -197,6 +207,8 @@ class TabularSynthesizer(Synthesizer):
             identifier_columns=identifier_columns,
             metadata=metadata,
         )
+        if self.auto_model:
+            self.model = default_model(len(table) if large is None else None, len(table.columns), parse_duration(time_budget))
         constraints = parse_constraints(self.constraints)
         check_constraints(constraints, schema)
         for c in constraints:
@@ -439,6 +451,30 @@ class TabularSynthesizer(Synthesizer):
         synth.schema_ = schema
         synth.constraints_ = constraints
         return synth
+
+
+# The default model (see default_model); the thresholds come from bench/tabular_quality.py.
+MIN_NETWORK_ROWS = 1_000
+MIN_NETWORK_BUDGET_S = 60.0
+
+
+def default_model(num_rows: int | None, num_columns: int, time_budget: float | None) -> str:
+    """The model ``TabularSynthesizer()`` uses when none is named.
+
+    - the Gaussian copula for tables under 1,000 rows (a network has too little to learn
+      from and the copula's marginals are exact) and when the time budget is under 60 s
+      (too short to train a network: the copula fits in about a second);
+    - TabDDPM otherwise, trained to the budget (or its default epochs without one): the
+      best quality, detection and ML efficacy of our models across the bench's tables
+      (bench/tabular_quality.py).
+
+    ``num_rows`` is None for a source too large to count on the driver (a network then).
+    """
+    if time_budget is not None and time_budget < MIN_NETWORK_BUDGET_S:
+        return COPULA
+    if num_rows is not None and num_rows < MIN_NETWORK_ROWS:
+        return COPULA
+    return "tabddpm"
 
 
 def _constraints_file(path: str) -> list[dict[str, Any]]:
