@@ -41,6 +41,7 @@ from torch import nn
 from engine.core.ema import ema_copy, ema_decay, update_ema
 from engine.core.errors import InvalidConditionError
 from engine.core.params import Dims, Float, Int, ModelConfig, param
+from engine.core.precision import InferenceCopies
 from engine.tabular.models.base import GENERATION_CHUNK_ROWS, TabularTorchModel
 from engine.tabular.transforms.diffusion_encoding import Z_MAX, DiffusionEncoder, DiffusionLayout
 
@@ -137,10 +138,11 @@ class Denoiser(nn.Module):
         self.out = nn.Linear(width, num_numeric + int(counts.sum()))
 
     def forward(self, x_num: torch.Tensor, classes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        parts = [x_num]
+        dtype = self.proj.weight.dtype  # a bfloat16 copy for sampling takes float32 inputs too
+        parts = [x_num.to(dtype)]
         if classes.shape[1]:
             parts.append(self.embed(classes + self.offsets[None, :]).flatten(1))
-        h = self.proj(torch.cat(parts, dim=1)) + self.time(timestep_embedding(t, self.time_dim))
+        h = self.proj(torch.cat(parts, dim=1)) + self.time(timestep_embedding(t, self.time_dim).to(dtype))
         return self.out(self.body(F.silu(h)))
 
 
@@ -162,6 +164,7 @@ class TabDDPM(TabularTorchModel):
         if config.ema_decay > 0:
             self.shadow_nets["denoiser_ema"] = ema_copy(self.nets["denoiser"])
         self.ema_updates = 0
+        self._inference = InferenceCopies()
         self.mask_ids = torch.tensor(self.class_counts, dtype=torch.long)  # slot j's mask class is its K_j
         bounds = np.cumsum([0, *self.class_counts])
         self._logit_slices = [(self.num_numeric + int(a), self.num_numeric + int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -232,19 +235,15 @@ class TabDDPM(TabularTorchModel):
 
         ``conditions`` maps a categorical column to a class index: that slot is set from the
         start and never masked (inpainting), so every row meets it and the other columns
-        are drawn given it. Generation runs in float32 whatever ``dtype`` says.
+        are drawn given it. The denoiser's matrix products run in ``dtype``; the updates of
+        the numeric values and the class draws in float32.
         """
         fixed = self._fixed_classes(conditions)
-        net = self._sampling_net()
-        was_training = net.training
-        net.eval()
-        try:
+        with self._inference.evaluating("denoiser", self._sampling_net(), dtype) as net:
             out = np.empty((num_rows, self.layout.dim), dtype=np.float32)
             for start in range(0, num_rows, GENERATION_CHUNK_ROWS):
                 n = min(GENERATION_CHUNK_ROWS, num_rows - start)
                 out[start : start + n] = self._reverse(net, n, fixed, generator).cpu().numpy()
-        finally:
-            net.train(was_training)
         return out
 
     def _reverse(self, net: nn.Module, n: int, fixed: Mapping[int, int], generator: torch.Generator) -> torch.Tensor:
