@@ -58,13 +58,13 @@ def test_selection_summary_reads_the_history():
 
 
 @pytest.fixture(scope="module")
-def budget_run(ray_session, adult_small):
-    """One Ray Train run whose first epoch is far longer than its budget: 2,000 rows in batches of 10."""
+def budget_run(ray_session, adult):
+    """One Ray Train run whose first epoch is far longer than its budget: 29,000 rows in batches of 4 (7,000+ steps)."""
     from engine import TabularSynthesizer
 
     torch_threads = torch.get_num_threads()
     synth = TabularSynthesizer(model="tvae", model_config={"embedding_dim": 8, "compress_dims": [16], "decompress_dims": [16]})
-    synth.fit(adult_small, batch_size=10, time_budget="2s", show_progress=False)
+    synth.fit(adult, batch_size=4, time_budget="1s", show_progress=False)
     torch.set_num_threads(torch_threads)
     return synth
 
@@ -75,8 +75,8 @@ def test_time_budget_is_honoured_within_the_first_epoch(budget_run):
     assert last["stopped_by"] == "time_budget"
     assert last["epoch"] < 1  # stopped inside the first epoch, not at its end
     # Training time: the budget plus at most one step, the final validation and the checkpoint.
-    assert sum(row["seconds"] for row in history) < 2 + 5
-    assert budget_run.training_options_["time_budget"] == 2.0
+    assert sum(row["seconds"] for row in history) < 1 + 5
+    assert budget_run.training_options_["time_budget"] == 1.0
 
 
 def test_budget_run_keeps_and_reports_the_validated_state(budget_run):
