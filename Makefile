@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 OUT ?= outputs/demo
-DEMO_EPOCHS ?= 30
+DEMO_BUDGET ?= 3m
 
 .PHONY: setup demo test bench clean
 
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m jobs.pipeline --demo --epochs $(DEMO_EPOCHS) --out $(OUT)
+	$(PY) -m jobs.pipeline --demo --time-budget $(DEMO_BUDGET) --out $(OUT)
 
 # Two pytest workers, one test file each at a time (module fixtures stay whole), each with its own
 # Ray instance: most of the suite waits on Ray start-ups and subprocesses, so two overlap well on 2 cores.

@@ -194,6 +194,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             "run_name": args.run_name,
             "max_failures": args.max_failures,
             "show_progress": not args.quiet,
+            # Only when given: a front door whose fit has no time budget is not offered one.
+            **({"time_budget": args.time_budget} if args.time_budget is not None else {}),
         },
         options=given_options(args, front_door, model=args.model, stages=MODALITY_COMMANDS["fit"]),
     )
@@ -268,6 +270,11 @@ def build_parser(modality_options: Collection[str] | None = None) -> argparse.Ar
     fit.add_argument("--out", required=True, help="folder (or cloud URI) to save the model in")
     fit.add_argument("--epochs", type=int, default=None, help="training epochs (default: the model's, 300 for ctgan/tvae)")
     fit.add_argument("--batch-size", type=int, default=None, help="samples per step per worker (default: the model's)")
+    fit.add_argument(
+        "--time-budget", default=None, metavar="DURATION",
+        help="stop training when this much time is spent ('90s', '10m', '1h' or seconds), keeping the best "
+        "validated weights (tables: ctgan, tvae, tabddpm)",
+    )
     fit.add_argument("--seed", type=int, default=0, help="random seed for initialisation and batch order (default: 0)")
     fit.add_argument("--model-config", help="model hyperparameters as a JSON object, e.g. '{\"embedding_dim\": 64}'")
     fit.add_argument("--workers", type=int, default=1, help="Ray Train workers for data-parallel training (default: 1)")

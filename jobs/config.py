@@ -152,6 +152,7 @@ class TrainJobConfig(_Strict):
     model_config_: dict[str, Any] = Field(default_factory=dict, alias="model_config")
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=2)
+    time_budget: float | str | None = Field(None, description="training time limit: seconds or '90s', '10m', '1h'")
     seed: int = 0
     options: dict[str, Any] = Field(default_factory=dict, description="the modality's own options, by name")
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
@@ -234,8 +235,9 @@ class PipelineJobConfig(_Strict):
 
     data: str = Field(..., description="CSV/Parquet file or folder; 'adult' for the built-in demo set")
     out: str = Field("outputs/pipeline", description="output folder (model, synthetic.parquet, report)")
-    model: str = Field("ctgan", description=f"a model of the {PIPELINE_MODALITY!r} modality")
+    model: str | None = Field(None, description=f"a model of the {PIPELINE_MODALITY!r} modality; none: the front door's default for the data and budget")
     epochs: int | None = Field(None, ge=1)
+    time_budget: float | str | None = Field(None, description="training time limit: seconds or '90s', '10m', '1h'")
     target: str | None = Field(None, description="target column for ML efficacy ('income' for adult)")
     holdout_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
@@ -243,9 +245,9 @@ class PipelineJobConfig(_Strict):
 
     @field_validator("model")
     @classmethod
-    def _pipeline_model(cls, model: str) -> str:
+    def _pipeline_model(cls, model: str | None) -> str | None:
         models = pipeline_models()
-        if model not in models:
+        if model is not None and model not in models:
             raise ValueError(
                 f"the pipeline splits and evaluates rows of a table, so it runs the {PIPELINE_MODALITY} models "
                 f"{', '.join(map(repr, models))}; got {model!r}"

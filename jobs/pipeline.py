@@ -1,7 +1,7 @@
 """Train, sample and evaluate in one go: ``python -m jobs.pipeline --demo``.
 
-The demo holds out 20% of the built-in UCI Adult table, trains CTGAN on the
-rest, samples as many rows as it trained on, and writes the evaluation report
+The demo holds out 20% of the built-in UCI Adult table, trains the table front
+door's default model (chosen by the data's size and the time budget) on the rest, samples as many rows as it trained on, and writes the evaluation report
 (fidelity, ML efficacy on the holdout, privacy) next to the model and data.
 A YAML config (``--config``, fields of ``jobs.config.PipelineJobConfig``)
 gives the same options; flags override it.
@@ -22,8 +22,9 @@ def run_pipeline(
     *,
     data: str,
     out: str,
-    model: str = "ctgan",
+    model: str | None = None,
     epochs: int | None = None,
+    time_budget: float | str | None = None,
     target: str | None = None,
     holdout_fraction: float = 0.2,
     seed: int = 0,
@@ -33,15 +34,18 @@ def run_pipeline(
 ) -> dict[str, str]:
     """Hold out ``holdout_fraction`` of the rows of ``data``, fit ``model`` on the rest, sample as many, evaluate.
 
-    ``model`` is one of :func:`jobs.config.pipeline_models`; its front door comes from the registry.
+    ``model`` is one of :func:`jobs.config.pipeline_models` (None: the front door's default); its
+    front door comes from the registry. ``time_budget`` bounds the training time (torch models).
     """
-    from engine.core.registry import modality_for_model
+    from engine.core.registry import get_modality, modality_for_model
     from engine.tabular.schema.io import read_table
     from jobs.config import JobConfigError, pipeline_models
 
-    if model not in pipeline_models():
+    from jobs.config import PIPELINE_MODALITY
+
+    if model is not None and model not in pipeline_models():
         raise JobConfigError(f"The pipeline runs the models {', '.join(map(repr, pipeline_models()))}; got {model!r}.")
-    modality = modality_for_model(model)
+    modality = modality_for_model(model) if model is not None else get_modality(PIPELINE_MODALITY)
     out_dir = Path(out)
     table = read_table(data)
     holdout = table.sample(frac=holdout_fraction, random_state=seed)
@@ -51,8 +55,10 @@ def run_pipeline(
     t0 = time.perf_counter()
     synth = modality.synthesizer_class().fit_with_options(
         model, train, num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker, epochs=epochs, seed=seed,
+        training={"time_budget": time_budget} if time_budget is not None else None,
     )
     fit_s = time.perf_counter() - t0
+    model = synth.model  # the one the front door chose when none was named
     model_dir = synth.save(out_dir / "model")
 
     t0 = time.perf_counter()
@@ -80,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demo", action="store_true", help="use the built-in UCI Adult data set, target 'income'")
     p.add_argument("--data", help="training data (CSV/Parquet file or folder)")
     p.add_argument("--target", help="target column for ML efficacy")
-    p.add_argument("--model", choices=pipeline_models(), help="the model (default: ctgan)")
+    p.add_argument("--model", choices=pipeline_models(), help="the model (default: chosen by the data's size and the time budget)")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--time-budget", metavar="DURATION", help="training time limit: '90s', '10m', '1h' or seconds")
     p.add_argument("--holdout-fraction", type=float)
     p.add_argument("--num-workers", type=int, help="Ray Train workers")
     p.add_argument("--use-gpu", action=argparse.BooleanOptionalAction, default=None,
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 "target": args.target,
                 "model": args.model,
                 "epochs": args.epochs,
+                "time_budget": args.time_budget,
                 "holdout_fraction": args.holdout_fraction,
                 "seed": args.seed,
                 "out": args.out,
@@ -121,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             out=cfg.out,
             model=cfg.model,
             epochs=cfg.epochs,
+            time_budget=cfg.time_budget,
             target=target,
             holdout_fraction=cfg.holdout_fraction,
             seed=cfg.seed,

@@ -41,6 +41,7 @@ def run(cfg: TrainJobConfig) -> str:
             "storage_path": cfg.checkpoint.storage_path,
             "run_name": cfg.checkpoint.run_name,
             "max_failures": cfg.checkpoint.max_failures,
+            **({"time_budget": cfg.time_budget} if cfg.time_budget is not None else {}),
         },
         options=cfg.options,
     )
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="a model of any modality: ctgan, tvae, gaussian_copula; dcgan, wgan_gp, ddpm; ...")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--time-budget", metavar="DURATION", help="training time limit: '90s', '10m', '1h' or seconds")
     p.add_argument("--seed", type=int)
     p.add_argument("--num-workers", type=int, help="Ray Train workers")
     p.add_argument("--use-gpu", action=argparse.BooleanOptionalAction, default=None)
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 "model": args.model,
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
+                "time_budget": args.time_budget,
                 "seed": args.seed,
                 "scaling.num_workers": args.num_workers,
                 "scaling.use_gpu": args.use_gpu,

@@ -54,7 +54,7 @@ def test_fit_then_sample_with_conditions(tmp_path, adult_csv, model, extra):
 
 def test_help_documents_every_option():
     for cmd, options in {
-        "fit": ["--model", "--epochs", "--out", "--workers", "--gpu", "--cpus-per-worker", "--categorical", "--storage-path"],
+        "fit": ["--model", "--epochs", "--time-budget", "--out", "--workers", "--gpu", "--cpus-per-worker", "--categorical", "--storage-path"],
         "sample": ["--rows", "--condition", "--seed", "--out"],
         "evaluate": ["--holdout", "--target", "--out"],
     }.items():

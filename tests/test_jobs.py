@@ -264,7 +264,12 @@ def test_sample_job_scaling_options_and_pipeline_config(tmp_path, adult_small, r
     data = tmp_path / "adult.csv"
     adult_small.to_csv(data, index=False)
     assert train_job.main(["--data", str(data), "--out", str(tmp_path / "m"), "--model", "ctgan", "--epochs", "1",
-                           "--batch-size", "200", "--checkpoint-every", "1", "--no-use-gpu", "--cpus-per-worker", "1"]) == 0
+                           "--batch-size", "200", "--checkpoint-every", "1", "--no-use-gpu", "--cpus-per-worker", "1",
+                           "--time-budget", "5m"]) == 0
+    from engine import TabularSynthesizer
+
+    trained = TabularSynthesizer.load(tmp_path / "m")  # the budget turned validation on: the epoch is scored
+    assert "validation_score" in trained.history_[-1] and trained.history_[-1]["chosen_epoch"] == 1
     cfg = tmp_path / "sample.yaml"
     cfg.write_text(yaml.safe_dump({"model": str(tmp_path / "m"), "out_dir": str(tmp_path / "s"), "num_rows": 300,
                                    "rows_per_shard": 100, "num_actors": 2, "use_gpu": False, "cpus_per_actor": 0.5}))

@@ -314,6 +314,7 @@ class Synthesizer(ABC):
         run_name: str | None = None,
         max_failures: int = 0,
         show_progress: bool = True,
+        validator: Any = None,
         **train_options: Any,
     ) -> Any:
         """Train this synthesizer's torch model on encoded ``data`` with the one Ray Train loop; return the model.
@@ -321,6 +322,8 @@ class Synthesizer(ABC):
         ``data`` is what the model's batch sampler reads (an array of encoded
         samples, a dict of arrays, or a Ray Dataset); ``layout`` describes it
         (``model_class.layout_class``). The history and options are kept on ``self``.
+        ``validator`` turns on early stopping (see ``train_torch_model``); ``train_options``
+        go to ``TrainOptions`` (``time_budget``, ``validate_every``, ``patience``, ...).
         """
         from engine.core.runtime import ray_session
         from engine.training.config import TrainOptions
@@ -351,6 +354,7 @@ class Synthesizer(ABC):
                 options=options,
                 scaling=self.scaling,
                 initial_state=None if self.pretrained is None else model.state_tensors(),
+                validator=validator,
             )
         model.load_state_tensors(result.state_tensors)
         model.load_extra_state(result.extra_state)
@@ -388,13 +392,19 @@ class Synthesizer(ABC):
     def describe(self) -> dict[str, Any]:
         """The model card: what the model is, what it was trained on, how to ask it for samples."""
         self._require_fitted()
+        from engine.training.selection import selection_summary
+
         history = self.history_
+        selection = selection_summary(history)
         return {
             "model": self.model,
             "modality": self.modality,
             "formats": list(self.modality_info().formats),
             "training": self.training_options_,
-            "metrics": {"epochs_trained": len(history), "last_epoch": history[-1] if history else None, "history": history},
+            "metrics": {
+                "epochs_trained": len(history), "last_epoch": history[-1] if history else None, "history": history,
+                **({"selection": selection} if selection else {}),
+            },
         }
 
     def to_device(self, device: str) -> str:

@@ -8,9 +8,10 @@ MODALITY = Modality(
         "ctgan": "engine.tabular.models.ctgan:CTGAN",
         "tvae": "engine.tabular.models.tvae:TVAE",
         "gaussian_copula": "engine.tabular.models.gaussian_copula:GaussianCopula",
+        "tabddpm": "engine.tabular.models.tabddpm:TabDDPM",
     },
     formats=("json", "csv", "parquet"),
     unit="row",
     evaluator="engine.tabular.metrics.evaluator:evaluate_tables",
-    description="tables: CTGAN, TVAE, Gaussian copula; conditions and constraints",
+    description="tables: CTGAN, TVAE, TabDDPM (diffusion), Gaussian copula; conditions and constraints",
 )

@@ -1,12 +1,45 @@
 """Typed options of a training run: how long, how to scale, where to checkpoint."""
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from engine.core.errors import InvalidOptionError
 
-__all__ = ["LR_SCHEDULES", "MIXED_PRECISION", "InvalidOptionError", "ScalingOptions", "TrainOptions"]
+__all__ = ["LR_SCHEDULES", "MIXED_PRECISION", "InvalidOptionError", "ScalingOptions", "TrainOptions", "parse_duration"]
+
+_DURATION_UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|min|m|h|d)")
+
+
+def parse_duration(value: object, name: str = "time_budget") -> float | None:
+    """Seconds in a duration: a number of seconds, or text such as ``"90s"``, ``"10m"``, ``"1h"``, ``"1h30m"``.
+
+    ``None`` stays ``None`` (no limit). Raises :class:`InvalidOptionError` naming ``name`` otherwise.
+    """
+    if value is None:
+        return None
+    rule = "a positive number of seconds or a duration such as '90s', '10m', '1h' or '1h30m'"
+    if isinstance(value, bool):
+        _check(False, name, rule, value)
+    if isinstance(value, (int, float)):
+        _check(math.isfinite(value) and value > 0, name, rule, value)
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        try:
+            seconds = float(text)  # "600" on a command line
+        except ValueError:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                _check(False, name, rule, value)
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+        _check(math.isfinite(seconds) and seconds > 0, name, rule, value)
+        return seconds
+    _check(False, name, rule, value)
+    return None
 
 
 def _check(cond: bool, name: str, rule: str, got: object) -> None:
@@ -84,6 +117,19 @@ class TrainOptions:
             for an effective batch of ``batch_size * grad_accumulation_steps`` rows per
             worker. Only for models that declare ``supports_grad_accumulation``
             (single-optimiser models; GANs step two optimisers in turn and cannot).
+        time_budget: stop training after this many seconds (or a duration text, ``"90s"``,
+            ``"10m"``, ``"1h"``; normalised to seconds), counted on the workers from the first
+            training step (Ray start-up and data loading excluded; validation and checkpoints
+            included). It is checked after every optimisation step, so a run overshoots by at
+            most one step plus the final validation and checkpoint, never by an epoch. ``epochs``
+            (or ``max_steps``) still bounds the run. ``None``: no limit.
+        validate_every: epochs between two validations when the run has a validator (a
+            callable scoring the model, higher is better, handed to ``train_torch_model``):
+            the model is scored on rank 0, the score goes in the history row
+            (``"validation_score"``), and the run ends with the weights of the best-scoring
+            validation, not the last ones. The last epoch is always validated.
+        patience: validations without improvement after which the run stops early
+            (``None``: run to the epochs or the time budget).
         mixed_precision: ``"bf16"`` or ``"fp16"`` run each ``train_step`` under
             ``torch.autocast`` on GPU workers (``"fp16"`` also scales the loss, for
             models that declare ``supports_fp16``); CPU workers need ``"no"``.
@@ -108,8 +154,14 @@ class TrainOptions:
     grad_accumulation_steps: int = 1
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     stream: bool = False
+    time_budget: float | None = None
+    validate_every: int = 1
+    patience: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
+        _check(_is_int(self.validate_every) and self.validate_every >= 1, "validate_every", "an integer >= 1", self.validate_every)
+        _check(self.patience is None or (_is_int(self.patience) and self.patience >= 1), "patience", "an integer >= 1 or None", self.patience)
         _check(_is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
         _check(_is_int(self.batch_size) and self.batch_size >= 2, "batch_size", "an integer >= 2", self.batch_size)
         _check(_is_int(self.checkpoint_every) and self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)

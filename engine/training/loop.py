@@ -42,6 +42,7 @@ from engine.training.checkpoint import (
     state_digest,
 )
 from engine.training.config import ScalingOptions, TrainOptions
+from engine.training.selection import BestState
 from engine.training.steps import StepRunner, build_schedulers, plan_phases, run_unit, total_steps, windows
 
 # Ray Train defaults tuned for short tabular runs; set any of them in the environment to override.
@@ -255,10 +256,14 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     fail_at_step = cfg.get("fail_once_at_step")  # the same, before an optimisation step
     sums: dict[str, float] = {}
     period_steps, started = 0, time.perf_counter()
+    # Early stopping: a validator scores the model on rank 0 (every rank gets the score), the best state is kept.
+    validator = cfg.get("validator")
+    best = BestState(options.patience) if validator is not None else None
+    stop_reason: str | None = None  # "time_budget" or "early_stopping" once the run must end
 
     def report(head: dict[str, Any], phase_name: str) -> None:
         """Close a reporting period: a history row, and a checkpoint every ``checkpoint_every`` rows."""
-        nonlocal sums, period_steps, started
+        nonlocal sums, period_steps, started, stop_reason
         if world > 1:
             _sync_buffers(model, world)
         row = {
@@ -268,10 +273,22 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             "seconds": time.perf_counter() - started,
         }
         sums, period_steps = {}, 0
+        last = stop_reason is not None or (pos.phase == len(plan) - 1 and pos.progress >= plan[-1].length)
+        if best is not None and (last or (len(history) + 1) % options.validate_every == 0):
+            score = _agreed_score(validator(model) if rank == 0 else 0.0, world)
+            row["validation_score"] = score
+            best.offer(row.get("epoch", pos.epoch), score, model.state_tensors)
+            if best.should_stop and not last:
+                stop_reason, last = "early_stopping", True
+            if last and best.best_state is not None:
+                # The run ends with the weights of its best validation, not its last ones.
+                model.load_state_tensors(best.best_state)
+                row.update(chosen_epoch=best.best_epoch, chosen_score=best.best_score)
+        if last and stop_reason is not None:
+            row["stopped_by"] = stop_reason
         history.append(row)
         if bar is not None:
             bar.epoch(row)  # the driver draws the losses: on its bar, or one line per epoch in a log
-        last = pos.phase == len(plan) - 1 and pos.progress >= plan[-1].length
         if last or len(history) % options.checkpoint_every == 0:
             # Every rank adds its own random state (and a digest of the state it holds) to the checkpoint.
             with tempfile.TemporaryDirectory() as tmp:
@@ -310,6 +327,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         started = time.perf_counter()
 
     epoch_start_state = rng.bit_generator.state  # numpy's state as the data epoch in progress began
+    budget = options.time_budget
+    training_started = time.perf_counter()  # the time budget counts from here
     steps_left: Iterator[list[Any]] | None = None  # the optimisation steps left in that epoch
     if pos.batches:
         # Resumed inside a data epoch: draw it again from its start and skip what was trained on
@@ -349,11 +368,23 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
                 phase_over = pos.progress == phase.length
                 if phase_over or pos.progress % options.report_every_steps == 0:
                     report({"step": pos.step}, phase.name)
+                    if stop_reason is not None:
+                        break
                 if phase_over:
                     # The checkpoint keeps the phase, complete, and the data epoch it stopped in: a run
                     # resumed with a longer phase continues that epoch; else the next phase starts afresh.
                     break
+            # Checked after every step (all ranks agree), so the budget is kept within one step, not one epoch.
+            if budget is not None and _agreed_flag(time.perf_counter() - training_started >= budget, world):
+                stop_reason = "time_budget"
+                break
         steps_left = None
+        if stop_reason is not None:
+            if not history or history[-1].get("stopped_by") is None:
+                # The epoch in progress, as a fraction of epochs, when the budget cut it short.
+                done = pos.epoch + (pos.batches / batches_per_epoch if batches_per_epoch and pos.batches else 0)
+                report({"epoch": round(done, 3), "step": pos.step}, phase.name)
+            break
         if phase_over:
             continue
         # The data epoch ran to its end.
@@ -364,8 +395,32 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         if phase.unit == "epochs":
             pos.progress += 1
             report({"epoch": pos.epoch}, phase.name)
+            if stop_reason is not None:  # early stopping decided at this validation
+                break
     if bar is not None:
         bar.close()
+
+
+def _agreed_flag(flag: bool, world: int) -> bool:
+    """``flag`` if any rank raised it (every rank must stop at the same step, or DDP waits forever)."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _agreed_score(score: float, world: int) -> float:
+    """Rank 0's validation score, on every rank (the others pass a placeholder)."""
+    if world == 1:
+        return float(score)
+    import torch.distributed as dist
+
+    t = torch.tensor([float(score)], dtype=torch.float64)
+    dist.broadcast(t, src=0)
+    return float(t.item())
 
 
 def _broadcast_shadow_nets(model: Any) -> None:
@@ -458,6 +513,7 @@ def train_torch_model(
     options: TrainOptions,
     scaling: ScalingOptions,
     initial_state: Mapping[str, torch.Tensor] | None = None,
+    validator: Any = None,
     _test_hooks: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train a torch model on encoded data with Ray Train; return the final state.
@@ -481,6 +537,11 @@ def train_torch_model(
     unnamed one in a temporary folder removed afterwards. On a cluster of
     several nodes the checkpoints need a shared ``storage_path`` (NFS mount or
     ``s3://`` / ``gs://`` URI): anything else raises ``SharedStorageError``.
+
+    ``validator`` (picklable; called on rank 0 as ``validator(model) -> float``, higher is
+    better) turns on early stopping: see ``TrainOptions.validate_every`` and ``patience``.
+    The returned state is then that of the best validation, and the history rows carry
+    ``validation_score`` (and, on the last row, ``chosen_epoch``, ``chosen_score``).
     """
     _check_model_supports(model_class, model_name, options)
     for key, value in RAY_TRAIN_DEFAULTS.items():
@@ -526,7 +587,9 @@ def train_torch_model(
         # An unnamed run can never be resumed: its checkpoints live only as long as the call.
         storage = temporary = tempfile.mkdtemp(prefix="synth-train-")
     name = options.run_name or f"{model_name}-{uuid.uuid4().hex[:8]}"
-    progress = DriverProgress(model_name, options.epochs, enabled=options.show_progress)
+    # A budgeted run shows its budget beside the epochs, which it is not expected to reach.
+    shown_epochs: Any = options.epochs if options.time_budget is None else f"{options.epochs} (budget {options.time_budget:g} s)"
+    progress = DriverProgress(model_name, shown_epochs, enabled=options.show_progress)
     cfg = {
         "progress": progress.open(),  # the board rank 0 reports to; the driver draws it
         "verbose": verbose(),
@@ -538,6 +601,7 @@ def train_torch_model(
         # Pretrained weights go through the object store once, not pickled into every worker's config.
         "initial_state": None if initial_state is None else ray.put(dict(initial_state)),
         "cpus_per_worker": cpus,
+        "validator": validator,
         **dict(_test_hooks or {}),
     }
     trainer = TorchTrainer(
