@@ -8,6 +8,8 @@ MODALITY = Modality(
         "ctgan": "engine.tabular.models.ctgan:CTGAN",
         "tvae": "engine.tabular.models.tvae:TVAE",
         "gaussian_copula": "engine.tabular.models.gaussian_copula:GaussianCopula",
+        "dp_ctgan": "engine.privacy.models.dp_ctgan:DPCTGAN",  # trained privately through engine.privacy.DPSynthesizer
+        "dp_tvae": "engine.privacy.models.dp_tvae:DPTVAE",
     },
     formats=("json", "csv", "parquet"),
     unit="row",
