@@ -9,8 +9,9 @@ missing values) would leak them. :class:`PrivateTabularEncoder` learns the same 
 - otherwise from **differentially private releases**, each paid from the ledger:
   categories by a stability histogram over the observed values (Laplace noise, a
   threshold that makes values held by few rows unlikely to appear: (epsilon, delta)-DP),
-  numeric ranges as the 0.5% and 99.5% quantiles picked by the exponential mechanism over
-  fixed public edges (powers of two, then 64 equal edges inside; pure epsilon-DP), and
+  numeric ranges from a thresholded Laplace histogram over fixed public bins (powers of
+  two), refined to the 0.5% and 99.5% quantiles by the exponential mechanism over 64 equal
+  edges inside (pure epsilon-DP), and
   missing values by Laplace-noised counts.
 
 Numeric columns get one mode (min-max scaling into the tanh range) instead of a fitted
@@ -66,25 +67,31 @@ def _quantile_em(sorted_x: np.ndarray, candidates: np.ndarray, target: float, ep
 def private_bounds(x: np.ndarray, epsilon: float, rng: np.random.Generator, *, column: str = "") -> tuple[float, float, float]:
     """``(low, high, noisy_missing_count)`` of a numeric column under ``epsilon``-DP.
 
-    A fifth of the budget counts the missing values (Laplace). The rest finds the 0.5% and
-    99.5% quantiles with the exponential mechanism, twice: over fixed public edges
-    (signed powers of two from 2^-16 to 2^62), then over 64 equal edges between the two
-    picked. Number of rows treated as public (as Opacus' accounting does).
+    A fifth of the budget counts the missing values (Laplace). Two fifths: a Laplace histogram
+    over fixed public bins (signed powers of two from 2^-16 to 2^63); the bins whose noisy
+    count clears a threshold (so that an empty bin passes with probability 5% at most) give
+    a coarse range. The last two fifths refine it: the exponential mechanism picks the 0.5%
+    and 99.5% quantiles among 64 equal edges inside. The number of rows is treated as public
+    (as Opacus' accounting does).
     """
     e = epsilon / 5.0
     missing = np.isnan(x)
     v = np.sort(np.clip(x[~missing], -(2.0**_POW_HIGH), 2.0**_POW_HIGH))
     noisy_missing = float(laplace(np.array([missing.sum()]), e, rng)[0])
-    n = len(v)
-    t_low, t_high = _QUANTILES[0] * n, _QUANTILES[1] * n
-    edges = np.concatenate([_pow2_bin_edges()[: len(_pow2_bin_edges()) // 2], [0.0], _pow2_bin_edges()[len(_pow2_bin_edges()) // 2 :]])
-    lo_i = _quantile_em(v, edges, t_low, e, rng)
-    hi_i = _quantile_em(v, edges, t_high, e, rng)
-    lo_i, hi_i = min(lo_i, hi_i), max(lo_i, hi_i)
-    low, high = float(edges[max(lo_i - 1, 0)]), float(edges[min(hi_i + 1, len(edges) - 1)])
+    edges = _pow2_bin_edges()
+    noisy = laplace(np.histogram(v, bins=edges)[0], 2 * e, rng)
+    threshold = math.log(len(noisy) / 0.05) / (2 * e)
+    kept = np.flatnonzero(noisy > threshold)
+    if not len(kept):
+        raise PrivacyBudgetError(
+            f"The privacy budget for column {column!r} (epsilon = {epsilon:.3g}) is too small to find its range "
+            f"privately (no bin's noisy count cleared {threshold:.1f}): give its range in public_bounds, or raise epsilon."
+        )
+    low, high = float(edges[kept[0]]), float(edges[kept[-1] + 1])
     fine = np.linspace(low, high, _REFINE_BINS + 1)
-    a = _quantile_em(v, fine, t_low, e, rng)
-    b = _quantile_em(v, fine, t_high, e, rng)
+    n = len(v)
+    a = _quantile_em(v, fine, _QUANTILES[0] * n, e, rng)
+    b = _quantile_em(v, fine, _QUANTILES[1] * n, e, rng)
     a, b = min(a, b), max(a, b)
     low, high = float(fine[a]), float(fine[b])
     if high <= low:

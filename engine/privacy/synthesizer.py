@@ -201,13 +201,26 @@ class DPSynthesizer:
             **({"category_frequencies": freqs} if self.model == "dp_ctgan" else {}),
         }
         synth = TabularSynthesizer(self.model, model_config=model_config, num_workers=self.num_workers)
-        from engine.core.runtime import ray_session
+        from dataclasses import asdict
 
+        from engine.core.runtime import ray_session
+        from engine.training.config import TrainOptions
+        from engine.training.loop import train_torch_model
+
+        model_cls = synth.model_class()
+        config = synth._config_object()
+        model = model_cls(config, encoder.layout_)  # built here too, so a bad config fails before Ray starts
+        options = TrainOptions(epochs=1, batch_size=max(2, self.expected_batch_size), seed=seed, max_steps=plan.steps, show_progress=show_progress)
         with ray_session():
-            model = synth._train_torch(
-                layout=encoder.layout_, data=encoded, epochs=1, batch_size=max(2, self.expected_batch_size), seed=seed,
-                max_steps=plan.steps, show_progress=show_progress,
+            result = train_torch_model(
+                model_name=self.model, model_class=model_cls, model_config=asdict(config), layout=encoder.layout_,
+                data=encoded, options=options, scaling=synth.scaling,
             )
+        model.load_state_tensors(result.state_tensors)
+        model.load_extra_state(result.extra_state)
+        synth.training_options_ = asdict(options)
+        synth.history_ = list(result.history)
+        self.train_result_ = result
         steps_done = int(model.private_steps)
         eps_train = epsilon_spent(noise_multiplier=plan.noise_multiplier, sample_rate=sample_rate, steps=steps_done, delta=delta_train, accountant=self.accountant)
         ledger.spend(f"DP-SGD training ({steps_done} steps, {self.accountant.upper()} accountant)", eps_train, delta_train)
