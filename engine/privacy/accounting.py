@@ -183,19 +183,23 @@ class PrivacyLedger:
 
     @property
     def epsilon_spent(self) -> float:
-        return float(sum(r.epsilon for r in self.releases))
+        return math.fsum(r.epsilon for r in self.releases)  # correctly rounded: never an ulp above the true sum
 
     @property
     def delta_spent(self) -> float:
-        return float(sum(r.delta for r in self.releases))
+        return math.fsum(r.delta for r in self.releases)
 
     @property
     def epsilon_left(self) -> float:
-        return max(0.0, self.epsilon - self.epsilon_spent)
+        # Rounded down, so that spending all of it can never take the total an ulp over the budget.
+        return max(0.0, math.nextafter(self.epsilon - self.epsilon_spent, 0.0))
+
+    @property
+    def delta_left(self) -> float:
+        return max(0.0, math.nextafter(self.delta - self.delta_spent, 0.0))
 
     def spend(self, what: str, epsilon: float, delta: float = 0.0) -> Release:
-        # A relative tolerance: shares computed as fractions of the budget may round up by an ulp.
-        if self.epsilon_spent + epsilon > self.epsilon * (1 + 1e-9) or self.delta_spent + delta > self.delta * (1 + 1e-9):
+        if math.fsum([*(r.epsilon for r in self.releases), epsilon]) > self.epsilon or math.fsum([*(r.delta for r in self.releases), delta]) > self.delta:
             raise PrivacyBudgetError(
                 f"Spending epsilon = {epsilon:.4g}, delta = {delta:.3g} on {what} would exceed the budget "
                 f"(epsilon = {self.epsilon:.4g}, delta = {self.delta:.3g}; already spent {self.epsilon_spent:.4g}, {self.delta_spent:.3g})."

@@ -39,7 +39,10 @@ def rho_for(epsilon: float, delta: float) -> float:
     log = math.log(1.0 / delta)
     # eps = rho + 2 sqrt(rho log(1/delta)) solved for rho (a quadratic in sqrt(rho)).
     root = -math.sqrt(log) + math.sqrt(log + epsilon)
-    return root * root
+    rho = root * root
+    while rho > 0 and epsilon_of(rho, delta) > epsilon:  # rounding must not take the conversion over epsilon
+        rho = math.nextafter(rho, 0.0)
+    return rho
 
 
 def epsilon_of(rho: float, delta: float) -> float:

@@ -196,11 +196,11 @@ class PrivateTabularEncoder(TabularEncoder):
                 f"Columns {', '.join(map(repr, private))} need a private release to be encoded (no public bounds, "
                 "categories or nullability for them), but the preprocessing budget is epsilon = 0."
             )
-        eps_col = self.epsilon / max(len(private), 1)
+        eps_col = math.nextafter(self.epsilon / max(len(private), 1), 0.0)  # k shares never add up past the budget
         n_unknown = sum(1 for c in schema.columns if c.kind in _DISCRETE and c.name not in self.public_categories)
         if n_unknown and self.delta <= 0:
             raise PrivacyBudgetError("Releasing unknown category lists privately needs delta > 0: give public_categories or a delta.")
-        delta_col = self.delta / max(n_unknown, 1)
+        delta_col = math.nextafter(self.delta / max(n_unknown, 1), 0.0)
         self.releases_ = []
         states: list[ColumnCodecState] = []
         self.normalizers_, self.nullable_ = {}, {}

@@ -154,7 +154,7 @@ class DPSynthesizer:
         if self.model == "mst":
             from engine.privacy.marginal import MST, epsilon_of, rho_for
 
-            eps_left, delta_left = ledger.epsilon_left, self.delta - ledger.delta_spent
+            eps_left, delta_left = ledger.epsilon_left, ledger.delta_left
             rho = rho_for(eps_left, delta_left)
             mst = MST(num_bins=self.num_bins)
             codes = mst.discretise(table, encoder)
@@ -182,7 +182,7 @@ class DPSynthesizer:
         encoded = encoder.transform(table, seed=seed)
         freqs: list[list[float]] = []
         if self.model == "dp_ctgan" and encoder.layout_.category_spans:
-            eps_counts = self.counts_fraction * self.epsilon
+            eps_counts = min(self.counts_fraction * self.epsilon, ledger.epsilon_left)
             freqs = noisy_category_frequencies(encoded, encoder, eps_counts, rng)
             ledger.spend("category counts for the conditional vector", eps_counts)
         sample_rate = min(1.0, self.expected_batch_size / n)
@@ -190,7 +190,7 @@ class DPSynthesizer:
         if not isinstance(epochs, int) or epochs < 1:
             raise InvalidOptionError(f"The 'epochs' parameter of DPSynthesizer.fit must be an integer >= 1. Got {epochs!r} instead.")
         steps = max(1, int(round(epochs / sample_rate)))
-        delta_train = self.delta - ledger.delta_spent
+        delta_train = ledger.delta_left
         plan = plan_training(
             epsilon=ledger.epsilon_left, delta=delta_train, sample_rate=sample_rate, steps=steps,
             max_grad_norm=self.max_grad_norm, accountant=self.accountant, noise_multiplier=self.noise_multiplier,
@@ -254,6 +254,12 @@ class DPSynthesizer:
         if self.synthesizer_ is None:
             raise NotFittedError("Only a fitted dp_ctgan or dp_tvae DPSynthesizer can be saved (MST models are not saved in this version).")
         return self.synthesizer_.save(path)
+
+    def evaluate(self, real_data: Any, synthetic_data: Any = None, **options: Any) -> Any:
+        """The tabular evaluation report (dp_ctgan, dp_tvae); its privacy section prints the DP guarantee."""
+        if self.synthesizer_ is None:
+            raise NotFittedError("evaluate needs a fitted dp_ctgan or dp_tvae; audit MST output with verify_privacy.")
+        return self.synthesizer_.evaluate(real_data, synthetic_data, **options)
 
     # -------------------------------------------------------------- privacy
     def verify_privacy(self, original: Any, synthetic: Any, *, holdout: Any = None, seed: int = 0) -> Any:

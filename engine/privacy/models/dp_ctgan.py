@@ -16,6 +16,13 @@ Departures from CTGAN, each forced by the per-row privacy unit:
   computed by the front door), never from the real counts, and training-by-sampling
   (which picks real rows by category) is not used.
 - No BatchNorm where real rows pass (the critic has none; the generator keeps its own).
+
+The guarantee covers the whole pipeline only when the model is fitted through
+:class:`engine.privacy.synthesizer.DPSynthesizer` (private preprocessing, noisy counts, the
+noise solved from the budget, training stopped at it). Fitted as a plain table model
+(``TabularSynthesizer(model="dp_ctgan")``, ``synth fit``) it trains with DP-SGD's clipping
+and noise but with the ordinary encoder, which reads the rows, and no accounting: no
+guarantee is claimed then (``privacy_`` stays empty and no report prints one).
 """
 from __future__ import annotations
 

@@ -8,6 +8,10 @@ optimiser then clips, noises and (across workers) all-reduces them, as for DP-CT
 
 The networks are this file's own small MLPs (no BatchNorm), so that the DP model does
 not depend on the non-private TVAE's internals. Generation decodes the prior as TVAE does.
+
+As for DP-CTGAN, the guarantee covers the pipeline only through
+:class:`engine.privacy.synthesizer.DPSynthesizer`; fitted as a plain table model it gets
+DP-SGD's clipping and noise without private preprocessing or accounting, and claims nothing.
 """
 from __future__ import annotations
 
