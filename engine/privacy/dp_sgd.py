@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from engine.core.contract import BatchSampler
-from engine.core.params import Rule
-from engine.core.params import Refused  # noqa: F401  (re-exported for the rules below)
+from engine.core.params import Refused, Rule
 
 
 def is_distributed() -> bool:

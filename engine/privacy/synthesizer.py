@@ -25,7 +25,6 @@ import pandas as pd
 
 from engine.core.errors import InvalidOptionError, NotFittedError
 from engine.privacy.accounting import PrivacyLedger, check_accountant, check_budget, epsilon_spent, plan_training
-from engine.privacy.errors import PrivacyBudgetError
 from engine.privacy.preprocessing import PrivateTabularEncoder, noisy_category_frequencies
 
 MODELS = ("dp_ctgan", "dp_tvae", "mst")
