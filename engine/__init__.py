@@ -29,6 +29,7 @@ _PUBLIC: dict[str, str] = {
     "load_synthesizer": "engine.core.registry:load_synthesizer",
     "register_modality": "engine.core.registry:register_modality",
     "SynthError": "engine.core.errors:SynthError",
+    "DPSynthesizer": "engine.privacy.synthesizer:DPSynthesizer",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -9,6 +9,8 @@ MODALITY = Modality(
         "tvae": "engine.tabular.models.tvae:TVAE",
         "gaussian_copula": "engine.tabular.models.gaussian_copula:GaussianCopula",
         "tabddpm": "engine.tabular.models.tabddpm:TabDDPM",
+        "dp_ctgan": "engine.privacy.models.dp_ctgan:DPCTGAN",  # trained privately through engine.privacy.DPSynthesizer
+        "dp_tvae": "engine.privacy.models.dp_tvae:DPTVAE",
     },
     formats=("json", "csv", "parquet"),
     unit="row",

@@ -345,7 +345,11 @@ class TabularSynthesizer(Synthesizer):
         real = read_table(real_data)
         synthetic = read_table(synthetic_data) if synthetic_data is not None else self.sample(len(real), seed=seed)
         holdout = read_table(holdout_data) if holdout_data is not None else None
-        return evaluate_tables(real, synthetic, holdout=holdout, target=target, schema=self.schema_)
+        report = evaluate_tables(real, synthetic, holdout=holdout, target=target, schema=self.schema_)
+        guarantee = getattr(getattr(self._source, "model", None), "privacy_", None)  # DP models (engine.privacy)
+        if guarantee and report.privacy:
+            report.privacy["dp_guarantee"] = {k: v for k, v in guarantee.items() if k != "ledger"}
+        return report
 
     # -------------------------------------------------- the interfaces' view
     def coerce_conditions(self, conditions: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -164,6 +164,13 @@ def privacy_readings(p: dict[str, Any]) -> list[str]:
             )
     if "holdout_caveat" in p:
         lines.append(p["holdout_caveat"])
+    if "dp_guarantee" in p:  # set for models trained with differential privacy (engine.privacy)
+        g = p["dp_guarantee"]
+        lines.append(
+            f"Differential privacy guarantee: epsilon = {g.get('epsilon_spent', float('nan')):.4g} spent of {g.get('epsilon', float('nan')):.4g}, "
+            f"delta = {g.get('delta_spent', g.get('delta', float('nan'))):.3g} ({g.get('mechanism', '')}; accountant {g.get('accountant', '-')}, "
+            f"noise multiplier {g.get('noise_multiplier', '-')}, clipping norm {g.get('max_grad_norm', '-')})."
+        )
     lines.append(
         f"Computed on random samples ({', '.join(f'{k}: {v:,}' for k, v in p.get('sample_rows', {}).items())} rows). "
         "These are diagnostics of specific risks, not guarantees: only differential privacy bounds what can leak."

@@ -1,0 +1,1 @@
+"""Differential privacy, PII replacement and privacy audits (see ``engine.privacy.synthesizer.DPSynthesizer``)."""
