@@ -29,6 +29,9 @@ _PUBLIC: dict[str, str] = {
     "load_synthesizer": "engine.core.registry:load_synthesizer",
     "register_modality": "engine.core.registry:register_modality",
     "SynthError": "engine.core.errors:SynthError",
+    "RequirementSpec": "engine.requirements.spec:RequirementSpec",
+    "interpret": "engine.requirements.interpreter:interpret",
+    "generate": "engine.requirements.run:generate",
 }
 __all__ = [*_PUBLIC, "__version__"]
 
