@@ -281,6 +281,10 @@ class _Resolver:
             self.set_condition(column, value, _quote(self.text, node))
 
     def clause_bare(self, node: Tree) -> None:
+        words = _words(node)
+        if len(words) == 1 and singular(words[0]) in _ROW_WORDS:  # "rows where ...": the rows' name, without a count
+            self.row_name = words[0]
+            return
         column, value = self.bare_value(node.children[0])
         if isinstance(value, _Excluded):
             self.exclude(column, [value.label], node)
