@@ -150,6 +150,7 @@ class EvaluationSpec(_Strict):
     """The evaluation run on the output against the source data."""
 
     enabled: bool = True
+    full_report: bool = Field(True, description="the modality's whole report (realism and privacy too, slower); false: per-class fidelity only")
     target: str | None = Field(None, description="column predicted for machine-learning efficacy (tables)")
     per_class: str | None = Field(None, description="column whose classes get their own fidelity score (default: the mixture's)")
 
@@ -247,6 +248,8 @@ def load_spec(source: RequirementSpec | Mapping[str, Any] | str | os.PathLike[st
             source = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise InvalidSpecError(f"{where} is not valid YAML or JSON: {exc}") from None
+    if isinstance(source, Mapping) and "dataset_card_version" in source and "spec" in source:
+        source, base = source["spec"], None  # a data card: the spec it was made from (its paths are already resolved)
     if not isinstance(source, Mapping):
         raise InvalidSpecError(f"{where} must be a mapping of fields (num_rows, data, ...); got {type(source).__name__}.")
     try:
