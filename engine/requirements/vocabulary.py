@@ -164,6 +164,9 @@ class Vocabulary:
 
     def value(self, info: ColumnInfo, text: str, notes: list[str] | None = None) -> Any:
         """The label of ``info`` that ``text`` names, or None."""
+        exact = [v for v in info.values if str(v).strip().lower() == str(text).strip().lower()]
+        if len(exact) == 1:  # before the loose forms, which may merge labels (" <=50K" and " >50K" both read "50k")
+            return exact[0]
         labels = {}
         for v in info.values:
             labels.setdefault(norm(v), v)
