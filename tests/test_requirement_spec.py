@@ -145,3 +145,8 @@ def test_published_json_schema_is_up_to_date():
     jsonschema.Draft202012Validator.check_schema(published)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"num_rows": -3, "data": "x"}, published)
+
+
+def test_the_shipped_example_spec_is_valid():
+    spec = load_spec(REPO / "jobs" / "configs" / "generate_adult.yaml")
+    assert Path(spec.data).is_file() and spec.mixture == {"income": {">50K": 0.5, "<=50K": 0.5}}
