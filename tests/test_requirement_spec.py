@@ -116,23 +116,17 @@ def test_the_constraint_kinds_are_the_engines():
     assert kinds == set(CONSTRAINT_TYPES)
 
 
-def test_privacy_is_refused_until_a_private_model_exists():
+def test_privacy_is_refused_unless_the_model_is_private():
     from dataclasses import fields
 
-    from engine.core.registry import REGISTRY
+    from engine.core.registry import get_model_class
 
     spec = load_spec({**FULL, "privacy": {"epsilon": 1.0, "delta": 1e-5}})
-    assert spec.privacy.epsilon == 1.0
-    private = [
-        name for m in REGISTRY.all().values() for name in m.models
-        if any(f.name == "epsilon" for f in fields(getattr(m.model_class(name), "config_class")))
-    ]
-    if private:
-        with pytest.raises(InvalidSpecError, match="not differentially private"):
-            check_privacy_supported(spec)
-    else:
-        with pytest.raises(InvalidSpecError, match="no model of this engine is trained with differential privacy"):
-            check_privacy_supported(spec)
+    assert spec.privacy.epsilon == 1.0 and spec.privacy.delta == 1e-5
+    # The copula's config has no epsilon: a budget for it is refused, not silently ignored.
+    assert not any(f.name == "epsilon" for f in fields(get_model_class("gaussian_copula").config_class))
+    with pytest.raises(InvalidSpecError, match="'gaussian_copula' is not trained with differential privacy"):
+        check_privacy_supported(spec)
     check_privacy_supported(load_spec(FULL))  # no budget: nothing to refuse
 
 

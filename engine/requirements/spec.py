@@ -295,29 +295,42 @@ def write_json_schema(path: str | os.PathLike[str]) -> None:
 
 
 def check_privacy_supported(spec: RequirementSpec) -> None:
-    """Refuse a privacy budget unless some registered model is trained with one (a config with an ``epsilon`` field)."""
+    """Refuse a privacy budget unless the model is trained with one (its config has an ``epsilon`` field).
+
+    With no model named, any registered model with such a config will do (the
+    scan imports every model class, so it is left for that case).
+    """
     if spec.privacy is None:
         return
-    from dataclasses import fields, is_dataclass
+    from engine.core.registry import REGISTRY, get_model_class
 
-    from engine.core.registry import REGISTRY
-
+    if spec.model is not None:
+        if not _has_epsilon(get_model_class(spec.model)):
+            raise InvalidSpecError(
+                f"The spec asks for a privacy budget (epsilon={spec.privacy.epsilon}), but the model {spec.model!r} is not "
+                "trained with differential privacy (its config has no 'epsilon'); remove 'privacy' or name a private model."
+            )
+        return
     private = []
     for modality in REGISTRY.all().values():
         for name in modality.models:
             try:
-                config = getattr(modality.model_class(name), "config_class", None)
+                if _has_epsilon(modality.model_class(name)):
+                    private.append(name)
             except SynthError:
                 continue
-            if config is not None and is_dataclass(config) and any(f.name == "epsilon" for f in fields(config)):
-                private.append(name)
     if not private:
         raise InvalidSpecError(
             f"The spec asks for a privacy budget (epsilon={spec.privacy.epsilon}), but no model of this engine is trained "
             "with differential privacy yet; remove 'privacy' or use a differentially private model when one is installed."
         )
-    if spec.model is not None and spec.model not in private:
-        raise InvalidSpecError(
-            f"The spec asks for a privacy budget, but the model {spec.model!r} is not differentially private; "
-            f"the models that are: {', '.join(map(repr, private))}."
-        )
+    raise InvalidSpecError(
+        f"The spec asks for a privacy budget: name the model that spends it ('model': one of {', '.join(map(repr, private))})."
+    )
+
+
+def _has_epsilon(model_class: type) -> bool:
+    from dataclasses import fields, is_dataclass
+
+    config = getattr(model_class, "config_class", None)
+    return config is not None and is_dataclass(config) and any(f.name == "epsilon" for f in fields(config))
