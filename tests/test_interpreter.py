@@ -119,6 +119,7 @@ REFUSALS = [
     ("100 rows where age is over 40 or", ["'or'"]),
     ("100 rows with purple unicorns", ["'purple unicorns'", "The columns are"]),
     ("100 rows, 100 rows", ["count twice"]),
+    ("100 rows where age over", ["at its end"]),
     ("", ["empty"]),
 ]
 

@@ -93,12 +93,14 @@ def _expand_contractions(text: str) -> str:
 
 
 def _syntax_message(text: str, exc: UnexpectedInput, vocab: Vocabulary) -> str:
-    pos = getattr(exc, "pos_in_stream", None) or 0
-    rest = text[pos:].split()
-    near = " ".join(rest[:4]) if rest else "the end of the request"
+    pos = getattr(exc, "pos_in_stream", None)
+    if pos is None or pos < 0 or pos >= len(text):  # the request ended too early
+        where = "at its end: it stops in the middle of a clause"
+    else:
+        where = f"from {' '.join(text[pos:].split()[:4])!r} on (character {pos + 1})"
     return (
-        f"Cannot read the request {text!r} from {near!r} on (character {pos + 1}). Write it as a count and clauses, e.g. "
-        "'1000 rows where age between 30 and 50 and sex is Female, 20% of them with income >50K'. "
+        f"Cannot read the request {text!r} {where}. Write it as a count and clauses, e.g. "
+        "'1000 rows where age between 30 and 50 and sex is Female, 20% of them with income = \">50K\"'. "
         f"The columns are: {vocab.known_columns()}."
     )
 

@@ -77,7 +77,11 @@ class Vocabulary:
             import pandas as pd
 
             path = str(source)
-            vocab = cls.from_frame(pd.read_parquet(path) if path.endswith((".parquet", "/")) else pd.read_csv(path))
+            if not os.path.exists(path):
+                raise InterpretError(f"The data {path!r} to read column names and values from does not exist.")
+            # The names and values of a bounded number of rows are enough to resolve words against.
+            frame = pd.read_parquet(path) if path.endswith(".parquet") or os.path.isdir(path) else pd.read_csv(path, nrows=200_000)
+            vocab = cls.from_frame(frame)
         elif hasattr(source, "describe") and hasattr(source, "sample_table"):  # a fitted front door
             vocab = cls.from_card(source.describe())
         elif isinstance(source, Mapping):
