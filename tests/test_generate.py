@@ -168,3 +168,11 @@ def test_job_runs_a_spec_file(adult_csv, tmp_path, capsys):
     rows = pd.read_json(tmp_path / "out" / "rows.json", lines=True)
     assert len(rows) == 50 and (rows["sex"] == " Female").all()
     assert main(["--spec", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_interpret_against_a_fitted_model(fitted):
+    from engine import interpret
+
+    reading = interpret("200 rows where income = '>50K', age over 30, education is Bachelors or Masters", fitted)
+    assert reading.request == {"num_rows": 200, "conditions": {
+        "income": " >50K", "age": {">": 30}, "education": {"in": [" Bachelors", " Masters"]}}}
