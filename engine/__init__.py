@@ -30,6 +30,9 @@ _PUBLIC: dict[str, str] = {
     "register_modality": "engine.core.registry:register_modality",
     "SynthError": "engine.core.errors:SynthError",
     "DPSynthesizer": "engine.privacy.synthesizer:DPSynthesizer",
+    "RequirementSpec": "engine.requirements.spec:RequirementSpec",
+    "interpret": "engine.requirements.interpreter:interpret",
+    "generate": "engine.requirements.run:generate",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -251,6 +251,50 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    """``synth generate spec.yaml`` or ``synth generate --prompt ... --data f.csv``: see engine/requirements."""
+    from engine.requirements.run import generate
+
+    if (args.spec is None) == (args.prompt is None):
+        raise SynthError("give a spec file or --prompt (not both).")
+    if args.spec is not None:
+        spec: Any = args.spec
+        if args.dry_run:
+            from engine.requirements.spec import load_spec
+
+            print(load_spec(args.spec).to_yaml(), end="")
+            return 0
+    else:
+        from engine.requirements.interpreter import interpret
+
+        if (args.data is None) == (args.model_dir is None):
+            raise SynthError("with --prompt give --data (to train on) or --model-dir (a saved model), not both.")
+        if args.model_dir is not None:
+            from engine.core.registry import load_synthesizer
+
+            schema: Any = load_synthesizer(args.model_dir)
+        else:
+            schema = args.data
+        reading = interpret(args.prompt, schema)
+        for note in reading.notes:
+            print(f"note: {note}", file=sys.stderr)
+        spec = reading.to_spec(
+            data=args.data, model_path=args.model_dir, model=args.model, seed=args.seed,
+            output={"path": args.out} if args.out else None,
+        )
+        if args.dry_run or args.out is None:
+            print(spec.to_yaml(), end="")
+            if not args.dry_run:
+                print("(no --out: nothing generated; save this spec or add --out)", file=sys.stderr)
+            return 0
+    result = generate(spec)
+    unit = result.card["rows"]["unit"]
+    print(f"wrote {result.num_rows} {unit}s to {', '.join(result.files)}")
+    print(f"data card: {result.card_path}")
+    print(f"reproduce with: {result.reproduce}")
+    return 0
+
+
 def _model_names() -> list[str]:
     from engine.core.registry import REGISTRY
 
@@ -317,6 +361,18 @@ def build_parser(modality_options: Collection[str] | None = None) -> argparse.Ar
     info = sub.add_parser("info", help="print a saved model's card (modality, schema or shape, training summary) as JSON")
     info.add_argument("model_dir", help="folder (or cloud URI) of a saved model")
     info.set_defaults(func=cmd_info)
+
+    gen = sub.add_parser("generate", help="make a data set from a requirement spec (YAML/JSON) or a plain-language --prompt, "
+                         "with a data card")
+    gen.add_argument("spec", nargs="?", help="requirement spec file (YAML or JSON; a dataset_card.json also works)")
+    gen.add_argument("--prompt", help='the request in words, e.g. "10k rows where fraud = 1 and age between 30 and 50"')
+    gen.add_argument("--data", help="with --prompt: the source data to train on (and read column names and values from)")
+    gen.add_argument("--model-dir", help="with --prompt: a saved model to sample from instead of training")
+    gen.add_argument("--model", help="with --prompt: the model to train (default: the modality's default)")
+    gen.add_argument("--out", help="with --prompt: output file (.parquet, .csv, .json) or folder of Parquet shards")
+    gen.add_argument("--seed", type=int, default=None, help="with --prompt: random seed (default: 0)")
+    gen.add_argument("--dry-run", action="store_true", help="print the spec the prompt gives (YAML) and stop")
+    gen.set_defaults(func=cmd_generate)
 
     _add_optional_commands(sub)
     from engine.core.runtime import VERBOSE_HELP

@@ -498,6 +498,21 @@ def create_api(service: "SynthAPI") -> FastAPI:
             return HTMLResponse(result["html"])
         return Response(result["json"], media_type="application/json")
 
+    @api.post("/v1/generate", dependencies=auth, summary="Run a requirement spec: train or load, sample, evaluate, write under outputs_dir")
+    async def generate_dataset(request: Request) -> dict[str, Any]:
+        """The body is a requirement spec whose ``model_path`` is a model id, ``data`` a path under the data root and
+        ``output.path`` a path under ``outputs_dir``; the answer lists the files written and the data card."""
+        from serve_apps.generate import run_generate, server_spec
+
+        if args.outputs_dir is None:
+            raise RequestRejected(404, "This server writes no data sets: start it with 'outputs_dir' to enable /v1/generate.")
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestRejected(422, f"The request body is not valid JSON ({exc}).") from None
+        spec = server_spec(body, models_dir=args.models_dir, data_root=args.data_root, outputs_dir=args.outputs_dir)
+        return await asyncio.to_thread(run_generate, spec, args.outputs_dir)
+
     return api
 
 
@@ -573,6 +588,8 @@ def _check_locations(args: AppArgs) -> None:
             raise ServeConfigError(f"data_root {args.data_root!r} must be a local folder (uploads work for any data).")
         if not Path(args.data_root).expanduser().is_dir():
             raise ServeConfigError(f"data_root {args.data_root!r} is not a folder.")
+    if args.outputs_dir is not None:
+        Path(args.outputs_dir).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 def build_app(args: AppArgs) -> serve.Application:

@@ -110,6 +110,9 @@ class AppArgs(BaseModel):
     data_root: str | None = Field(
         default=None, description="local folder that /v1/evaluate may read tables from by reference (None: uploads only)"
     )
+    outputs_dir: str | None = Field(
+        default=None, description="local folder /v1/generate writes data sets under (None: /v1/generate is off)"
+    )
     auth: bool = Field(default=True, description="require 'Authorization: Bearer <key>' on every /v1 route")
     api_key_env: str = Field(default="SYNTH_API_KEY", description="environment variable holding the API key")
     api_key_file: str | None = Field(default=None, description="file holding the API key (used when the variable is unset)")

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from engine import TabularSynthesizer
@@ -76,8 +77,10 @@ def test_interrupted_run_writes_only_missing_shards(model_dir, tmp_path, ray_ses
 def test_a_different_request_into_the_same_folder_is_refused(model_dir, tmp_path, ray_session, adult_small):
     out = tmp_path / "x"
     sample_to_parquet(model_dir, str(out), num_rows=100, rows_per_shard=50, seed=1, num_actors=1)
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["num_rows"] == 100 and manifest["seed"] == 1 and manifest["rows_per_shard"] == 50
+    # The side file is named as readers skip it: the folder reads as one data set.
+    assert len(pd.read_parquet(out)) == 100 and pq.ParquetDataset(out).read().num_rows == 100
     with pytest.raises(ShardedSamplingError, match="different request: seed differ"):
         sample_to_parquet(model_dir, str(out), num_rows=100, rows_per_shard=50, seed=2, num_actors=1)
     with pytest.raises(ShardedSamplingError, match="conditions differ"):
@@ -126,7 +129,7 @@ def test_ctgan_with_a_constraint_is_exact_and_identical_for_one_and_two_actors(t
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "exact" / shard_name(0)), loaded.sample(500, seed=5, stream=0, row_offset=0)
     )
-    assert json.loads((tmp_path / "exact" / "manifest.json").read_text())["precision"] == "float32"
+    assert json.loads((tmp_path / "exact" / "_manifest.json").read_text())["precision"] == "float32"
 
 
 def test_an_unknown_precision_is_refused_before_any_file_is_written(model_dir, tmp_path):

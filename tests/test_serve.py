@@ -8,6 +8,7 @@ the store's clock is injected in its own test, and streams are awaited with
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -90,6 +91,7 @@ def served(ray_session, adult_small, tmp_path_factory):
         {
             "models_dir": str(store),
             "data_root": str(data),
+            "outputs_dir": str(root / "outputs"),
             "api_key_env": KEY_ENV,
             "chunk_rows": {"default": CHUNK, "tone": TONE_CHUNK},  # images keep the shipped 256
             "max_rows_per_request": {"default": MAX_ROWS, "tone": MAX_TONES},
@@ -109,7 +111,7 @@ def served(ray_session, adult_small, tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
     try:
-        yield {"base": base, "http": http, "store": store, "data": data}
+        yield {"base": base, "http": http, "store": store, "data": data, "outputs": root / "outputs"}
     finally:
         http.close()
         serve.shutdown()
@@ -157,6 +159,21 @@ def test_v1_routes_need_the_key(served, path):
     assert wrong.status_code == 401 and wrong.json()["detail"] == "Invalid API key."
     post = httpx.post(served["base"] + "/v1/models/adult-gc/sample", json={"num_rows": 1})
     assert post.status_code == 401
+
+
+def test_generate_runs_a_spec_under_outputs_dir(served):
+    spec = {"model_path": "adult-gc", "num_rows": 20, "seed": 1, "mixture": {"sex": {"Female": 0.25, "Male": 0.75}},
+            "output": {"path": "run1/rows.parquet"}}
+    r = served["http"].post("/v1/generate", json=spec)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["files"] == ["run1/rows.parquet"] and body["card"] == "run1/dataset_card.json" and body["num_rows"] == 20
+    rows = pd.read_parquet(served["outputs"] / "run1" / "rows.parquet")
+    assert rows["sex"].value_counts().to_dict() == {" Male": 15, " Female": 5}
+    assert body["dataset_card"]["files"][0]["sha256"] == hashlib.sha256((served["outputs"] / "run1" / "rows.parquet").read_bytes()).hexdigest()
+    escape = served["http"].post("/v1/generate", json={**spec, "output": {"path": "../escaped.parquet"}})
+    assert escape.status_code == 422 and "output.path" in escape.text
+    assert served["http"].post("/v1/generate", json={**spec, "num_rows": 0}).status_code == 422
 
 
 def test_models_lists_the_store(client):

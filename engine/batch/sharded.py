@@ -9,7 +9,7 @@ a file; a re-run skips shards already complete and writes only the missing
 ones. Only a few bytes of metadata per shard come back to the driver, so the
 driver's memory does not grow with the number of rows.
 
-``out_dir/manifest.json`` records the request (model and its content digest,
+``out_dir/_manifest.json`` records the request (model and its content digest,
 rows, rows per shard, seed, conditions); writing a different request into a
 folder that already holds shards is refused rather than mixing two samples.
 """
@@ -32,7 +32,9 @@ from pyarrow import fs as pafs
 
 from engine.core.errors import SynthError
 
-MANIFEST = "manifest.json"
+# Named with a leading underscore, like Spark's _SUCCESS, so that readers of the folder as one data set
+# (pandas, pyarrow.dataset, DuckDB, Spark, ray.data.read_parquet) skip it.
+MANIFEST = "_manifest.json"
 SHARD_COLUMN = "data"  # the column of shard indices in the Dataset fed to the pool
 TMP_SUFFIX = ".tmp"
 
@@ -262,7 +264,7 @@ def sample_to_parquet(
         model_path: a folder (or URI) written by any synthesizer's ``save``; each
             shard is its ``sample_table`` (images: PNG bytes and labels).
         out_dir: a local folder or a ``s3://`` / ``gs://`` URI; gets
-            ``part-000000.parquet``, ... and ``manifest.json``.
+            ``part-000000.parquet``, ... and ``_manifest.json``.
         num_rows: the exact total; every shard has ``rows_per_shard`` rows
             but the last, which has the remainder.
         conditions, seed: as the model's ``sample_table`` takes them (a table's
@@ -348,7 +350,7 @@ def run_shard_writers(
 ) -> ShardedSampleResult:
     """Write shards ``0 .. num_shards - 1`` of ``request`` into ``out_dir`` with a pool of ``writer_class`` actors.
 
-    ``out_dir/manifest.json`` records ``request``: a folder holding another request's shards is
+    ``out_dir/_manifest.json`` records ``request``: a folder holding another request's shards is
     refused, temporaries of a killed run are removed, and shards already complete are skipped.
     Each actor is ``writer_class(**writer_kwargs, out_dir=..., request=..., use_gpu=...)``.
     Returns the run's result after checking that exactly ``num_rows`` rows were accounted for.

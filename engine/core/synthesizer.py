@@ -418,6 +418,95 @@ class Synthesizer(ABC):
     def _not_fitted(self) -> NotFittedError:
         return NotFittedError(f"This {type(self).__name__} is not fitted yet: call fit(...) or load(path) first.")
 
+    # ------------------------------------------------------- mixtures and augmentation
+    def condition_values(self, column: str) -> list[Any]:
+        """The values ``column`` (a table's category, an image's ``label``) can be conditioned on (front doors override)."""
+        raise SynthError(f"{type(self).__name__} cannot list the values of {column!r} to condition on.")
+
+    def read_samples(self, data: Any) -> pa.Table:
+        """Real data (what ``fit`` reads) as the Arrow table :meth:`sample_table` returns (front doors override)."""
+        raise SynthError(f"{type(self).__name__} cannot read real samples for augmentation.")
+
+    def from_table(self, table: pa.Table) -> Any:
+        """Samples as :meth:`sample_table` gives them, in the form ``sample`` returns (a DataFrame for tables)."""
+        return table
+
+    def class_fidelity(self, real: Any, synthetic: Any, column: str) -> dict[str, float]:
+        """Fidelity of the synthetic samples of each value of ``column`` against the real ones of that value."""
+        raise SynthError(f"{type(self).__name__} has no per-class fidelity.")
+
+    def rebalance(
+        self,
+        target: str,
+        num_rows: int,
+        *,
+        ratios: Mapping[Any, float] | None = None,
+        conditions: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> Any:
+        """``num_rows`` samples whose ``target`` values follow ``ratios`` (default: every value equally often).
+
+        Each class is drawn by the modality's conditional sampling (rare classes
+        included), so ``rebalance("fraud", 10_000, ratios={1: 0.5, 0: 0.5})``
+        gives exactly 5,000 of each. ``ratios`` are normalised; a value not
+        listed is not generated.
+        """
+        from engine.core.mixtures import combine, sample_groups
+
+        seed = check_seed(seed)
+        num_rows = check_count(num_rows, "num_rows")
+        if ratios is None:
+            ratios = {v: 1.0 for v in self.condition_values(target)}
+        if not isinstance(ratios, Mapping) or not ratios:
+            raise InvalidOptionError(f"The 'ratios' parameter must map values of {target!r} to shares. Got {ratios!r} instead.")
+        groups = combine(num_rows, dict(conditions or {}), {target: dict(ratios)})
+        return self.from_table(sample_groups(self, groups, seed=seed))
+
+    def augment(
+        self,
+        original_data: Any,
+        augmentation_factor: float = 2.0,
+        *,
+        preserve_distribution: bool = True,
+        target: str | None = None,
+        seed: int | None = None,
+    ) -> Any:
+        """The real samples plus synthetic ones, ``augmentation_factor`` times as many in all, marked in a ``source`` column.
+
+        With ``target`` and ``preserve_distribution=True`` the synthetic samples
+        keep the real class proportions; with ``preserve_distribution=False``
+        they fill the classes up so that real plus synthetic are as balanced as
+        the total allows. Without ``target`` the synthetic samples are drawn
+        unconditionally (``preserve_distribution=False`` then needs a target).
+        """
+        from engine.core.mixtures import SOURCE_COLUMN, Group, allocate, label_counts, sample_groups
+
+        seed = check_seed(seed)
+        if isinstance(augmentation_factor, bool) or not isinstance(augmentation_factor, (int, float)) or augmentation_factor < 1:
+            raise InvalidOptionError(
+                f"The 'augmentation_factor' parameter of augment must be a number >= 1. Got {augmentation_factor!r} instead."
+            )
+        real = self.read_samples(original_data)
+        if SOURCE_COLUMN in real.column_names:
+            raise InvalidOptionError(f"The original data already has a {SOURCE_COLUMN!r} column; augment() adds it.")
+        extra = int(round(real.num_rows * (augmentation_factor - 1)))
+        if target is None:
+            if not preserve_distribution:
+                raise InvalidOptionError("augment(preserve_distribution=False) balances classes: name them with target=.")
+            groups = [Group({}, extra)] if extra else []
+        else:
+            have = label_counts(real, target)
+            if preserve_distribution:
+                counts = allocate(extra, have) if extra else {}
+            else:
+                counts = _fill_up(have, extra)
+            groups = [Group({target: _plain(v)}, n) for v, n in counts.items() if n > 0]
+        synthetic = sample_groups(self, groups, seed=seed) if groups else real.slice(0, 0)
+        real = real.append_column(SOURCE_COLUMN, pa.array(["real"] * real.num_rows))
+        synthetic = synthetic.select(real.column_names[:-1]) if set(real.column_names[:-1]) <= set(synthetic.column_names) else synthetic
+        synthetic = synthetic.append_column(SOURCE_COLUMN, pa.array(["synthetic"] * synthetic.num_rows))
+        return self.from_table(pa.concat_tables([real, synthetic], promote_options="permissive"))
+
     # ------------------------------------------------------------ evaluate
     def evaluate(self, real_data: Any, synthetic_data: Any = None, **options: Any) -> Any:
         """The modality's evaluation report of ``synthetic_data`` against ``real_data``."""
@@ -471,6 +560,26 @@ class Synthesizer(ABC):
     @abstractmethod
     def _from_artifact(cls, art: Artifact) -> Synthesizer:
         """A fitted synthesizer rebuilt from a loaded artifact."""
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _fill_up(have: Mapping[Any, int], extra: int) -> dict[Any, int]:
+    """Synthetic counts per class that bring ``have`` + them as close to equal as ``extra`` samples allow."""
+    # Water-filling: raise the smallest classes to a common level, never taking samples away.
+    classes = sorted(have, key=lambda k: have[k])
+    need: dict[Any, float] = {k: 0.0 for k in classes}
+    for i in range(len(classes), 0, -1):
+        low = classes[:i]
+        level = (extra + sum(have[k] for k in low)) / i
+        if level >= have[low[-1]]:
+            need = {k: (level - have[k] if k in low else 0.0) for k in classes}
+            break
+    from engine.core.mixtures import allocate
+
+    return allocate(extra, need) if extra and sum(need.values()) > 0 else {k: 0 for k in classes}
 
 
 def random_seed() -> int:

@@ -374,6 +374,35 @@ class TabularSynthesizer(Synthesizer):
     def conditions_from_strings(self, items: Sequence[str]) -> dict[str, Any] | None:
         return self.coerce_conditions(super().conditions_from_strings(items))
 
+    def condition_values(self, column: str) -> list[Any]:
+        """The categories of a categorical or boolean column (what a mixture or rebalance draws)."""
+        self._require_fitted()
+        if column not in self.schema_:
+            raise InvalidOptionError(f"Unknown column {column!r}; the columns are: {', '.join(map(repr, self.schema_.names))}.")
+        if not self.schema_[column].kind.is_discrete:
+            raise InvalidOptionError(
+                f"Column {column!r} is {self.schema_[column].kind.value}: classes to rebalance are a categorical or boolean column's."
+            )
+        return list(self.codec_.categories(column))
+
+    def read_samples(self, data: Any) -> pa.Table:
+        return pa.Table.from_pandas(read_table(data), preserve_index=False)
+
+    def from_table(self, table: pa.Table) -> pd.DataFrame:
+        return table.to_pandas()
+
+    def class_fidelity(self, real: Any, synthetic: Any, column: str) -> dict[str, float]:
+        """The fidelity score (column shapes and pair trends) of each class of ``column``: its synthetic rows vs its real rows."""
+        from engine.tabular.metrics.fidelity import quality_scores
+
+        real_df, syn_df = read_table(real), read_table(synthetic)
+        out: dict[str, float] = {}
+        for value in pd.unique(syn_df[column].dropna()):
+            r, s = real_df[real_df[column] == value], syn_df[syn_df[column] == value]
+            if len(r) >= 2 and len(s) >= 2:
+                out[str(value)] = float(quality_scores(r, s, self.schema_)["score"])
+        return out
+
     def describe(self) -> dict[str, Any]:
         """Columns with their kinds, categories and ranges, constraints and training metrics."""
         codec = self.codec_

@@ -7,6 +7,7 @@ from engine.tabular.requirements.conditions import (
 )
 from engine.tabular.requirements.constraints import (
     Bounds,
+    ConditionalBounds,
     FixedCombinations,
     Inequality,
     Integer,
@@ -21,6 +22,7 @@ from engine.tabular.requirements.constraints import (
 __all__ = [
     "Bounds",
     "CategoryCondition",
+    "ConditionalBounds",
     "Conditions",
     "FixedCombinations",
     "Inequality",

@@ -9,6 +9,7 @@ Spec form, as in a YAML/JSON requirements file::
     - {type: integer, column: hours-per-week}
     - {type: inequality, low: start_date, high: end_date}
     - {type: fixed_combinations, columns: [relationship, sex]}
+    - {type: conditional_bounds, where: {tier: premium}, column: credit_limit, low: 5000}
 """
 from __future__ import annotations
 
@@ -229,6 +230,49 @@ class FixedCombinations:
         return table
 
 
+@dataclass
+class ConditionalBounds:
+    """A rule: rows where every ``where`` column has its value get ``low <= column <= high`` (clipped).
+
+    "Every premium customer has a credit limit above 5000" is
+    ``{type: conditional_bounds, where: {tier: premium}, column: credit_limit, low: 5000}``.
+    """
+
+    type: ClassVar[str] = "conditional_bounds"
+    where: dict[str, Any]
+    column: str
+    low: float | None = None
+    high: float | None = None
+
+    def validate(self, schema: TableSchema) -> None:
+        if not isinstance(self.where, Mapping) or not self.where:
+            raise InvalidConstraintError(
+                f"The conditional_bounds constraint on {self.column!r} needs 'where': a mapping of column to value."
+            )
+        for c in self.where:
+            _require(schema, c, (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.INTEGER), "conditional_bounds")
+        Bounds(self.column, self.low, self.high).validate(schema)
+
+    def fit(self, table: pd.DataFrame) -> None:
+        pass
+
+    def _rows(self, table: pd.DataFrame) -> np.ndarray:
+        ok = np.ones(len(table), dtype=bool)
+        for c, v in self.where.items():
+            ok &= table[c].astype(object).map(lambda x, v=v: _same(x, v)).to_numpy(dtype=bool)
+        return ok
+
+    def apply(self, table: pd.DataFrame, rng: np.random.Generator, fixed: Sequence[str] = ()) -> pd.DataFrame:
+        rows = self._rows(table)
+        if rows.any():
+            part = Bounds(self.column, self.low, self.high).apply(table.loc[rows, [self.column]].copy(), rng)
+            table.loc[rows, self.column] = part[self.column].to_numpy()
+        return table
+
+    def holds(self, table: pd.DataFrame) -> np.ndarray:
+        return ~self._rows(table) | Bounds(self.column, self.low, self.high).holds(table)
+
+
 def _like(values: np.ndarray, dtype: Any) -> np.ndarray:
     """``values`` in a column's own dtype: an integer column gets rounded whole numbers, never floats."""
     if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_integer_dtype(values.dtype):
@@ -248,8 +292,8 @@ def _same(a: Any, b: Any) -> bool:
     return _json_value(a) == _json_value(b)
 
 
-CONSTRAINT_TYPES: dict[str, type] = {c.type: c for c in (Bounds, Integer, Inequality, FixedCombinations)}
-Constraint = Bounds | Integer | Inequality | FixedCombinations
+CONSTRAINT_TYPES: dict[str, type] = {c.type: c for c in (Bounds, Integer, Inequality, FixedCombinations, ConditionalBounds)}
+Constraint = Bounds | Integer | Inequality | FixedCombinations | ConditionalBounds
 
 
 def parse_constraints(specs: Sequence[Mapping[str, Any] | Constraint] | None) -> list[Constraint]:
