@@ -161,7 +161,7 @@ class TimeSeriesSynthesizer(Synthesizer):
     def _draw(self, n: int, conditions: Any, anomaly_rate: float | None, seed: int | None, stream: int) -> dict[str, Any]:
         model, enc = self._require_fitted()
         n = check_count(n, "num_sequences")
-        rate = self.anomaly_rate if anomaly_rate is None else check_rate(anomaly_rate)
+        rate = check_rate(self.anomaly_rate if anomaly_rate is None else anomaly_rate)
         gen, rng = seed_streams(check_seed(seed), stream)
         checked = enc.check_conditions(conditions)
         static_rows, lengths, starts = enc.draw_profiles(n, checked, rng)

@@ -160,7 +160,7 @@ class SequenceEncoder:
         groups = frame.groupby(self.entity_column, sort=False, dropna=False).indices
         sequences: list[np.ndarray] = []
         for entity, rows in groups.items():
-            rows = np.asarray(rows)
+            entity, rows = _json_value(entity), np.asarray(rows)
             if self.time_column is not None:
                 self._check_increasing(frame, rows, f"entity {entity!r}")
             if self.sequence_length is None:
@@ -178,7 +178,7 @@ class SequenceEncoder:
             varies = frame.groupby(self.entity_column, sort=False, dropna=False)[col].nunique(dropna=False)
             if (varies > 1).any():
                 raise InvalidDataError(
-                    f"The static column {col!r} changes within entity {varies.index[int(np.argmax(varies.to_numpy() > 1))]!r}; "
+                    f"The static column {col!r} changes within entity {_json_value(varies.index[int(np.argmax(varies.to_numpy() > 1))])!r}; "
                     f"a static attribute has one value per entity (make it a temporal column instead)."
                 )
         return kind, frame, sequences
