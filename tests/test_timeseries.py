@@ -210,15 +210,17 @@ def test_diffusion_model_learns_in_process_and_generates_by_seed():
 
     torch.manual_seed(0)
     layout = SequenceLayout(steps=12, channels=2, static_dim=1)
-    model = SequenceDiffusionModel(DiffusionTSConfig(d_model=16, num_heads=2, num_layers=1, timesteps=50, sampling_steps=5), layout)
+    model = SequenceDiffusionModel(DiffusionTSConfig(d_model=16, num_heads=2, num_layers=1, timesteps=50, sampling_steps=5, lr=3e-3), layout)
     x = torch.from_numpy(_smooth(64, steps=12).astype(np.float32))
     mask = torch.ones(64, 12)
     mask[:8, 9:] = 0
     batch = {"x": x * mask[:, :, None], "mask": mask, "static": torch.ones(64, 1)}
     optimizers = model.configure_optimizers()
     gen = torch.Generator().manual_seed(0)
-    losses = [model.train_step(batch, optimizers, gen)["loss"] for _ in range(60)]
-    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:5])
+    losses = [model.train_step(batch, optimizers, gen)["loss"] for _ in range(80)]
+    # Predicting x0 = 0 (the mean) scores the masked mean square of the data; the denoiser must beat it clearly.
+    trivial = float((batch["x"] ** 2).sum() / (2 * mask.sum()))
+    assert losses[0] > 0.7 * trivial and np.mean(losses[-10:]) < 0.65 * trivial
     cond = {"static": np.ones((5, 1), np.float32), "mask": np.ones((5, 12), np.float32)}
     cond["mask"][0, 6:] = 0
     a = model.generate(5, cond, torch.Generator().manual_seed(3))
