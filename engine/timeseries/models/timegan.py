@@ -188,8 +188,10 @@ class TimeGANModel(TorchSynthModel):
             h_real = bare["embedder"](x, static)
             e_hat = bare["generator"](self._noise(b, steps, generator, x.device), static) * m3
             h_hat = bare["supervisor"](e_hat, static) * m3
-        d = self.nets["discriminator"]
-        y_real, y_fake, y_fake_e = d(h_real, static), d(h_hat, static), d(e_hat, static)
+        # One forward of the (DDP-wrapped) discriminator over the three batches: one backward follows it.
+        y_real, y_fake, y_fake_e = self.nets["discriminator"](
+            torch.cat([h_real, h_hat, e_hat]), torch.cat([static, static, static])
+        ).split(b)
         loss_d = (
             F.binary_cross_entropy_with_logits(y_real, torch.ones_like(y_real), weight=m3)
             + F.binary_cross_entropy_with_logits(y_fake, torch.zeros_like(y_fake), weight=m3)
