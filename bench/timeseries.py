@@ -58,14 +58,14 @@ def run(name: str, quick: bool) -> None:
     if name == "stocks":
         frame = frame.iloc[::-1].reset_index(drop=True)  # oldest first, as the TimeGAN code reads it
     real = windows01(frame)
-    n_eval = min(len(real), 1000 if quick else len(real))
+    n_eval = min(len(real), 500 if quick else len(real))
     rng = np.random.default_rng(0)
     real_eval = real[rng.permutation(len(real))[:n_eval]]
-    steps_disc, steps_pred = (300, 500) if quick else (2000, 5000)
+    steps_disc, steps_pred = (200, 300) if quick else (2000, 5000)
     settings = {
-        "diffusion_ts": dict(epochs=15 if quick else 400, batch_size=64, model_config={}),
-        "timegan": dict(epochs=4 if quick else 100, batch_size=128,
-                        model_config={"embedding_epochs": 4 if quick else 50, "supervised_epochs": 4 if quick else 50}),
+        "diffusion_ts": dict(epochs=6 if quick else 400, batch_size=64, model_config={}),
+        "timegan": dict(epochs=3 if quick else 100, batch_size=128,
+                        model_config={"embedding_epochs": 3 if quick else 50, "supervised_epochs": 2 if quick else 50}),
     }
     print(f"\n== {name}: {len(real)} windows of 24 x {real.shape[2]} ({'quick' if quick else 'full'}; "
           f"scores on {n_eval} windows, post-hoc GRUs {steps_disc}/{steps_pred} steps)")
@@ -86,6 +86,7 @@ def run(name: str, quick: bool) -> None:
         syn = windows01_like(out, frame)
         disc, pred = scores(real_eval, syn, steps_disc, steps_pred)
         rows.append((model, disc, pred, fit_s, n_eval / sample_s, None))
+        print(f"  {model}: fitted in {fit_s:.0f} s, disc {disc:.3f}, pred {pred:.3f}", flush=True)
     print(f"{'model':26s} {'disc':>7s} {'pred':>7s} {'fit s':>8s} {'seq/s':>8s}")
     for label, disc, pred, fit_s, speed, extra in rows:
         fit_txt = f"{fit_s:8.0f}" if fit_s is not None else f"{'-':>8s}"
@@ -112,7 +113,7 @@ def workers(quick: bool) -> None:
     from engine import TimeSeriesSynthesizer
 
     frame = pd.read_csv(DATA / FILES["stocks"])
-    epochs = 3 if quick else 20
+    epochs = 1 if quick else 20
     times = {}
     for n in (1, 2):
         synth = TimeSeriesSynthesizer("diffusion_ts", sequence_length=24, num_workers=n, show_progress=False)
