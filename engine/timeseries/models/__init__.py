@@ -1,0 +1,1 @@
+"""Time-series models: a diffusion model (the default) and TimeGAN."""

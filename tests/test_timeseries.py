@@ -1,0 +1,326 @@
+"""The time-series modality: encoder round trips, bad input, anomalies, metrics, both models, the interfaces.
+
+One Ray Train run (a tiny TimeGAN on a small panel, module fixture) serves every test
+that needs a fitted synthesizer; the diffusion model is exercised in process through its
+``train_step`` and ``generate``, as the contract allows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engine.core.errors import InvalidConditionError, InvalidDataError, SynthError
+from engine.timeseries.anomalies import inject_anomalies
+from engine.timeseries.metrics import scores as S
+from engine.timeseries.transforms import SequenceEncoder
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny GRUs and transformers are many times slower with 2 threads on a loaded 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _panel(n: int = 30, seed: int = 0, irregular: bool = False) -> pd.DataFrame:
+    """Devices at two sites, 6 to 10 hourly readings each: a numeric sine, an integer counter and an on/off state."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for e in range(n):
+        length, site = int(rng.integers(6, 11)), ("north", "south")[e % 2]
+        start = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 30)))
+        gaps = rng.integers(1, 4, size=length) if irregular else np.ones(length, dtype=int)
+        times = start + pd.to_timedelta(np.cumsum(gaps) - gaps[0], unit="h")
+        phase = rng.uniform(0, 6)
+        for k in range(length):
+            rows.append({"device": e, "timestamp": times[k], "site": site,
+                         "temp": float(np.sin(k / 2 + phase) + (3.0 if site == "north" else 0.0)), "count": k * 2,
+                         "state": ("on", "off")[(k + e) % 2]})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def fitted(ray_session, tmp_path_factory):
+    """A tiny TimeGAN (three phases) trained once through Ray Train on the panel, and saved."""
+    from engine import TimeSeriesSynthesizer
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        synth = TimeSeriesSynthesizer(
+            "timegan", model_config={"hidden_dim": 8, "num_layers": 1, "embedding_epochs": 2, "supervised_epochs": 1},
+            show_progress=False,
+        ).fit(_panel(), entity_column="device", time_column="timestamp", static_columns=["site"], epochs=2, batch_size=16)
+    finally:
+        torch.set_num_threads(old)
+    path = synth.save(tmp_path_factory.mktemp("ts") / "model")
+    return synth, Path(path)
+
+
+# ---------------------------------------------------------------------------- encoder
+def test_panel_round_trip_keeps_values_times_categories_and_variable_lengths():
+    df = _panel()
+    enc = SequenceEncoder(entity_column="device", time_column="timestamp", static_columns=["site"]).fit(df)
+    e = enc.transform(df)
+    assert enc.layout.steps == 10 and enc.layout.static_dim == 2 and enc.freq_ == 3600.0
+    assert sorted(set(e.lengths.tolist())) == sorted(set(df.groupby("device").size().tolist()))
+    assert e.mask.sum() == len(df) and np.abs(e.x).max() <= 1.0 + 1e-6
+    out = enc.to_frame(enc.decode_arrays(e.x, e.lengths, e.starts), e.lengths, e.static_raw)
+    assert list(out.columns) == list(df.columns)
+    pd.testing.assert_frame_equal(out.drop(columns="device"), df.drop(columns="device"), check_dtype=False, atol=1e-5)
+    assert out["count"].dtype.kind == "i" and out.groupby("device").ngroups == 30
+
+
+def test_irregular_time_stamps_become_a_learned_gap_channel_and_come_back():
+    df = _panel(irregular=True)
+    enc = SequenceEncoder(entity_column="device", time_column="timestamp").fit(df)
+    assert enc.gap_channel and enc.freq_ is None
+    e = enc.transform(df)
+    out = enc.to_frame(enc.decode_arrays(e.x, e.lengths, e.starts), e.lengths, e.static_raw)
+    assert (out["timestamp"] - df["timestamp"]).abs().max() < pd.Timedelta(seconds=1)
+
+
+def test_one_long_series_is_cut_into_windows_with_a_sequence_id():
+    series = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=50, freq="D"), "a": np.arange(50.0), "b": np.arange(50.0) ** 2})
+    enc = SequenceEncoder(time_column="time", sequence_length=8, stride=3).fit(series)
+    e = enc.transform(series)
+    assert enc.kind_ == "windows" and e.x.shape == (15, 8, 2)  # starts 0, 3, ..., 42
+    out = enc.to_frame(enc.decode_arrays(e.x, e.lengths, e.starts), e.lengths, e.static_raw)
+    assert list(out.columns) == ["sequence_id", "time", "a", "b"]
+    window = out[out["sequence_id"] == 2]
+    np.testing.assert_allclose(window["a"], np.arange(6.0, 14.0), atol=1e-9)
+    assert window["time"].iloc[0] == pd.Timestamp("2024-01-07")
+
+
+def test_wide_array_round_trip_with_nan_padding():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 7, 3))
+    x[1, 4:] = np.nan
+    x[3, 6:] = np.nan
+    enc = SequenceEncoder().fit(x)
+    e = enc.transform(x)
+    assert e.lengths.tolist() == [7, 4, 7, 6, 7]
+    back = enc.to_array(enc.decode_arrays(e.x, e.lengths, e.starts), e.lengths)
+    np.testing.assert_allclose(back, x, atol=1e-5)  # float32 encoding; NaN where x is NaN
+
+
+@pytest.mark.parametrize(
+    "change, kwargs, message",
+    [
+        (lambda d: d, {"time_column": "when"}, "time column 'when' is not in the data"),
+        (lambda d: d.iloc[::-1], {"time_column": "timestamp"}, r"not increasing within entity \d+"),
+        (lambda d: d, {"sequence_length": 9}, r"Entity \d+ .*has \d+ time steps, fewer than sequence_length=9"),
+        (lambda d: d.assign(temp="hot"), {"numeric_columns": ["temp"]}, "'temp' was given as numeric"),
+        (lambda d: d.assign(temp=np.nan), {}, "'temp' is missing \\(NaN\\) at every step"),
+        (lambda d: d, {"static_columns": ["region"]}, "static column 'region' is not in the data"),
+        (lambda d: d, {"static_columns": ["count"]}, "static column 'count' changes within entity"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_column_or_entity(change, kwargs, message):
+    options = {"entity_column": "device", **kwargs}
+    with pytest.raises(InvalidDataError, match=message):
+        SequenceEncoder(**options).fit(change(_panel()))
+
+
+# ---------------------------------------------------------------------------- anomalies
+def test_anomalies_follow_the_rate_and_label_exactly_the_changed_steps():
+    n, steps = 2000, 20
+    values = np.zeros((n, steps, 2)) + np.array([10.0, -5.0])
+    lengths = np.full(n, steps)
+    lengths[:100] = 5
+    out, labels = inject_anomalies(values, lengths, np.array([2.0, 0.5]), 0.3, np.random.default_rng(0))
+    anomalous = labels["is_anomaly"].any(axis=1)
+    assert abs(anomalous.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / n)  # within binomial noise
+    changed = (out != values).any(axis=2)
+    np.testing.assert_array_equal(changed, labels["is_anomaly"])  # dropout to 0 changes 10 and -5 too
+    assert not labels["is_anomaly"][:100, 5:].any()  # never on the padding
+    kinds = set(labels["anomaly_type"][labels["is_anomaly"]])
+    assert kinds == {"spike", "level_shift", "drift", "dropout"}
+    assert (labels["anomaly_type"][~labels["is_anomaly"]] == "").all()
+    spikes = (labels["anomaly_type"] == "spike")
+    delta = np.abs(out - values).max(axis=2)[spikes]
+    assert np.allclose(np.sort(np.unique(np.round(delta, 6))), [2.5, 10.0])  # 5 scales of channel 1 or 0
+
+
+# ---------------------------------------------------------------------------- metrics
+def _smooth(n: int, steps: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)[None, :]
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
+    a = np.sin(t / 3 + phase)
+    return np.stack([a, 0.8 * a + 0.2 * rng.normal(size=a.shape)], axis=2)
+
+
+def test_metrics_on_known_cases():
+    real, other = _smooth(120, seed=1), _smooth(120, seed=2)
+    shuffled = other[:, np.random.default_rng(3).permutation(16)]
+    m = np.ones(real.shape[:2])
+    assert S.autocorrelation_distance(real, m, other, m) < 0.05 < S.autocorrelation_distance(real, m, shuffled, m)
+    independent = np.stack([other[:, :, 0], other[np.random.default_rng(4).permutation(120), :, 1]], axis=2)
+    assert S.cross_correlation_distance(real, m, other, m) < 0.05 < S.cross_correlation_distance(real, m, independent, m)
+    assert max(S.marginal_ks(real, m, real, m).values()) == 0.0
+    # The classifier tells time-shuffled sines from sines; it cannot tell sines from sines.
+    fast = {"steps": 100, "lr": 1e-2, "hidden": 8, "seed": 0}
+    same = S.discriminative_score(real, m, other, m, **fast)["discriminative_score"]
+    apart = S.discriminative_score(real, m, shuffled, m, **fast)["discriminative_score"]
+    assert apart > 0.35 and same < 0.25
+    # Copies of real sequences sit at DTW 0, nearer than any other real sequence.
+    dtw = S.dtw_nearest(real, m, real[:20], m[:20], num_synthetic=10, num_real=120)
+    assert dtw["dtw_nearest_real"] == 0.0 and dtw["dtw_share_closer_than_any_real"] == 1.0
+    assert S.dtw_nearest(real, m, other, m, num_synthetic=10, num_real=60)["dtw_nearest_real"] > 0
+    # One-step prediction trained on sines beats one trained on shuffled time, on real sines.
+    good = S.predictive_score(other, m, real, m, steps=100, lr=1e-2)
+    bad = S.predictive_score(shuffled, m, real, m, steps=100, lr=1e-2)
+    assert good < 0.5 * bad
+
+
+def test_dtw_matches_a_plain_dynamic_programme():
+    rng = np.random.default_rng(5)
+    a, refs = rng.normal(size=(6, 2)), rng.normal(size=(3, 7, 2))
+    lens = np.array([7, 4, 5])
+
+    def plain(x, y):
+        d = np.full((len(x) + 1, len(y) + 1), np.inf)
+        d[0, 0] = 0
+        for i in range(1, len(x) + 1):
+            for j in range(1, len(y) + 1):
+                d[i, j] = np.linalg.norm(x[i - 1] - y[j - 1]) + min(d[i - 1, j], d[i, j - 1], d[i - 1, j - 1])
+        return d[-1, -1]
+
+    got = S._dtw_to_many(a, 6, refs, lens)
+    np.testing.assert_allclose(got, [plain(a, refs[k, : lens[k]]) for k in range(3)])
+
+
+# ---------------------------------------------------------------------------- models
+def test_diffusion_model_learns_in_process_and_generates_by_seed():
+    from engine.timeseries.models.diffusion import DiffusionTSConfig, SequenceDiffusionModel
+    from engine.timeseries.transforms import SequenceLayout
+
+    torch.manual_seed(0)
+    layout = SequenceLayout(steps=12, channels=2, static_dim=1)
+    model = SequenceDiffusionModel(DiffusionTSConfig(d_model=16, num_heads=2, num_layers=1, timesteps=50, sampling_steps=5, lr=3e-3), layout)
+    x = torch.from_numpy(_smooth(64, steps=12).astype(np.float32))
+    mask = torch.ones(64, 12)
+    mask[:8, 9:] = 0
+    batch = {"x": x * mask[:, :, None], "mask": mask, "static": torch.ones(64, 1)}
+    optimizers = model.configure_optimizers()
+    gen = torch.Generator().manual_seed(0)
+    losses = [model.train_step(batch, optimizers, gen)["loss"] for _ in range(80)]
+    # Predicting x0 = 0 (the mean) scores the masked mean square of the data; the denoiser must beat it clearly.
+    trivial = float((batch["x"] ** 2).sum() / (2 * mask.sum()))
+    assert losses[0] > 0.7 * trivial and np.mean(losses[-10:]) < 0.65 * trivial
+    cond = {"static": np.ones((5, 1), np.float32), "mask": np.ones((5, 12), np.float32)}
+    cond["mask"][0, 6:] = 0
+    a = model.generate(5, cond, torch.Generator().manual_seed(3))
+    b = model.generate(5, cond, torch.Generator().manual_seed(3))
+    assert a.shape == (5, 12, 2) and np.array_equal(a, b) and not a[0, 6:].any()
+
+
+def test_timegan_trains_its_three_phases_in_order(fitted):
+    synth, _ = fitted
+    phases = [row.get("phase") for row in synth.history_]
+    assert phases == ["embedding", "embedding", "supervised", "joint", "joint"]
+    assert {"loss_reconstruction"} <= set(synth.history_[0]) and {"loss_g", "loss_e", "loss_d"} <= set(synth.history_[-1])
+
+
+# ---------------------------------------------------------------------------- front door
+def test_sample_exact_count_conditions_lengths_and_calendar(fitted):
+    synth, _ = fitted
+    real = _panel()
+    out = synth.sample(7, conditions={"site": "north"}, seed=4)
+    assert list(out.columns) == list(real.columns)
+    assert out["device"].nunique() == 7 and (out["site"] == "north").all()
+    lengths = out.groupby("device").size()
+    assert set(lengths) <= set(real[real["site"] == "north"].groupby("device").size())
+    steps = out.groupby("device")["timestamp"].diff().dropna()
+    assert (steps == pd.Timedelta(hours=1)).all()
+    assert set(out.groupby("device")["timestamp"].min()) <= set(real.groupby("device")["timestamp"].min())
+    assert set(out["state"]) <= {"on", "off"} and out["count"].dtype.kind == "i"
+    with pytest.raises(InvalidConditionError, match="'site' has no value 'east'"):
+        synth.sample(3, conditions={"site": "east"})
+    with pytest.raises(InvalidConditionError, match="static columns are \\['site'\\]"):
+        synth.sample(3, conditions={"temp": 1})
+
+
+def test_anomaly_rate_adds_labelled_columns(fitted):
+    synth, _ = fitted
+    out = synth.sample(40, anomaly_rate=0.5, seed=1)
+    assert {"is_anomaly", "anomaly_type"} <= set(out.columns)
+    flagged = out.groupby("device")["is_anomaly"].any()
+    assert 0.15 < flagged.mean() < 0.85
+    assert set(out.loc[out["is_anomaly"], "anomaly_type"]) <= {"spike", "level_shift", "drift", "dropout"}
+    assert "is_anomaly" not in synth.sample(3, seed=1).columns
+
+
+def test_save_load_sample_equality_and_seed_determinism(fitted):
+    from engine import load_synthesizer
+
+    synth, path = fitted
+    loaded = load_synthesizer(path)
+    assert type(loaded).__name__ == "TimeSeriesSynthesizer" and loaded.static_columns == ["site"]
+    pd.testing.assert_frame_equal(loaded.sample(5, seed=9), synth.sample(5, seed=9))
+    assert not synth.sample(5, seed=9).equals(synth.sample(5, seed=10))
+
+
+def test_sharded_sampling_writes_the_shards_sample_table_gives(fitted, tmp_path):
+    from engine.batch.sharded import sample_to_parquet
+
+    synth, path = fitted
+    result = sample_to_parquet(path, tmp_path / "shards", num_rows=7, rows_per_shard=4, seed=2, num_actors=1,
+                               conditions={"site": "south"})
+    frames = pd.concat(pd.read_parquet(f) for f in result.files).reset_index(drop=True)
+    expected = pd.concat([synth.sample_table(4, conditions={"site": "south"}, seed=2, stream=0, row_offset=0).to_pandas(),
+                          synth.sample_table(3, conditions={"site": "south"}, seed=2, stream=1, row_offset=4).to_pandas()])
+    pd.testing.assert_frame_equal(frames, expected.reset_index(drop=True), check_dtype=False)
+    assert sorted(frames["device"].unique()) == list(range(7))
+
+
+def test_evaluate_gives_scores_and_an_html_report(fitted, tmp_path):
+    synth, _ = fitted
+    report = synth.evaluate(_panel(seed=3), steps=20, dtw_sequences=5)
+    for key in ("discriminative_score", "predictive_score", "autocorrelation_distance", "cross_correlation_distance",
+                "ks_mean", "dtw_nearest_real"):
+        assert np.isfinite(report.scores[key]), key
+    assert not report.failures
+    html = (report.save(tmp_path) / "report.html").read_text()
+    assert html.count("<svg") >= 3 and "discriminative_score" in html
+
+
+def test_cli_samples_and_describes_a_saved_model(fitted, tmp_path):
+    _, path = fitted
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-m", "engine.cli", "sample", str(path), "--rows", "6", "--seed", "1",
+                          "--condition", "site=north", "--anomaly-rate", "0.5", "--out", str(tmp_path / "s.csv")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "wrote 6 sequences" in run.stdout
+    rows = pd.read_csv(tmp_path / "s.csv")
+    assert rows["device"].nunique() == 6 and (rows["site"] == "north").all() and "is_anomaly" in rows
+    info = subprocess.run([sys.executable, "-m", "engine.cli", "info", str(path)], capture_output=True, text=True, env=env, timeout=600)
+    card = json.loads(info.stdout)
+    assert card["modality"] == "timeseries" and card["sequence"]["static_columns"] == ["site"]
+
+
+def test_front_door_refuses_bad_options_before_training():
+    from engine import TimeSeriesSynthesizer
+
+    with pytest.raises(SynthError, match="'model' parameter of TimeSeriesSynthesizer"):
+        TimeSeriesSynthesizer("wavenet")
+    with pytest.raises(SynthError, match="'anomaly_rate' parameter must be a number in \\[0, 1\\]"):
+        TimeSeriesSynthesizer(anomaly_rate=1.5)
+    with pytest.raises(SynthError, match="num_heads"):
+        TimeSeriesSynthesizer(model_config={"d_model": 10, "num_heads": 4})
+    with pytest.raises(InvalidDataError, match="time column 'ts' is not in the data"):
+        TimeSeriesSynthesizer().fit(_panel(), entity_column="device", time_column="ts")
