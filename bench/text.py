@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, help="texts generated per setting (default 1000, quick 200)")
     parser.add_argument("--out", default="runs/text", help="folder for the model and the reports")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--finetune", help="also fine-tune this causal LM (a local folder or a cached hub id) for the same steps")
     args = parser.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"{DATA} is missing: see shared/data/README.md")
@@ -77,9 +78,21 @@ def main() -> None:
     print(f"fit: {steps} steps in {fit_seconds:.0f} s (tokenizer, Ray Train, discriminator); loss "
           f"{synth.history_[0]['loss']:.3f} -> {synth.history_[-1]['loss']:.3f}")
 
+    runs = [("filter off", synth, False), ("filter on", synth, True)]
+    if args.finetune:
+        t0 = time.perf_counter()
+        tuned = TextSynthesizer(pretrained=args.finetune, model_config={"block_size": 64, "lr": 1e-4}, top_p=0.95, oversample=3)
+        tuned.fit(train, label_column="label", max_steps=steps, batch_size=16, lr_schedule="cosine", warmup_steps=50,
+                  report_every_steps=max(1, steps // 10), seed=args.seed, discriminator=False)
+        print(f"fine-tune of {args.finetune}: {steps} steps in {time.perf_counter() - t0:.0f} s; loss "
+              f"{tuned.history_[0]['loss']:.3f} -> {tuned.history_[-1]['loss']:.3f}")
+        runs.append(("fine-tuned", tuned, False))
+    else:
+        print("fine-tuning: no permissively licensed causal LM ships inside an installed package here; pass --finetune "
+              "FOLDER to fine-tune one (tests/test_text.py loads a tiny checkpoint it builds).")
     results = {}
     half = samples // 2
-    for name, use_filter in (("filter off", False), ("filter on", True)):
+    for name, synth, use_filter in runs:
         t0 = time.perf_counter()
         texts = synth.sample(samples, conditions={"label": {"pos": half, "neg": samples - half}}, seed=args.seed + 1, filter=use_filter)
         gen_seconds = time.perf_counter() - t0

@@ -103,6 +103,7 @@ class TextSynthesizer(Synthesizer):
         return (
             FrontDoorOption("text_column", "the column holding the texts (default 'text')", stage="fit"),
             FrontDoorOption("label_column", "label column(s) to condition on", stage="fit", many=True),
+            FrontDoorOption("max_steps", "train for this many optimisation steps instead of epochs", stage="fit", type=int),
             FrontDoorOption("temperature", "sampling temperature (0: greedy)", stage="sample", type=float),
             FrontDoorOption("top_k", "sample among the k likeliest tokens (0: all)", stage="sample", type=int),
             FrontDoorOption("top_p", "nucleus sampling mass", stage="sample", type=float),
