@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -50,8 +51,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, help="texts generated per setting (default 1000, quick 200)")
     parser.add_argument("--out", default="runs/text", help="folder for the model and the reports")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-texts", type=int, help="texts compared by the embedding metrics (default: as many as generated)")
     parser.add_argument("--finetune", help="also fine-tune this causal LM (a local folder or a cached hub id) for the same steps")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines reach a log file as they are printed
     if not DATA.is_file():
         raise SystemExit(f"{DATA} is missing: see shared/data/README.md")
     import torch
@@ -97,7 +100,8 @@ def main() -> None:
         texts = synth.sample(samples, conditions={"label": {"pos": half, "neg": samples - half}}, seed=args.seed + 1, filter=use_filter)
         gen_seconds = time.perf_counter() - t0
         stats = dict(synth.last_sample_stats_)
-        report = evaluate_texts(train, texts, label_column="label", holdout=holdout, guard=synth.guard_, seed=args.seed)
+        report = evaluate_texts(train, texts, label_column="label", holdout=holdout, guard=synth.guard_, seed=args.seed,
+                                max_texts=args.max_texts or samples, max_references=min(samples, 500), max_self_bleu=min(samples, 200))
         report.to_json(out / f"report_{name.replace(' ', '_')}.json")
         report.to_html(out / f"report_{name.replace(' ', '_')}.html")
         results[name] = {

@@ -332,7 +332,7 @@ class TextSynthesizer(Synthesizer):
         """One shard of the sharded sampler (or one chunk of an HTTP answer): texts and labels as an Arrow table."""
         del row_offset  # texts carry no identifiers to keep unique across shards
         n = check_count(num_rows, "num_rows")
-        frame = self.sample(n, conditions=conditions, seed=seed, stream=stream)
+        frame = self.sample(n, conditions=self.coerce_conditions(conditions), seed=seed, stream=stream)
         return pa.Table.from_pandas(frame, preserve_index=False)
 
     def parse_conditions(self, conditions: Any) -> Any:
