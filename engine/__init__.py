@@ -24,6 +24,7 @@ _PUBLIC: dict[str, str] = {
     "StableDiffusionSynthesizer": "engine.images.synthesizer:StableDiffusionSynthesizer",
     "save_dataset": "engine.images.io:save_dataset",
     "TimeSeriesSynthesizer": "engine.timeseries.synthesizer:TimeSeriesSynthesizer",
+    "TextSynthesizer": "engine.text.synthesizer:TextSynthesizer",
     "QualityEvaluator": "engine.evaluation.quality:QualityEvaluator",
     "Synthesizer": "engine.core.synthesizer:Synthesizer",
     "Modality": "engine.core.registry:Modality",

@@ -42,6 +42,7 @@ BUILTIN_MODALITIES: dict[str, str] = {
     "table": "engine.tabular.modality:MODALITY",
     "image": "engine.images.modality:MODALITY",
     "timeseries": "engine.timeseries.modality:MODALITY",
+    "text": "engine.text.modality:MODALITY",
 }
 
 

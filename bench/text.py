@@ -1,0 +1,130 @@
+"""Label-conditional text generation on sentence polarity (movie-review sentences, pos/neg), from scratch.
+
+Splits ``shared/data/text/sentence_polarity.csv`` into training texts and a held-out
+set the generator never sees (10%, stratified by label, seeded), trains a GPT-2 from
+a config with a byte-level BPE learned on the training texts (the engine's one Ray
+Train loop, by steps, cosine schedule), then generates a balanced set of reviews
+(half per label) with the discriminator filter on and off and prints, for each:
+
+- label fidelity (a TF-IDF logistic regression trained on the real training texts
+  labels the synthetic ones; next to its accuracy on the held-out texts),
+- train-on-synthetic / test-on-real accuracy against train-on-real (same classifier,
+  tested on the held-out texts), and their ratio,
+- distinct-2 and self-BLEU (the real texts' own figures beside them), BLEU against real,
+- MiniLM Fréchet distance to the real texts against the real-vs-held-out floor,
+- memorisation: generated texts that copy a training sentence or share an 8-word
+  n-gram with one (refused during sampling; the count refused and the count in the output),
+- generation texts/s.
+
+    python bench/text.py --quick           # a small model for a few minutes of training
+    python bench/text.py --minutes 30      # the issue's setting: 30 minutes of training
+
+Timings on a shared machine are inflated by its load: the numbers say what was measured.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "text" / "sentence_polarity.csv"
+
+
+def split(frame: pd.DataFrame, holdout: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(frame), dtype=bool)
+    for label in sorted(frame["label"].unique()):
+        idx = np.flatnonzero(frame["label"].to_numpy() == label)
+        test[rng.choice(idx, size=int(round(len(idx) * holdout)), replace=False)] = True
+    return frame[~test].reset_index(drop=True), frame[test].reset_index(drop=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small model, short training, fewer samples")
+    parser.add_argument("--steps", type=int, help="training steps (default: 3000, quick: 400)")
+    parser.add_argument("--samples", type=int, help="texts generated per setting (default 1000, quick 200)")
+    parser.add_argument("--out", default="runs/text", help="folder for the model and the reports")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-texts", type=int, help="texts compared by the embedding metrics (default: as many as generated)")
+    parser.add_argument("--finetune", help="also fine-tune this causal LM (a local folder or a cached hub id) for the same steps")
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines reach a log file as they are printed
+    if not DATA.is_file():
+        raise SystemExit(f"{DATA} is missing: see shared/data/README.md")
+    import torch
+
+    from engine import TextSynthesizer
+    from engine.text.metrics import evaluate_texts
+
+    steps = args.steps or (400 if args.quick else 3000)
+    samples = args.samples or (200 if args.quick else 1000)
+    size = {"n_layer": 2, "n_embd": 128, "n_head": 4, "vocab_size": 2048} if args.quick else {"n_layer": 4, "n_embd": 256, "n_head": 4, "vocab_size": 4096}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = pd.read_csv(DATA)
+    train, holdout = split(frame, 0.1, args.seed)
+    print(f"data: {len(train)} training sentences, {len(holdout)} held out; torch threads {torch.get_num_threads()}")
+
+    started = time.perf_counter()
+    synth = TextSynthesizer(model_config={**size, "block_size": 64, "dropout": 0.1, "lr": 1e-3}, top_p=0.95, oversample=3)
+    synth.fit(train, label_column="label", max_steps=steps, batch_size=32, lr_schedule="cosine", warmup_steps=50,
+              report_every_steps=max(1, steps // 10), seed=args.seed, show_progress=True,
+              discriminator_config={"steps": 300 if args.quick else 1000}, discriminator_samples=min(1000, 4 * samples))
+    fit_seconds = time.perf_counter() - started
+    synth.save(out / "model")
+    print(f"fit: {steps} steps in {fit_seconds:.0f} s (tokenizer, Ray Train, discriminator); loss "
+          f"{synth.history_[0]['loss']:.3f} -> {synth.history_[-1]['loss']:.3f}")
+
+    runs = [("filter off", synth, False), ("filter on", synth, True)]
+    if args.finetune:
+        t0 = time.perf_counter()
+        tuned = TextSynthesizer(pretrained=args.finetune, model_config={"block_size": 64, "lr": 1e-4}, top_p=0.95, oversample=3)
+        tuned.fit(train, label_column="label", max_steps=steps, batch_size=16, lr_schedule="cosine", warmup_steps=50,
+                  report_every_steps=max(1, steps // 10), seed=args.seed, discriminator=False)
+        print(f"fine-tune of {args.finetune}: {steps} steps in {time.perf_counter() - t0:.0f} s; loss "
+              f"{tuned.history_[0]['loss']:.3f} -> {tuned.history_[-1]['loss']:.3f}")
+        runs.append(("fine-tuned", tuned, False))
+    else:
+        print("fine-tuning: no permissively licensed causal LM ships inside an installed package here; pass --finetune "
+              "FOLDER to fine-tune one (tests/test_text.py loads a tiny checkpoint it builds).")
+    results = {}
+    half = samples // 2
+    for name, synth, use_filter in runs:
+        t0 = time.perf_counter()
+        texts = synth.sample(samples, conditions={"label": {"pos": half, "neg": samples - half}}, seed=args.seed + 1, filter=use_filter)
+        gen_seconds = time.perf_counter() - t0
+        stats = dict(synth.last_sample_stats_)
+        report = evaluate_texts(train, texts, label_column="label", holdout=holdout, guard=synth.guard_, seed=args.seed,
+                                max_texts=args.max_texts or samples, max_references=min(samples, 500), max_self_bleu=min(samples, 200))
+        report.to_json(out / f"report_{name.replace(' ', '_')}.json")
+        report.to_html(out / f"report_{name.replace(' ', '_')}.html")
+        results[name] = {
+            "label_fidelity": report.label_fidelity, "judge_accuracy_on_holdout": report.judge_accuracy,
+            "tstr_accuracy": report.tstr_accuracy, "trtr_accuracy": report.trtr_accuracy, "tstr_ratio": report.tstr_ratio,
+            "distinct_2": report.distinct_2, "real_distinct_2": report.real_distinct_2,
+            "self_bleu": report.self_bleu, "real_self_bleu": report.real_self_bleu, "bleu": report.bleu,
+            "frechet_minilm": report.frechet_distance, "frechet_floor_real_vs_holdout": report.frechet_floor,
+            "precision": report.precision, "recall": report.recall,
+            "copies_in_output": report.memorization["copies"], "ngram_overlaps_in_output": report.memorization["ngram_overlaps"],
+            "copies_refused_while_sampling": stats.get("copies_refused"), "ngram_overlaps_refused": stats.get("ngram_overlaps_refused"),
+            "candidates": stats.get("candidates"), "texts_per_s": samples / gen_seconds,
+            "examples": texts.head(6).to_dict("records"), "errors": report.details["errors"],
+        }
+    print(json.dumps({"steps": steps, "fit_seconds": fit_seconds, "model": size, **results}, indent=2, default=float))
+    for name, r in results.items():
+        print(f"{name:10s}: label fidelity {r['label_fidelity']:.3f} (judge on held-out {r['judge_accuracy_on_holdout']:.3f}); "
+              f"TSTR {r['tstr_accuracy']:.3f} vs TRTR {r['trtr_accuracy']:.3f} (ratio {r['tstr_ratio']:.3f}); "
+              f"distinct-2 {r['distinct_2']:.3f} (real {r['real_distinct_2']:.3f}); self-BLEU {r['self_bleu']:.1f} "
+              f"(real {r['real_self_bleu']:.1f}); FD {r['frechet_minilm']:.4f} vs floor {r['frechet_floor_real_vs_holdout']:.4f}; "
+              f"copies in output {r['copies_in_output']}, refused {r['copies_refused_while_sampling']} + "
+              f"{r['ngram_overlaps_refused']} n-gram; {r['texts_per_s']:.1f} texts/s")
+
+
+if __name__ == "__main__":
+    main()
