@@ -23,6 +23,7 @@ _PUBLIC: dict[str, str] = {
     "DDPM": "engine.images.synthesizer:DDPM",
     "StableDiffusionSynthesizer": "engine.images.synthesizer:StableDiffusionSynthesizer",
     "save_dataset": "engine.images.io:save_dataset",
+    "AudioSynthesizer": "engine.audio.synthesizer:AudioSynthesizer",
     "QualityEvaluator": "engine.evaluation.quality:QualityEvaluator",
     "Synthesizer": "engine.core.synthesizer:Synthesizer",
     "Modality": "engine.core.registry:Modality",

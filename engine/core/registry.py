@@ -41,6 +41,7 @@ ENV_VARIABLE = "SYNTH_MODALITIES"
 BUILTIN_MODALITIES: dict[str, str] = {
     "table": "engine.tabular.modality:MODALITY",
     "image": "engine.images.modality:MODALITY",
+    "audio": "engine.audio.modality:MODALITY",
 }
 
 

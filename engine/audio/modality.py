@@ -1,0 +1,14 @@
+"""The audio modality, as the registry knows it."""
+from engine.core.registry import Modality
+
+MODALITY = Modality(
+    name="audio",
+    synthesizer="engine.audio.synthesizer:AudioSynthesizer",
+    models={
+        "wavegan": "engine.audio.models.wavegan:WaveGANModel",
+    },
+    formats=("zip", "parquet", "wav"),
+    unit="clip",
+    evaluator="engine.audio.metrics:evaluate_audio",
+    description="audio: WaveGAN on raw waveforms (class-conditional); WAV in and out",
+)
