@@ -25,12 +25,14 @@ class _Net(nn.Module):
         self.body = nn.Sequential(
             nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+            # Averaged over time only: where energy sits in frequency is what tells a class apart.
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 8)),
         )
-        self.head = nn.Linear(4 * width, num_classes)
+        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(4 * width * 8, 64), nn.ReLU())
+        self.head = nn.Linear(64, num_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.body(x).flatten(1)  # (B, 4w)
+        features = self.embed(self.body(x))  # (B, 64)
         return features, self.head(features)
 
 
@@ -85,7 +87,7 @@ class AudioJudge:
 
     @torch.no_grad()
     def run(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Features ``(N, 4 * width)`` and class probabilities ``(N, K)`` of ``clips``."""
+        """Features ``(N, 64)`` and class probabilities ``(N, K)`` of ``clips``."""
         if self.net_ is None:
             raise NotFittedError("The audio judge is not trained; call fit() first.")
         x = self._inputs(clips)

@@ -215,10 +215,12 @@ class WaveGANModel(TorchSynthModel):
         g = self.unwrapped("generator").eval()
         if self.layout.num_classes and conditions is None:
             raise ValueError("A conditional WaveGAN needs one class index per clip.")
+        # All the noise first, in one draw: the clips must not depend on how generation is batched.
+        z = torch.randn(num_rows, self.config.latent_dim, generator=generator)
+        codes = None if not self.layout.num_classes else torch.as_tensor(np.asarray(conditions), dtype=torch.long)
         out = []
         for start in range(0, num_rows, batch_size):
-            n = min(batch_size, num_rows - start)
-            y = None if not self.layout.num_classes else torch.as_tensor(np.asarray(conditions)[start:start + n], dtype=torch.long)
-            out.append(g(self._noise(n, generator), None if y is None else y.to(self.device)).float().cpu().numpy())
+            y = None if codes is None else codes[start:start + batch_size].to(self.device)
+            out.append(g(z[start:start + batch_size].to(self.device), y).float().cpu().numpy())
         g.train()
         return np.concatenate(out) if out else np.zeros((0, self.layout.num_samples), np.float32)
