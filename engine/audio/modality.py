@@ -6,9 +6,10 @@ MODALITY = Modality(
     synthesizer="engine.audio.synthesizer:AudioSynthesizer",
     models={
         "wavegan": "engine.audio.models.wavegan:WaveGANModel",
+        "diffwave": "engine.audio.models.diffwave:DiffWaveModel",
     },
     formats=("zip", "parquet", "wav"),
     unit="clip",
     evaluator="engine.audio.metrics:evaluate_audio",
-    description="audio: WaveGAN on raw waveforms (class-conditional); WAV in and out",
+    description="audio: WaveGAN and a small DiffWave on raw waveforms (class-conditional); WAV in and out",
 )
