@@ -57,6 +57,7 @@ def main() -> None:
     p.add_argument("--holdout-speaker", default="theo")
     p.add_argument("--per-class", type=int, default=None, help="generated clips per digit for the evaluation")
     p.add_argument("--no-scaling", action="store_true", help="skip the 1 vs 2 worker timing")
+    p.add_argument("--train-clips", type=int, default=None, help="train the GAN on this many clips (default: all; --quick: 1000)")
     p.add_argument("--out", default=None, help="folder for the model and report (default: a temporary folder)")
     args = p.parse_args()
 
@@ -69,9 +70,10 @@ def main() -> None:
 
     quick = args.quick
     duration = 0.5 if quick else 1.0
-    model_config = {"model_dim": 16, "layers": 5} if quick else {"model_dim": 32, "layers": 5}
+    model_config = {"model_dim": 8, "layers": 5} if quick else {"model_dim": 32, "layers": 5}
     batch_size = 32 if quick else 64
-    per_class = args.per_class or (30 if quick else 100)
+    per_class = args.per_class or (20 if quick else 100)
+    gan_clips = args.train_clips or (1000 if quick else None)  # the judge always trains on every training clip
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-audio-"))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; output in {out}")
 
@@ -89,7 +91,9 @@ def main() -> None:
     with ray_session():
         scaling = {}
         if not args.no_scaling:
-            subset = AudioSet(train.clips[: 8 * batch_size * 5], RATE, train.labels[: 8 * batch_size * 5], train.class_names)
+            take = (2 if quick else 8) * batch_size * 5  # 2 (8) optimisation steps of 5 critic batches per epoch
+            pick = np.random.default_rng(1).permutation(len(train))[:take]
+            subset = AudioSet(train.clips[pick], RATE, train.labels[pick], train.class_names)
             for workers in (1, 2):
                 s = make(num_workers=workers).fit(subset.clips, subset.label_names(), epochs=2, batch_size=batch_size)
                 seconds = s.history_[-1]["seconds"]  # the second epoch: no start-up cost
@@ -97,17 +101,23 @@ def main() -> None:
             print(f"training speed: 1 worker {scaling[1]:.1f} clips/s, 2 workers {scaling[2]:.1f} clips/s "
                   f"(x{scaling[2] / scaling[1]:.2f})")
 
+        if gan_clips is not None and gan_clips < len(train):
+            pick = np.random.default_rng(2).permutation(len(train))[:gan_clips]
+            gan_data = AudioSet(train.clips[pick], RATE, train.labels[pick], train.class_names)
+        else:
+            gan_data = train
+        print(f"WaveGAN trains on {len(gan_data)} clips")
         started = time.perf_counter()
         synth = make(checkpoint_every=1000)
         if args.epochs is not None or quick:
-            epochs = args.epochs or 4
-            synth.fit(train.clips, train.label_names(), epochs=epochs, batch_size=batch_size)
+            epochs = args.epochs or 3
+            synth.fit(gan_data.clips, gan_data.label_names(), epochs=epochs, batch_size=batch_size)
         else:
             # Time one epoch, then train a fresh run for as many epochs as fit the budget.
-            synth.fit(train.clips, train.label_names(), epochs=1, batch_size=batch_size)
+            synth.fit(gan_data.clips, gan_data.label_names(), epochs=1, batch_size=batch_size)
             first = time.perf_counter() - started
             epochs = max(1, int((args.minutes * 60 - first) // synth.history_[-1]["seconds"]))
-            synth = make(checkpoint_every=1000).fit(train.clips, train.label_names(), epochs=epochs, batch_size=batch_size)
+            synth = make(checkpoint_every=1000).fit(gan_data.clips, gan_data.label_names(), epochs=epochs, batch_size=batch_size)
         train_wall = time.perf_counter() - started
         print(f"trained {len(synth.history_)} epochs in {train_wall / 60:.1f} min wall; last: "
               + ", ".join(f"{k} {v:.3g}" for k, v in synth.history_[-1].items() if k != "epoch"))

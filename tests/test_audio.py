@@ -220,6 +220,11 @@ def test_save_load_gives_identical_clips_and_wav_files(trained, tmp_path):
     assert rate == RATE and len(samples) == LENGTH
     expected = np.stack(loaded.sample(4, conditions="high", seed=1)["audio"])
     assert np.abs(samples - expected[0]).max() < 1.5 / 32768
+    # The command line through the registry: WAV files of the asked class.
+    from engine.cli import main
+
+    assert main(["sample", str(tmp_path / "model"), "--rows", "3", "--label", "low", "--seed", "1", "--out", str(tmp_path / "cli")]) == 0
+    assert pd.read_parquet(tmp_path / "cli" / "manifest.parquet")["label"].tolist() == ["low"] * 3
     # save_dataset refuses to mix into a folder that holds something, and leaves it as it was.
     with pytest.raises(InvalidDataError, match="not empty"):
         save_dataset(a, tmp_path / "out")
