@@ -58,6 +58,7 @@ def main() -> None:
     p.add_argument("--per-class", type=int, default=None, help="generated clips per digit for the evaluation")
     p.add_argument("--no-scaling", action="store_true", help="skip the 1 vs 2 worker timing")
     p.add_argument("--train-clips", type=int, default=None, help="train the GAN on this many clips (default: all; --quick: 1000)")
+    p.add_argument("--evaluate-only", action="store_true", help="evaluate the model saved in --out/model again (no training)")
     p.add_argument("--out", default=None, help="folder for the model and report (default: a temporary folder)")
     args = p.parse_args()
 
@@ -88,40 +89,45 @@ def main() -> None:
         return AudioSynthesizer("wavegan", sample_rate=RATE, duration=duration, model_config=model_config,
                                 show_progress=False, **kw)
 
-    with ray_session():
-        scaling = {}
-        if not args.no_scaling:
-            take = (2 if quick else 8) * batch_size * 5  # 2 (8) optimisation steps of 5 critic batches per epoch
-            pick = np.random.default_rng(1).permutation(len(train))[:take]
-            subset = AudioSet(train.clips[pick], RATE, train.labels[pick], train.class_names)
-            for workers in (1, 2):
-                s = make(num_workers=workers).fit(subset.clips, subset.label_names(), epochs=2, batch_size=batch_size)
-                seconds = s.history_[-1]["seconds"]  # the second epoch: no start-up cost
-                scaling[workers] = len(subset) / seconds
-            print(f"training speed: 1 worker {scaling[1]:.1f} clips/s, 2 workers {scaling[2]:.1f} clips/s "
-                  f"(x{scaling[2] / scaling[1]:.2f})")
+    scaling: dict[int, float] = {}
+    train_wall = float("nan")
+    if args.evaluate_only:
+        synth = AudioSynthesizer.load(out / "model")
+        print(f"loaded the model in {out / 'model'} ({len(synth.history_)} epochs)")
+    else:
+        with ray_session():
+            if not args.no_scaling:
+                take = (2 if quick else 8) * batch_size * 5  # 2 (8) optimisation steps of 5 critic batches per epoch
+                pick = np.random.default_rng(1).permutation(len(train))[:take]
+                subset = AudioSet(train.clips[pick], RATE, train.labels[pick], train.class_names)
+                for workers in (1, 2):
+                    s = make(num_workers=workers).fit(subset.clips, subset.label_names(), epochs=2, batch_size=batch_size)
+                    seconds = s.history_[-1]["seconds"]  # the second epoch: no start-up cost
+                    scaling[workers] = len(subset) / seconds
+                print(f"training speed: 1 worker {scaling[1]:.1f} clips/s, 2 workers {scaling[2]:.1f} clips/s "
+                      f"(x{scaling[2] / scaling[1]:.2f})")
 
-        if gan_clips is not None and gan_clips < len(train):
-            pick = np.random.default_rng(2).permutation(len(train))[:gan_clips]
-            gan_data = AudioSet(train.clips[pick], RATE, train.labels[pick], train.class_names)
-        else:
-            gan_data = train
-        print(f"WaveGAN trains on {len(gan_data)} clips")
-        started = time.perf_counter()
-        synth = make(checkpoint_every=1000)
-        if args.epochs is not None or quick:
-            epochs = args.epochs or 3
-            synth.fit(gan_data.clips, gan_data.label_names(), epochs=epochs, batch_size=batch_size)
-        else:
-            # Time one epoch, then train a fresh run for as many epochs as fit the budget.
-            synth.fit(gan_data.clips, gan_data.label_names(), epochs=1, batch_size=batch_size)
-            first = time.perf_counter() - started
-            epochs = max(1, int((args.minutes * 60 - first) // synth.history_[-1]["seconds"]))
-            synth = make(checkpoint_every=1000).fit(gan_data.clips, gan_data.label_names(), epochs=epochs, batch_size=batch_size)
-        train_wall = time.perf_counter() - started
-        print(f"trained {len(synth.history_)} epochs in {train_wall / 60:.1f} min wall; last: "
-              + ", ".join(f"{k} {v:.3g}" for k, v in synth.history_[-1].items() if k != "epoch"))
-        synth.save(out / "model")
+            if gan_clips is not None and gan_clips < len(train):
+                pick = np.random.default_rng(2).permutation(len(train))[:gan_clips]
+                gan_data = AudioSet(train.clips[pick], RATE, train.labels[pick], train.class_names)
+            else:
+                gan_data = train
+            print(f"WaveGAN trains on {len(gan_data)} clips")
+            started = time.perf_counter()
+            synth = make(checkpoint_every=1000)
+            if args.epochs is not None or quick:
+                epochs = args.epochs or 3
+                synth.fit(gan_data.clips, gan_data.label_names(), epochs=epochs, batch_size=batch_size)
+            else:
+                # Time one epoch, then train a fresh run for as many epochs as fit the budget.
+                synth.fit(gan_data.clips, gan_data.label_names(), epochs=1, batch_size=batch_size)
+                first = time.perf_counter() - started
+                epochs = max(1, int((args.minutes * 60 - first) // synth.history_[-1]["seconds"]))
+                synth = make(checkpoint_every=1000).fit(gan_data.clips, gan_data.label_names(), epochs=epochs, batch_size=batch_size)
+            train_wall = time.perf_counter() - started
+            print(f"trained {len(synth.history_)} epochs in {train_wall / 60:.1f} min wall; last: "
+                  + ", ".join(f"{k} {v:.3g}" for k, v in synth.history_[-1].items() if k != "epoch"))
+            synth.save(out / "model")
 
     conditions = {str(d): per_class for d in range(10)}
     started = time.perf_counter()
@@ -134,8 +140,9 @@ def main() -> None:
     rms = float(np.sqrt((train.clips ** 2).mean()))
     noise = AudioSet(np.clip(rng.normal(0, rms, clips.clips.shape), -1, 1).astype(np.float32), RATE, clips.labels, clips.class_names)
 
-    report = evaluate_audio(train, clips, holdout=held, seed=0)
-    baseline = evaluate_audio(train, noise, holdout=held, seed=0)
+    judge_epochs = 5 if quick else 15
+    report = evaluate_audio(train, clips, holdout=held, seed=0, judge_epochs=judge_epochs)
+    baseline = evaluate_audio(train, noise, holdout=held, seed=0, judge_epochs=judge_epochs)
     report.save(out / "report")
     s, b = report.scores, baseline.scores
     print()
