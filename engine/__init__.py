@@ -25,6 +25,7 @@ _PUBLIC: dict[str, str] = {
     "save_dataset": "engine.images.io:save_dataset",
     "TimeSeriesSynthesizer": "engine.timeseries.synthesizer:TimeSeriesSynthesizer",
     "TextSynthesizer": "engine.text.synthesizer:TextSynthesizer",
+    "AudioSynthesizer": "engine.audio.synthesizer:AudioSynthesizer",
     "QualityEvaluator": "engine.evaluation.quality:QualityEvaluator",
     "Synthesizer": "engine.core.synthesizer:Synthesizer",
     "Modality": "engine.core.registry:Modality",

@@ -86,7 +86,7 @@ class SampleRequest(BaseModel):
     format: Format | None = Field(
         default=None,
         description="one of the formats of the model's modality (its model card lists them; omitted: the first). "
-        "Tables: json, csv or parquet; images: zip of PNG files, parquet (PNG bytes and label) or png (one image)",
+        "Tables: json, csv or parquet; images: zip of PNG files, parquet (PNG bytes and label) or png (one image); audio: zip of WAV files, parquet (WAV bytes and label) or wav (one clip)",
     )
 
 
@@ -387,7 +387,7 @@ def create_api(service: "SynthAPI") -> FastAPI:
         dependencies=auth,
         summary="Generate samples (rows, images, ...)",
         response_class=Response,
-        responses={200: {"description": "the rows", "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.parquet": {}, "image/png": {}, "application/zip": {}}}},
+        responses={200: {"description": "the rows", "content": {"application/json": {}, "text/csv": {}, "application/vnd.apache.parquet": {}, "image/png": {}, "audio/wav": {}, "application/zip": {}}}},
     )
     async def sample(model_id: str, body: SampleRequest) -> Response:
         """Exactly ``num_rows`` samples meeting ``conditions``, in a format of the model's modality. Up to

@@ -29,8 +29,8 @@ class ServeConfigError(SynthError, ValueError):
 # Limits per modality: the key "default" covers every modality not named. These are data, not branches:
 # a sample of a modality costs what it costs (an image far more than a row), so some get their own figure.
 DEFAULT_KEY = "default"
-CHUNK_ROWS: dict[str, int] = {DEFAULT_KEY: 50_000, "image": 256}
-MAX_ROWS_PER_REQUEST: dict[str, int] = {DEFAULT_KEY: 5_000_000, "image": 100_000}
+CHUNK_ROWS: dict[str, int] = {DEFAULT_KEY: 50_000, "image": 256, "audio": 256}
+MAX_ROWS_PER_REQUEST: dict[str, int] = {DEFAULT_KEY: 5_000_000, "image": 100_000, "audio": 20_000}
 # Fields of earlier versions, refused with the spelling that replaces them (rather than "extra inputs are not
 # permitted"): old field -> (new field, modality key).
 RENAMED_FIELDS: dict[str, tuple[str, str]] = {

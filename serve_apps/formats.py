@@ -25,12 +25,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-Format = Literal["json", "csv", "parquet", "zip", "png"]
+Format = Literal["json", "csv", "parquet", "zip", "png", "wav"]
 MEDIA_TYPES: dict[str, str] = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
     "png": "image/png",
+    "wav": "audio/wav",
     "zip": "application/zip",
 }
 
@@ -258,16 +259,25 @@ class PngEncoder(ChunkEncoder):
     format = "png"
     media_type = MEDIA_TYPES["png"]
     one_sample = True
+    extension = "png"  # what media_extension must read in the bytes
 
     def check(self, table: pa.Table) -> None:
         blobs, paths = _media(table)
         for blob, path in zip(blobs, paths):
-            if blob is None or not blob.startswith(PNG_SIGNATURE):
+            if blob is None or media_extension(blob) != self.extension:
                 found = "no bytes" if blob is None else f"{media_extension(blob, path)!r} media"
-                raise FormatMismatch(f"format 'png' needs PNG bytes; the samples hold {found}")
+                raise FormatMismatch(f"format {self.format!r} needs {self.extension.upper()} bytes; the samples hold {found}")
 
     def encode(self, table: pa.Table) -> bytes:
         return b"".join(b or b"" for b in _media(table)[0])
+
+
+class WavEncoder(PngEncoder):
+    """The one sample of a one-sample response, as a WAV file: the media column's bytes, which must be WAV."""
+
+    format = "wav"
+    media_type = MEDIA_TYPES["wav"]
+    extension = "wav"
 
 
 def class_labels(schema: pa.Schema) -> tuple[str, list[str] | None] | None:
@@ -343,7 +353,7 @@ class ZipEncoder(ChunkEncoder):
 
 
 ENCODERS: dict[str, type[ChunkEncoder]] = {
-    cls.format: cls for cls in (JsonEncoder, CsvEncoder, ParquetEncoder, ZipEncoder, PngEncoder)
+    cls.format: cls for cls in (JsonEncoder, CsvEncoder, ParquetEncoder, ZipEncoder, PngEncoder, WavEncoder)
 }
 
 

@@ -70,6 +70,7 @@ def served(ray_session, adult_small, tmp_path_factory):
     DCGAN(latent_dim=8, generator_width=8, discriminator_width=8, show_progress=False).train(
         digits, labels=digit_labels, epochs=1, batch_size=32
     ).save(store / "digits")
+    _untrained_clips(store / "clips")
     register_modality(TONE_MODALITY)  # this process saves one; the replicas register it from the app's 'modalities'
     ToneSynthesizer().fit({"low": 220.0, "high": 880.0}).save(store / "tones")
     register_modality(TOY)  # the toy sequence modality of tests/test_modality_plugin.py, trained by the loop
@@ -118,6 +119,19 @@ def served(ray_session, adult_small, tmp_path_factory):
         os.environ.pop(KEY_ENV, None)
         unregister_modality(TONE_MODALITY.name)
         unregister_modality(TOY.name)
+
+
+def _untrained_clips(path) -> None:
+    """An audio model saved as initialised (no training run): what is tested is the Serve path, not the sound."""
+    from engine.audio.io import AudioSet
+    from engine.audio.synthesizer import AudioSynthesizer
+    from engine.audio.transforms import AudioPreprocessor
+
+    synth = AudioSynthesizer(sample_rate=8000, duration=0.064, model_config={"model_dim": 4, "layers": 2, "latent_dim": 8})
+    pre = AudioPreprocessor(8000, 0.064).fit(AudioSet(np.full((2, 512), 0.5, np.float32), 8000, np.array([0, 1]), ["no", "yes"]))
+    synth._preprocessor, synth._model = pre, synth.model_class()(synth._config_object(), pre.layout)
+    synth.class_frequencies_ = np.array([0.5, 0.5])
+    synth.save(path)
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +191,9 @@ def test_generate_runs_a_spec_under_outputs_dir(served):
 
 
 def test_models_lists_the_store(client):
-    assert client.models() == ["adult-ctgan", "adult-gc", "adult-gc-narrow", "bad-manifest", "broken", "digits", "sequences", "tones"]
+    assert client.models() == [
+        "adult-ctgan", "adult-gc", "adult-gc-narrow", "bad-manifest", "broken", "clips", "digits", "sequences", "tones"
+    ]
 
 
 def test_model_card(client, adult_small):
@@ -519,9 +535,34 @@ def test_image_model_answers_zip_png_and_parquet_as_the_local_model_does(served)
     assert table.num_rows == 5 and set(table.column("label").to_pylist()) == {2}
 
 
+def test_audio_model_answers_a_zip_of_wavs_and_one_wav_as_the_local_model_does(served):
+    import zipfile
+
+    import soundfile as sf
+
+    from engine.audio.synthesizer import AudioSynthesizer
+
+    assert served["http"].get("/v1/models/clips").json()["formats"] == ["zip", "parquet", "wav"]
+    local = AudioSynthesizer.load(served["store"] / "clips")
+    r = served["http"].post("/v1/models/clips/sample", json={"num_rows": 3, "label": "yes", "seed": 2})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        names = archive.namelist()
+        assert names == [f"{i:06d}_yes.wav" for i in range(3)]
+        got = [sf.read(io.BytesIO(archive.read(n))) for n in names]
+    assert all(rate == 8000 for _, rate in got)
+    expected = np.stack(local.sample(3, conditions="yes", seed=2)["audio"])
+    assert np.abs(np.stack([x for x, _ in got]) - expected).max() < 1.5 / 32768  # 16-bit WAV
+    one = served["http"].post("/v1/models/clips/sample", json={"num_rows": 1, "label": "no", "seed": 1, "format": "wav"})
+    assert one.status_code == 200 and one.headers["content-type"] == "audio/wav"
+    x, rate = sf.read(io.BytesIO(one.content))
+    assert rate == 8000 and np.abs(x - local.sample(1, conditions="no", seed=1)["audio"][0]).max() < 1.5 / 32768
+
+
 @pytest.mark.parametrize(
     "model_id, body, fragment",
     [
+        ("clips", {"num_rows": 2, "format": "wav"}, "returns one clip; num_rows is 2"),
         ("digits", {"num_rows": 3, "format": "json"}, "models of the image modality answer in zip, parquet, png"),
         ("digits", {"num_rows": 3, "format": "zip", "conditions": {"a": 1}}, "one label for every image"),
         ("digits", {"num_rows": 2, "format": "png"}, "returns one image; num_rows is 2. Use 'zip' or 'parquet'"),

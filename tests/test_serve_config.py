@@ -51,7 +51,8 @@ def test_limits_are_per_modality_with_a_default(config):
     assert shipped.chunk_rows_for("some-plugin") == 50_000  # a modality not named gets the default
     # An integer is the default for every modality; modalities the shipped mapping names keep their own.
     args = AppArgs(models_dir="m", chunk_rows=2_000, max_rows_per_request={"image": 10, "audio": 7})
-    assert args.chunk_rows == {"default": 2_000, "image": 256}
+    assert args.chunk_rows == {"default": 2_000, "image": 256, "audio": 256}
+    assert shipped.chunk_rows_for("audio") == 256 and shipped.max_rows_for("audio") == 20_000
     assert args.max_rows_for("image") == 10 and args.max_rows_for("audio") == 7 and args.max_rows_for("table") == 5_000_000
 
 

@@ -43,6 +43,7 @@ BUILTIN_MODALITIES: dict[str, str] = {
     "image": "engine.images.modality:MODALITY",
     "timeseries": "engine.timeseries.modality:MODALITY",
     "text": "engine.text.modality:MODALITY",
+    "audio": "engine.audio.modality:MODALITY",
 }
 
 

@@ -1,0 +1,1 @@
+"""Audio models: WaveGAN (wavegan.py) and a small DiffWave (diffwave.py), one per file."""
