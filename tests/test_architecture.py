@@ -10,10 +10,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "architecture.md"
 CORE_LAYERS = ("engine/core", "engine/training", "engine/batch", "engine/store", "engine/evaluation")
-MODALITY_PACKAGES = ("engine.tabular", "engine.images")
+MODALITY_PACKAGES = ("engine.tabular", "engine.images", "engine.timeseries", "engine.text", "engine.audio", "engine.privacy")
 INTERFACES = ("engine/cli.py", "jobs", "serve_apps")
 # What a modality branch looks like in an interface: a front door named, or a modality compared by name.
-BRANCH = re.compile(r"ImageSynthesizer|TabularSynthesizer|is_image|IMAGE_MODELS|TABULAR_MODELS|[!=]= *[\"'](image|table)[\"']")
+BRANCH = re.compile(
+    r"(Image|Tabular|TimeSeries|Text|Audio|DP)Synthesizer|is_image|IMAGE_MODELS|TABULAR_MODELS"
+    r"|[!=]= *[\"'](image|table|timeseries|text|audio)[\"']"
+)
 
 
 def _python_files(*roots: str) -> list[Path]:
