@@ -86,6 +86,20 @@ def test_progress_says_when_a_run_resumes():
     assert "80%|" in second and "40/50 [00:02<00:02,  5.00step/s]" in second  # the rate counts this run's steps only
 
 
+def test_progress_of_a_budgeted_run_measures_the_budget_not_the_epoch_cap():
+    """A run with a time budget never reaches its epoch cap: a bar of epochs would end at a few per cent."""
+    from engine.training.progress import DriverProgress
+
+    out = io.StringIO()
+    progress = DriverProgress("tabddpm", 10_000, stream=out, tty=False, budget_s=180.0)
+    progress.apply(0, 220_000, [("start", {"start_epoch": 0, "steps": 0, "at": 1000.0})])
+    progress.apply(1100, 220_000, [("epoch", {"row": {"epoch": 50, "loss": 1.9}, "steps": 1100, "at": 1090.0})])
+    progress.apply(2200, 220_000, [("epoch", {"row": {"epoch": 100, "loss": 1.8}, "steps": 2200, "at": 1180.0})])
+    first, second = out.getvalue().splitlines()
+    assert first.startswith("tabddpm epoch 50 (budget 180 s)  loss +1.9000:") and "50%|" in first, first
+    assert "100%|" in second and "/10000" not in second, second
+
+
 @pytest.mark.parametrize("value, expected", [("", False), ("0", False), ("1", True), ("true", True)])
 def test_verbose_switch(monkeypatch, value, expected):
     from engine.core import runtime

@@ -587,9 +587,7 @@ def train_torch_model(
         # An unnamed run can never be resumed: its checkpoints live only as long as the call.
         storage = temporary = tempfile.mkdtemp(prefix="synth-train-")
     name = options.run_name or f"{model_name}-{uuid.uuid4().hex[:8]}"
-    # A budgeted run shows its budget beside the epochs, which it is not expected to reach.
-    shown_epochs: Any = options.epochs if options.time_budget is None else f"{options.epochs} (budget {options.time_budget:g} s)"
-    progress = DriverProgress(model_name, shown_epochs, enabled=options.show_progress)
+    progress = DriverProgress(model_name, options.epochs, enabled=options.show_progress, budget_s=options.time_budget)
     cfg = {
         "progress": progress.open(),  # the board rank 0 reports to; the driver draws it
         "verbose": verbose(),

@@ -103,8 +103,10 @@ class DriverProgress:
     """
 
     def __init__(self, name: str, epochs: int, *, enabled: bool = True, stream: TextIO | None = None,
-                 tty: bool | None = None) -> None:
+                 tty: bool | None = None, budget_s: float | None = None) -> None:
         self.name, self.epochs, self.enabled = name, epochs, enabled
+        # A run with a time budget is not expected to reach its epoch cap: its bar measures the budget.
+        self.budget_s = budget_s
         self._stream = stream
         self._tty = tty
         self.handle: Any = None
@@ -112,7 +114,7 @@ class DriverProgress:
         self._stop = threading.Event()
         self._seen = 0
         self._bar: Any = None
-        self._desc = f"{name} epoch 0/{epochs}"
+        self._desc = f"{name} epoch 0{self._of_epochs()}"
         self._steps, self._total = 0, 0
         self._began_at, self._began_steps = time.time(), 0  # when and where rank 0 (last) started
 
@@ -196,14 +198,19 @@ class DriverProgress:
                     self._write(f"resuming from the checkpoint after epoch {payload['start_epoch']}")
             elif kind == "epoch":
                 row = payload["row"]
-                self._desc = f"{self.name} epoch {row['epoch']}/{self.epochs}  {format_losses(row)}"
+                self._desc = f"{self.name} epoch {row['epoch']}{self._of_epochs()}  {format_losses(row)}"
                 if not self._tty:
                     self._write(self._meter(payload["steps"], payload["at"]))
         self._steps, self._total = steps, total or self._total
         if self._bar is not None:
-            if self._total and self._bar.total != self._total:
-                self._bar.total = self._total
-            self._bar.n = self._steps
+            if self.budget_s is not None:
+                self._bar.unit = "s"
+                self._bar.total = round(self.budget_s)
+                self._bar.n = min(round(time.time() - self._began_at), round(self.budget_s))
+            else:
+                if self._total and self._bar.total != self._total:
+                    self._bar.total = self._total
+                self._bar.n = self._steps
             self._bar.set_description_str(self._desc, refresh=False)
             self._bar.refresh()
 
@@ -211,8 +218,14 @@ class DriverProgress:
         """The bar's text at ``steps``, reached at time ``at``, as one line for a log."""
         from tqdm import tqdm
 
-        return tqdm.format_meter(steps, self._total or None, max(at - self._began_at, 0.0), prefix=self._desc,
+        elapsed = max(at - self._began_at, 0.0)
+        if self.budget_s is not None:
+            return tqdm.format_meter(min(elapsed, self.budget_s), self.budget_s, elapsed, prefix=self._desc, unit="s")
+        return tqdm.format_meter(steps, self._total or None, elapsed, prefix=self._desc,
                                  unit="step", initial=self._began_steps)
+
+    def _of_epochs(self) -> str:
+        return f" (budget {self.budget_s:g} s)" if self.budget_s is not None else f"/{self.epochs}"
 
     def _write(self, line: str) -> None:
         if self._bar is not None:
