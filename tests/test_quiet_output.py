@@ -97,6 +97,7 @@ def test_progress_of_a_budgeted_run_measures_the_budget_not_the_epoch_cap():
     progress.apply(2200, 220_000, [("epoch", {"row": {"epoch": 100, "loss": 1.8}, "steps": 2200, "at": 1180.0})])
     first, second = out.getvalue().splitlines()
     assert first.startswith("tabddpm epoch 50 (budget 180 s)  loss +1.9000:") and "50%|" in first, first
+    assert "| 90/180 s [01:30<01:30]" in first, first
     assert "100%|" in second and "/10000" not in second, second
 
 

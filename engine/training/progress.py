@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 REPORT_EVERY_S = 0.5  # how often rank 0 tells the board its step count (epoch ends are always told)
 POLL_EVERY_S = 0.25  # how often the driver reads the board
+# A budgeted run's bar counts whole seconds of its budget; a rate of "1.00 s/s" would say nothing.
+BUDGET_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}]"
 
 
 class ProgressBoard:
@@ -204,7 +206,7 @@ class DriverProgress:
         self._steps, self._total = steps, total or self._total
         if self._bar is not None:
             if self.budget_s is not None:
-                self._bar.unit = "s"
+                self._bar.bar_format = BUDGET_FORMAT
                 self._bar.total = round(self.budget_s)
                 self._bar.n = min(round(time.time() - self._began_at), round(self.budget_s))
             else:
@@ -220,7 +222,8 @@ class DriverProgress:
 
         elapsed = max(at - self._began_at, 0.0)
         if self.budget_s is not None:
-            return tqdm.format_meter(min(elapsed, self.budget_s), self.budget_s, elapsed, prefix=self._desc, unit="s")
+            return tqdm.format_meter(round(min(elapsed, self.budget_s)), round(self.budget_s), elapsed,
+                                     prefix=self._desc, bar_format=BUDGET_FORMAT)
         return tqdm.format_meter(steps, self._total or None, elapsed, prefix=self._desc,
                                  unit="step", initial=self._began_steps)
 
