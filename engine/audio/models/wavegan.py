@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from engine.core.contract import BatchSampler, TorchSynthModel
 from engine.core.params import Float, Int, ModelConfig, Pair, param
+from engine.core.wgan import wgan_gp_critic_loss
 from engine.audio.transforms import AudioLayout
 
 KERNEL, STRIDE = 25, 4  # the paper's: each layer multiplies (generator) or divides (critic) the length by 4
@@ -188,16 +189,9 @@ class WaveGANModel(TorchSynthModel):
                 n = real.shape[0]
                 with torch.no_grad():
                     fake = bare_g(self._noise(n, generator), y)
-                alpha = torch.rand(n, 1, generator=generator).to(real.device)
-                interp = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-                # One critic forward for real, fake and interpolates: DDP's double backward follows a single forward.
-                scores = d_net(torch.cat([real, fake, interp]), None if y is None else torch.cat([y, y, y]))
-                s_real, s_fake, s_interp = scores.split(n)
-                grad = torch.autograd.grad(s_interp.sum(), interp, create_graph=True)[0]
-                penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean() * self.config.gp_weight
-                wasserstein = s_real.mean() - s_fake.mean()
+                loss_d, wasserstein, penalty = wgan_gp_critic_loss(d_net, real, fake, y, self.config.gp_weight, generator)
                 opt_d.zero_grad(set_to_none=True)
-                (-wasserstein + penalty).backward()
+                loss_d.backward()
                 opt_d.step()
             y = self._labels(labels[-1])
             fake = g_net(self._noise(reals.shape[1], generator), y)

@@ -17,6 +17,7 @@ import torch
 
 from engine.core.contract import BatchSampler
 from engine.core.params import Choice, Float, Int, Pair, param
+from engine.core.wgan import wgan_gp_critic_loss
 from engine.images.models.batches import ImageBatches
 from engine.images.models.dcgan import DCGANConfig, DCGANModel
 
@@ -62,17 +63,9 @@ class WGANGPModel(DCGANModel):
             n = real.shape[0]
             with torch.no_grad():
                 fake = bare_g(self._noise(n, generator), y)
-            alpha = torch.rand(n, 1, 1, 1, generator=generator).to(real.device)
-            interp = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-            # Real, fake and interpolates in one critic forward: under DDP the gradient penalty's
-            # double backward must follow a single forward.
-            scores = d_net(torch.cat([real, fake, interp]), None if y is None else torch.cat([y, y, y]))
-            s_real, s_fake, s_interp = scores.split(n)
-            grad = torch.autograd.grad(s_interp.sum(), interp, create_graph=True)[0]
-            penalty = ((grad.reshape(n, -1).norm(2, dim=1) - 1) ** 2).mean() * self.config.gp_weight
-            wasserstein = s_real.mean() - s_fake.mean()
+            loss_d, wasserstein, penalty = wgan_gp_critic_loss(d_net, real, fake, y, self.config.gp_weight, generator)
             opt_d.zero_grad(set_to_none=True)
-            (-wasserstein + penalty).backward()
+            loss_d.backward()
             opt_d.step()
 
         y = self._labels(labels[-1])
