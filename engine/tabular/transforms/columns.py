@@ -211,6 +211,17 @@ class TableCodec:
         return (st.low, st.high)
 
     # ----------------------------------------------------------- transform
+    def numeric_fit_sample(self, data: pd.DataFrame, max_rows: int, rng: np.random.Generator) -> pd.DataFrame:
+        """The numeric frame of at most ``max_rows`` rows of ``data`` drawn at random (kept in order).
+
+        What the encoders fit their per-column normalisers on: the category lists
+        come from every row (:meth:`fit`), the numeric distributions from a
+        sample, which bounds the fit time on large tables.
+        """
+        if len(data) > max_rows:
+            data = data.iloc[np.sort(rng.choice(len(data), size=max_rows, replace=False))]
+        return self.to_numeric(data)
+
     def to_numeric(self, data: pd.DataFrame) -> pd.DataFrame:
         """The numeric frame of ``data`` (float64, NaN for missing)."""
         out: dict[str, np.ndarray] = {}

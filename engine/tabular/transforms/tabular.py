@@ -66,9 +66,7 @@ class TabularEncoder:
     def fit(self, data: pd.DataFrame, schema: TableSchema) -> "TabularEncoder":
         rng = np.random.default_rng(self.seed)
         self.codec_ = TableCodec(max_categories=self.max_categories).fit(data, schema)
-        if len(data) > self.max_fit_rows:
-            data = data.iloc[np.sort(rng.choice(len(data), size=self.max_fit_rows, replace=False))]
-        frame = self.codec_.to_numeric(data)
+        frame = self.codec_.numeric_fit_sample(data, self.max_fit_rows, rng)
         self.normalizers_, self.nullable_ = {}, {}
         for st in self.codec_.modelled_columns:
             x = frame[st.name].to_numpy(dtype=np.float64)
