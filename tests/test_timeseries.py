@@ -53,20 +53,23 @@ def _panel(n: int = 30, seed: int = 0, irregular: bool = False) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(ray_session, tmp_path_factory):
-    """A tiny TimeGAN (three phases) trained once through Ray Train on the panel, and saved."""
-    from engine import TimeSeriesSynthesizer
+    """A tiny TimeGAN (three phases) trained once through Ray Train on the panel by ``synth fit`` (in process), and loaded."""
+    from engine import load_synthesizer
+    from engine.cli import main
 
+    root = tmp_path_factory.mktemp("ts")
+    _panel().to_parquet(root / "panel.parquet", index=False)
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        synth = TimeSeriesSynthesizer(
-            "timegan", model_config={"hidden_dim": 8, "num_layers": 1, "embedding_epochs": 2, "supervised_epochs": 1},
-            show_progress=False,
-        ).fit(_panel(), entity_column="device", time_column="timestamp", static_columns=["site"], epochs=2, batch_size=16)
+        code = main(["fit", str(root / "panel.parquet"), "--model", "timegan", "--out", str(root / "model"), "--quiet",
+                     "--model-config", json.dumps({"hidden_dim": 8, "num_layers": 1, "embedding_epochs": 2, "supervised_epochs": 1}),
+                     "--entity-column", "device", "--time-column", "timestamp", "--static-columns", "site",
+                     "--epochs", "2", "--batch-size", "16"])
     finally:
         torch.set_num_threads(old)
-    path = synth.save(tmp_path_factory.mktemp("ts") / "model")
-    return synth, Path(path)
+    assert code == 0
+    return load_synthesizer(root / "model"), root / "model"
 
 
 # ---------------------------------------------------------------------------- encoder
@@ -264,11 +267,11 @@ def test_anomaly_rate_adds_labelled_columns(fitted):
     assert "is_anomaly" not in synth.sample(3, seed=1).columns
 
 
-def test_save_load_sample_equality_and_seed_determinism(fitted):
+def test_save_load_sample_equality_and_seed_determinism(fitted, tmp_path):
     from engine import load_synthesizer
 
-    synth, path = fitted
-    loaded = load_synthesizer(path)
+    synth, _ = fitted
+    loaded = load_synthesizer(synth.save(tmp_path / "again"))
     assert type(loaded).__name__ == "TimeSeriesSynthesizer" and loaded.static_columns == ["site"]
     pd.testing.assert_frame_equal(loaded.sample(5, seed=9), synth.sample(5, seed=9))
     assert not synth.sample(5, seed=9).equals(synth.sample(5, seed=10))
@@ -324,3 +327,50 @@ def test_front_door_refuses_bad_options_before_training():
         TimeSeriesSynthesizer(model_config={"d_model": 10, "num_heads": 4})
     with pytest.raises(InvalidDataError, match="time column 'ts' is not in the data"):
         TimeSeriesSynthesizer().fit(_panel(), entity_column="device", time_column="ts")
+
+
+# ---------------------------------------------------------------------------- rebalance, augment
+def test_rebalance_draws_exact_counts_of_each_static_value_as_whole_fresh_sequences(fitted):
+    synth, _ = fitted
+    out = synth.rebalance("site", 40, ratios={"north": 0.5, "south": 0.5}, seed=3)
+    assert list(out.columns) == list(_panel().columns)
+    per_device = out.groupby("device", sort=False)["site"].agg(["nunique", "first"])
+    assert (per_device["nunique"] == 1).all() and len(per_device) == 40
+    assert per_device["first"].value_counts().to_dict() == {"north": 20, "south": 20}
+    # Whole sequences shuffled: each device's rows together, in time order, the two sites interleaved.
+    assert (out["device"] != out["device"].shift()).sum() == 40
+    assert (out.groupby("device")["timestamp"].diff().dropna() == pd.Timedelta(hours=1)).all()
+    assert per_device["first"].iloc[:20].nunique() == 2
+    rare = synth.rebalance("site", 10, ratios={"south": 0.9, "north": 0.1}, seed=3)
+    assert rare.groupby("device")["site"].first().value_counts().to_dict() == {"south": 9, "north": 1}
+    assert synth.rebalance("site", 7, seed=1).groupby("device")["site"].first().value_counts().sort_index().to_list() == [4, 3]
+    with pytest.raises(SynthError, match="static columns are \\['site'\\]"):
+        synth.rebalance("temp", 4)
+
+
+def test_augment_adds_synthetic_sequences_keeping_or_balancing_the_static_shares(fitted):
+    synth, _ = fitted
+    panel = _panel()
+    real = panel[(panel["site"] == "north") | (panel["device"] < 6)].reset_index(drop=True)  # 15 north, 3 south
+    kept = synth.augment(real, 2.0, target="site", seed=2)
+    sites = kept.groupby(["source", "device"])["site"].first()
+    assert sites["real"].value_counts().to_dict() == {"north": 15, "south": 3}
+    assert sites["synthetic"].value_counts().to_dict() == {"north": 15, "south": 3}
+    assert not set(sites["synthetic"].index) & set(real["device"])  # fresh ids, none shared with a real entity
+    back = kept[kept["source"] == "real"].drop(columns="source").reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, real, check_dtype=False)
+    balanced = synth.augment(real, 2.0, target="site", preserve_distribution=False, seed=2)
+    totals = balanced.groupby(["source", "device"])["site"].first().value_counts().to_dict()
+    assert totals == {"north": 18, "south": 18}
+    assert synth.augment(real, 1.5, seed=2).groupby("source")["device"].nunique().to_dict() == {"real": 18, "synthetic": 9}
+
+
+def test_class_fidelity_is_one_for_the_real_sequences_and_lower_for_others(fitted):
+    synth, _ = fitted
+    real = _panel()
+    assert synth.class_fidelity(real, real, "site") == {"north": 1.0, "south": 1.0}
+    noisy = real.assign(temp=real["temp"] + np.random.default_rng(0).normal(0, 2, len(real)))
+    scores = synth.class_fidelity(real, noisy, "site")
+    assert set(scores) == {"north", "south"} and all(0 <= v < 0.9 for v in scores.values())
+    sampled = synth.class_fidelity(real, synth.rebalance("site", 10, seed=0), "site")
+    assert set(sampled) == {"north", "south"} and all(0 <= v <= 1 for v in sampled.values())
