@@ -189,6 +189,19 @@ def test_metrics_on_known_cases():
     assert good < 0.5 * bad
 
 
+def test_tsne_picture_keeps_real_and_synthetic_apart_only_when_they_differ():
+    real, other = _smooth(60, seed=1), _smooth(60, seed=2)
+    m = np.ones(real.shape[:2])
+
+    def separation(a, b):  # distance of the two centroids over the mean spread of the points
+        return float(np.linalg.norm(a.mean(0) - b.mean(0)) / np.concatenate([a - a.mean(0), b - b.mean(0)]).std())
+
+    a, b = S.tsne_projection(real, m, other, m, max_points=40)
+    apart = separation(*S.tsne_projection(real, m, other + 2.0, m, max_points=40))
+    assert a.shape == (40, 2) and b.shape == (40, 2)
+    assert separation(a, b) < 0.5 < 2 < apart
+
+
 def test_dtw_matches_a_plain_dynamic_programme():
     rng = np.random.default_rng(5)
     a, refs = rng.normal(size=(6, 2)), rng.normal(size=(3, 7, 2))
@@ -298,7 +311,7 @@ def test_evaluate_gives_scores_and_an_html_report(fitted, tmp_path):
         assert np.isfinite(report.scores[key]), key
     assert not report.failures
     html = (report.save(tmp_path) / "report.html").read_text()
-    assert html.count("<svg") >= 3 and "discriminative_score" in html
+    assert html.count("<svg") >= 4 and "discriminative_score" in html and "t-SNE" in html and "PCA" in html
 
 
 def test_cli_samples_and_describes_a_saved_model(fitted, tmp_path):
