@@ -329,6 +329,26 @@ def test_cli_samples_and_describes_a_saved_model(fitted, tmp_path):
     assert card["modality"] == "timeseries" and card["sequence"]["static_columns"] == ["site"]
 
 
+def test_cli_fit_sample_evaluate_end_to_end(fitted, tmp_path, capsys):
+    """``synth fit`` made the fixture's model; ``synth sample`` and ``synth evaluate --model-dir`` run on it (in process)."""
+    from engine.cli import main
+
+    _, path = fitted
+    real = path.parent / "panel.parquet"
+    assert main(["sample", str(path), "--rows", "12", "--seed", "3", "--out", str(tmp_path / "s.parquet")]) == 0
+    rows = pd.read_parquet(tmp_path / "s.parquet")
+    assert rows["device"].nunique() == 12 and list(rows.columns) == list(pd.read_parquet(real).columns)
+    assert main(["evaluate", str(real), str(tmp_path / "s.parquet"), "--model-dir", str(path), "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["details"]["num_synthetic"] == 12 and report["details"]["num_real"] == 30
+    assert 0 <= report["scores"]["discriminative_score"] <= 0.5 and np.isfinite(report["scores"]["predictive_score"])
+    assert "t-SNE" in (tmp_path / "r" / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(real), str(tmp_path / "s.parquet"), "--model-dir", str(path), "--target", "temp",
+                 "--out", str(tmp_path / "r2")]) == 2
+    assert "--target does not apply to evaluating a timeseries model" in capsys.readouterr().err
+
+
 def test_front_door_refuses_bad_options_before_training():
     from engine import TimeSeriesSynthesizer
 
