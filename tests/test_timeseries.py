@@ -397,6 +397,11 @@ def test_cli_fit_sample_evaluate_end_to_end(fitted, tmp_path, capsys):
     assert main(["evaluate", str(real), str(tmp_path / "s.parquet"), "--model-dir", str(path), "--target", "temp",
                  "--out", str(tmp_path / "r2")]) == 2
     assert "--target does not apply to evaluating a timeseries model" in capsys.readouterr().err
+    from jobs.evaluate import main as job
+
+    assert job(["--real", str(real), "--synthetic", str(tmp_path / "s.parquet"), "--model-dir", str(path),
+                "--holdout", str(real), "--out", str(tmp_path / "r3")]) == 2  # the job reaches the same front door
+    assert "--holdout does not apply to evaluating a timeseries model" in capsys.readouterr().err
 
 
 def test_serve_answers_long_format_sequences_in_every_format(fitted, tmp_path):
