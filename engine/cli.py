@@ -390,6 +390,9 @@ def _add_optional_commands(sub) -> None:
     ev.add_argument("--holdout", help="real rows the synthesizer never saw (for ML efficacy and privacy)")
     ev.add_argument("--target", help="target column for ML efficacy")
     ev.add_argument("--out", required=True, help="folder for report.json and report.html")
+    ev.add_argument("--model-dir", help="a saved model: its modality's evaluation reads both data sets as the model was "
+                    "trained (time series: its entity, time and static columns); without it the data are tables")
+    ev.add_argument("--seed", type=int, default=None, help="with --model-dir: seed of the evaluation's own randomness (default: 0)")
     ev.set_defaults(func=cmd_evaluate)
 
     sv = sub.add_parser("serve", help="serve the models of a store over HTTP (Ray Serve) until interrupted")
@@ -406,13 +409,41 @@ def _add_optional_commands(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.evaluation import evaluate_tables
+    if args.model_dir is not None:
+        report = evaluate_with_model(args.model_dir, args.real, args.synthetic, target=args.target, holdout=args.holdout,
+                                     seed=args.seed)
+    else:
+        from engine.evaluation import evaluate_tables
 
-    report = evaluate_tables(args.real, args.synthetic, holdout=args.holdout, target=args.target)
+        report = evaluate_tables(args.real, args.synthetic, holdout=args.holdout, target=args.target)
     report.save(args.out)
     print(report.summary())
     print(f"report written to {Path(args.out) / 'report.html'} and report.json")
     return 0
+
+
+def evaluate_with_model(model_dir: str, real: Any, synthetic: Any, *, target: str | None = None, holdout: Any = None,
+                        seed: int | None = None) -> Any:
+    """The report of a saved model's front door (``Synthesizer.evaluate``, which defaults to ``Modality.evaluate``).
+
+    Options are passed only when given, each under the name the front door's ``evaluate``
+    gives it; one it does not take is refused by name.
+    """
+    from engine.core.registry import load_synthesizer
+    from engine.core.synthesizer import _named_parameters
+
+    synth = load_synthesizer(model_dir)
+    names, _ = _named_parameters(type(synth).evaluate)
+    options: dict[str, Any] = {}
+    for flag, value, candidates in (("--target", target, ("target",)), ("--holdout", holdout, ("holdout_data", "holdout")),
+                                    ("--seed", seed, ("seed",))):
+        if value is None:
+            continue
+        name = next((c for c in candidates if c in names), None)
+        if name is None:
+            raise InvalidOptionError(f"{flag} does not apply to evaluating a {synth.modality} model ({synth.model}).")
+        options[name] = value
+    return synth.evaluate(real, synthetic, **options)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

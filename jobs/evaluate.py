@@ -1,5 +1,8 @@
 """Evaluate a synthetic table: ``python -m jobs.evaluate --real R --synthetic S [--holdout H] [--target T] --out DIR``.
 
+With ``--model-dir`` any modality's data (time series, ...) is evaluated by that saved
+model's front door, read as the model was trained.
+
 Writes ``report.json`` and ``report.html`` to ``--out`` and prints the summary;
 runs the same locally and under ``ray job submit``. With ``--distributed`` the
 tables (Parquet folders or URIs, possibly larger than memory) are read with Ray
@@ -25,11 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-rows", type=int, default=20_000, help="with --distributed: rows sampled for utility and privacy")
     p.add_argument("--no-privacy", action="store_true", help="skip the privacy diagnostics")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model-dir", help="a saved model of any modality: its front door evaluates (time series: read with "
+                   "the model's entity, time and static columns); without it the data are tables")
     args = p.parse_args(argv)
     from engine.evaluation import evaluate_tables
 
     try:
-        if args.distributed:
+        if args.model_dir is not None:
+            from engine.cli import evaluate_with_model
+
+            if args.distributed or args.no_privacy:
+                raise SynthError("--distributed and --no-privacy apply to tables without --model-dir.")
+            report = evaluate_with_model(args.model_dir, args.real, args.synthetic, target=args.target,
+                                         holdout=args.holdout, seed=args.seed)
+        elif args.distributed:
             from engine.tabular.metrics.distributed import DistributedOptions, evaluate_distributed
             from engine.core.runtime import ray_session
 

@@ -53,20 +53,23 @@ def _panel(n: int = 30, seed: int = 0, irregular: bool = False) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(ray_session, tmp_path_factory):
-    """A tiny TimeGAN (three phases) trained once through Ray Train on the panel, and saved."""
-    from engine import TimeSeriesSynthesizer
+    """A tiny TimeGAN (three phases) trained once through Ray Train on the panel by ``synth fit`` (in process), and loaded."""
+    from engine import load_synthesizer
+    from engine.cli import main
 
+    root = tmp_path_factory.mktemp("ts")
+    _panel().to_parquet(root / "panel.parquet", index=False)
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        synth = TimeSeriesSynthesizer(
-            "timegan", model_config={"hidden_dim": 8, "num_layers": 1, "embedding_epochs": 2, "supervised_epochs": 1},
-            show_progress=False,
-        ).fit(_panel(), entity_column="device", time_column="timestamp", static_columns=["site"], epochs=2, batch_size=16)
+        code = main(["fit", str(root / "panel.parquet"), "--model", "timegan", "--out", str(root / "model"), "--quiet",
+                     "--model-config", json.dumps({"hidden_dim": 8, "num_layers": 1, "embedding_epochs": 2, "supervised_epochs": 1}),
+                     "--entity-column", "device", "--time-column", "timestamp", "--static-columns", "site",
+                     "--epochs", "2", "--batch-size", "16"])
     finally:
         torch.set_num_threads(old)
-    path = synth.save(tmp_path_factory.mktemp("ts") / "model")
-    return synth, Path(path)
+    assert code == 0
+    return load_synthesizer(root / "model"), root / "model"
 
 
 # ---------------------------------------------------------------------------- encoder
@@ -186,6 +189,69 @@ def test_metrics_on_known_cases():
     assert good < 0.5 * bad
 
 
+def test_tsne_picture_keeps_real_and_synthetic_apart_only_when_they_differ():
+    real, other = _smooth(60, seed=1), _smooth(60, seed=2)
+    m = np.ones(real.shape[:2])
+
+    def separation(a, b):  # distance of the two centroids over the mean spread of the points
+        return float(np.linalg.norm(a.mean(0) - b.mean(0)) / np.concatenate([a - a.mean(0), b - b.mean(0)]).std())
+
+    a, b = S.tsne_projection(real, m, other, m, max_points=40)
+    apart = separation(*S.tsne_projection(real, m, other + 2.0, m, max_points=40))
+    assert a.shape == (40, 2) and b.shape == (40, 2)
+    assert separation(a, b) < 0.5 < 2 < apart
+
+
+def _with_gaps(n: int = 60, rate: float = 0.3, counter: bool = True) -> pd.DataFrame:
+    """The panel with its temperature missing at ``rate`` of the steps and its counter (nullable Int64) at a tenth."""
+    df = _panel(n)
+    rng = np.random.default_rng(0)
+    df.loc[rng.random(len(df)) < rate, "temp"] = np.nan
+    if counter:
+        df["count"] = df["count"].astype("Int64")
+        df.loc[rng.random(len(df)) < 0.1, "count"] = pd.NA
+    return df
+
+
+def test_missing_values_round_trip_through_missing_indicator_channels():
+    df = _with_gaps()
+    enc = SequenceEncoder(entity_column="device", time_column="timestamp", static_columns=["site"]).fit(df)
+    assert enc.nullable_ == ["temp", "count"] and enc.layout.channels == 2 + 2 + 2  # values, on/off, two indicators
+    e = enc.transform(df)
+    assert np.array_equal(e.x[:, :, -2][e.mask > 0] > 0, np.isnan(df["temp"].to_numpy()))
+    out = SequenceEncoder.from_dict(enc.to_dict()).to_frame(enc.decode_arrays(e.x, e.lengths, e.starts), e.lengths, e.static_raw)
+    pd.testing.assert_series_equal(out["temp"].isna(), df["temp"].isna())
+    pd.testing.assert_series_equal(out["count"], df["count"])  # nullable Int64 with its gaps where they were
+    np.testing.assert_allclose(out["temp"], df["temp"], atol=1e-6)
+    # No missing value: no indicator (the layout of complete data is unchanged).
+    assert SequenceEncoder(entity_column="device", static_columns=["site"]).fit(_panel()).nullable_ == []
+
+
+def test_a_model_reproduces_the_real_missing_rate():
+    """The diffusion model, trained in process on the encoded gaps, generates missing steps at about the real rate."""
+    from engine.timeseries.models.diffusion import DiffusionTSConfig, SequenceDiffusionModel
+
+    df = _with_gaps(counter=False)
+    enc = SequenceEncoder(entity_column="device", time_column="timestamp", static_columns=["site"]).fit(df)
+    e = enc.transform(df)
+    torch.manual_seed(0)
+    model = SequenceDiffusionModel(DiffusionTSConfig(d_model=16, num_heads=2, num_layers=1, timesteps=50, sampling_steps=5, lr=3e-3),
+                                   enc.layout)
+    optimizers, gen = model.configure_optimizers(), torch.Generator().manual_seed(0)
+    batch = {k: torch.from_numpy(v) for k, v in e.training_data().items()}
+
+    def missing_rate() -> float:
+        x = model.generate(len(e.lengths), {"static": e.static, "mask": e.mask}, torch.Generator().manual_seed(1))
+        return float(enc.to_frame(enc.decode_arrays(x, e.lengths, e.starts), e.lengths, e.static_raw)["temp"].isna().mean())
+
+    real = float(df["temp"].isna().mean())
+    untrained = missing_rate()
+    for _ in range(100):
+        model.train_step(batch, optimizers, gen)
+    # Broken indicators would give 0 (none decoded), about 0.74 (sign flipped) or the untrained rate.
+    assert abs(missing_rate() - real) < 0.06 and abs(untrained - real) > 0.2
+
+
 def test_dtw_matches_a_plain_dynamic_programme():
     rng = np.random.default_rng(5)
     a, refs = rng.normal(size=(6, 2)), rng.normal(size=(3, 7, 2))
@@ -264,11 +330,11 @@ def test_anomaly_rate_adds_labelled_columns(fitted):
     assert "is_anomaly" not in synth.sample(3, seed=1).columns
 
 
-def test_save_load_sample_equality_and_seed_determinism(fitted):
+def test_save_load_sample_equality_and_seed_determinism(fitted, tmp_path):
     from engine import load_synthesizer
 
-    synth, path = fitted
-    loaded = load_synthesizer(path)
+    synth, _ = fitted
+    loaded = load_synthesizer(synth.save(tmp_path / "again"))
     assert type(loaded).__name__ == "TimeSeriesSynthesizer" and loaded.static_columns == ["site"]
     pd.testing.assert_frame_equal(loaded.sample(5, seed=9), synth.sample(5, seed=9))
     assert not synth.sample(5, seed=9).equals(synth.sample(5, seed=10))
@@ -295,7 +361,7 @@ def test_evaluate_gives_scores_and_an_html_report(fitted, tmp_path):
         assert np.isfinite(report.scores[key]), key
     assert not report.failures
     html = (report.save(tmp_path) / "report.html").read_text()
-    assert html.count("<svg") >= 3 and "discriminative_score" in html
+    assert html.count("<svg") >= 4 and "discriminative_score" in html and "t-SNE" in html and "PCA" in html
 
 
 def test_cli_samples_and_describes_a_saved_model(fitted, tmp_path):
@@ -313,6 +379,68 @@ def test_cli_samples_and_describes_a_saved_model(fitted, tmp_path):
     assert card["modality"] == "timeseries" and card["sequence"]["static_columns"] == ["site"]
 
 
+def test_cli_fit_sample_evaluate_end_to_end(fitted, tmp_path, capsys):
+    """``synth fit`` made the fixture's model; ``synth sample`` and ``synth evaluate --model-dir`` run on it (in process)."""
+    from engine.cli import main
+
+    _, path = fitted
+    real = path.parent / "panel.parquet"
+    assert main(["sample", str(path), "--rows", "12", "--seed", "3", "--out", str(tmp_path / "s.parquet")]) == 0
+    rows = pd.read_parquet(tmp_path / "s.parquet")
+    assert rows["device"].nunique() == 12 and list(rows.columns) == list(pd.read_parquet(real).columns)
+    assert main(["evaluate", str(real), str(tmp_path / "s.parquet"), "--model-dir", str(path), "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["details"]["num_synthetic"] == 12 and report["details"]["num_real"] == 30
+    assert 0 <= report["scores"]["discriminative_score"] <= 0.5 and np.isfinite(report["scores"]["predictive_score"])
+    assert "t-SNE" in (tmp_path / "r" / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(real), str(tmp_path / "s.parquet"), "--model-dir", str(path), "--target", "temp",
+                 "--out", str(tmp_path / "r2")]) == 2
+    assert "--target does not apply to evaluating a timeseries model" in capsys.readouterr().err
+    from jobs.evaluate import main as job
+
+    assert job(["--real", str(real), "--synthetic", str(tmp_path / "s.parquet"), "--model-dir", str(path),
+                "--holdout", str(real), "--out", str(tmp_path / "r3")]) == 2  # the job reaches the same front door
+    assert "--holdout does not apply to evaluating a timeseries model" in capsys.readouterr().err
+
+
+def test_serve_answers_long_format_sequences_in_every_format(fitted, tmp_path):
+    """``/v1/models/{id}/sample`` of a series model: the rows ``sample_table`` gives, as Parquet, CSV and JSON."""
+    import io
+    import shutil
+    import socket
+
+    import httpx
+    from ray import serve
+
+    from serve_apps.app import build_app
+
+    synth, path = fitted
+    shutil.copytree(path, tmp_path / "models" / "devices")
+    if serve.status().applications:  # another module's Serve instance
+        serve.shutdown()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(build_app({"models_dir": str(tmp_path / "models"), "auth": False, "generator": {"num_cpus": 0.25},
+                             "evaluator": {"num_cpus": 0}, "ingress": {"num_cpus": 0}}), name="series-test", route_prefix="/")
+        expected = synth.sample_table(5, conditions={"site": "north"}, seed=4).to_pandas()
+        read = {"parquet": pd.read_parquet, "csv": pd.read_csv, "json": lambda b: pd.DataFrame(json.loads(b.getvalue()))}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            for fmt, reader in read.items():
+                r = http.post("/v1/models/devices/sample", json={"num_rows": 5, "seed": 4, "format": fmt, "conditions": {"site": "north"}})
+                assert r.status_code == 200, r.text
+                got = reader(io.BytesIO(r.content))
+                assert list(got.columns) == list(expected.columns) and got["device"].nunique() == 5, fmt
+                np.testing.assert_allclose(got["temp"], expected["temp"], rtol=1e-6)
+                assert (got["site"] == "north").all() and (got["state"] == expected["state"]).all()
+                assert (pd.to_datetime(got["timestamp"]) == expected["timestamp"]).all(), fmt
+    finally:
+        serve.shutdown()
+
+
 def test_front_door_refuses_bad_options_before_training():
     from engine import TimeSeriesSynthesizer
 
@@ -324,3 +452,50 @@ def test_front_door_refuses_bad_options_before_training():
         TimeSeriesSynthesizer(model_config={"d_model": 10, "num_heads": 4})
     with pytest.raises(InvalidDataError, match="time column 'ts' is not in the data"):
         TimeSeriesSynthesizer().fit(_panel(), entity_column="device", time_column="ts")
+
+
+# ---------------------------------------------------------------------------- rebalance, augment
+def test_rebalance_draws_exact_counts_of_each_static_value_as_whole_fresh_sequences(fitted):
+    synth, _ = fitted
+    out = synth.rebalance("site", 40, ratios={"north": 0.5, "south": 0.5}, seed=3)
+    assert list(out.columns) == list(_panel().columns)
+    per_device = out.groupby("device", sort=False)["site"].agg(["nunique", "first"])
+    assert (per_device["nunique"] == 1).all() and len(per_device) == 40
+    assert per_device["first"].value_counts().to_dict() == {"north": 20, "south": 20}
+    # Whole sequences shuffled: each device's rows together, in time order, the two sites interleaved.
+    assert (out["device"] != out["device"].shift()).sum() == 40
+    assert (out.groupby("device")["timestamp"].diff().dropna() == pd.Timedelta(hours=1)).all()
+    assert per_device["first"].iloc[:20].nunique() == 2
+    rare = synth.rebalance("site", 10, ratios={"south": 0.9, "north": 0.1}, seed=3)
+    assert rare.groupby("device")["site"].first().value_counts().to_dict() == {"south": 9, "north": 1}
+    assert synth.rebalance("site", 7, seed=1).groupby("device")["site"].first().value_counts().sort_index().to_list() == [4, 3]
+    with pytest.raises(SynthError, match="static columns are \\['site'\\]"):
+        synth.rebalance("temp", 4)
+
+
+def test_augment_adds_synthetic_sequences_keeping_or_balancing_the_static_shares(fitted):
+    synth, _ = fitted
+    panel = _panel()
+    real = panel[(panel["site"] == "north") | (panel["device"] < 6)].reset_index(drop=True)  # 15 north, 3 south
+    kept = synth.augment(real, 2.0, target="site", seed=2)
+    sites = kept.groupby(["source", "device"])["site"].first()
+    assert sites["real"].value_counts().to_dict() == {"north": 15, "south": 3}
+    assert sites["synthetic"].value_counts().to_dict() == {"north": 15, "south": 3}
+    assert not set(sites["synthetic"].index) & set(real["device"])  # fresh ids, none shared with a real entity
+    back = kept[kept["source"] == "real"].drop(columns="source").reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, real, check_dtype=False)
+    balanced = synth.augment(real, 2.0, target="site", preserve_distribution=False, seed=2)
+    totals = balanced.groupby(["source", "device"])["site"].first().value_counts().to_dict()
+    assert totals == {"north": 18, "south": 18}
+    assert synth.augment(real, 1.5, seed=2).groupby("source")["device"].nunique().to_dict() == {"real": 18, "synthetic": 9}
+
+
+def test_class_fidelity_is_one_for_the_real_sequences_and_lower_for_others(fitted):
+    synth, _ = fitted
+    real = _panel()
+    assert synth.class_fidelity(real, real, "site") == {"north": 1.0, "south": 1.0}
+    noisy = real.assign(temp=real["temp"] + np.random.default_rng(0).normal(0, 2, len(real)))
+    scores = synth.class_fidelity(real, noisy, "site")
+    assert set(scores) == {"north", "south"} and all(0 <= v < 0.9 for v in scores.values())
+    sampled = synth.class_fidelity(real, synth.rebalance("site", 10, seed=0), "site")
+    assert set(sampled) == {"north", "south"} and all(0 <= v <= 1 for v in sampled.values())

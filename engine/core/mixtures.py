@@ -66,7 +66,12 @@ def sample_groups(synth: Synthesizer, groups: Sequence[Group], *, seed: int, shu
         offset += group.count
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     if shuffle and table.num_rows > 1:
-        table = table.take(pa.array(np.random.default_rng([seed, 0x5EED]).permutation(table.num_rows)))
+        # Whole samples are shuffled: a sample spanning rows (a sequence) keeps its rows together and in order.
+        bounds = synth.sample_bounds(table)
+        order = np.random.default_rng([seed, 0x5EED]).permutation(len(bounds) - 1)
+        if len(bounds) - 1 != table.num_rows:
+            order = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in order])
+        table = table.take(pa.array(order))
     return table
 
 

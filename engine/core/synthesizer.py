@@ -431,6 +431,10 @@ class Synthesizer(ABC):
         """Samples as :meth:`sample_table` gives them, in the form ``sample`` returns (a DataFrame for tables)."""
         return table
 
+    def sample_bounds(self, table: pa.Table) -> np.ndarray:
+        """Where each sample of ``table`` starts, and its end: a sample may span rows (a sequence in long format)."""
+        return np.arange(table.num_rows + 1)
+
     def class_fidelity(self, real: Any, synthetic: Any, column: str) -> dict[str, float]:
         """Fidelity of the synthetic samples of each value of ``column`` against the real ones of that value."""
         raise SynthError(f"{type(self).__name__} has no per-class fidelity.")
@@ -489,13 +493,14 @@ class Synthesizer(ABC):
         real = self.read_samples(original_data)
         if SOURCE_COLUMN in real.column_names:
             raise InvalidOptionError(f"The original data already has a {SOURCE_COLUMN!r} column; augment() adds it.")
-        extra = int(round(real.num_rows * (augmentation_factor - 1)))
+        firsts = real.take(pa.array(self.sample_bounds(real)[:-1]))  # one row per sample: what is counted
+        extra = int(round(firsts.num_rows * (augmentation_factor - 1)))
         if target is None:
             if not preserve_distribution:
                 raise InvalidOptionError("augment(preserve_distribution=False) balances classes: name them with target=.")
             groups = [Group({}, extra)] if extra else []
         else:
-            have = label_counts(real, target)
+            have = label_counts(firsts, target)
             if preserve_distribution:
                 counts = allocate(extra, have) if extra else {}
             else:

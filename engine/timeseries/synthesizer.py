@@ -25,7 +25,7 @@ import pyarrow as pa
 import torch
 
 from engine.core.contract import TorchSynthModel
-from engine.core.errors import InvalidConditionError, InvalidOptionError
+from engine.core.errors import InvalidConditionError, InvalidDataError, InvalidOptionError
 from engine.core.seeds import seed_streams
 from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_seed, reading
 from engine.store.artifact import Artifact
@@ -265,6 +265,116 @@ class TimeSeriesSynthesizer(Synthesizer):
                 "frequency": enc.freq_, "learned_gaps": enc.gap_channel,
             },
         }
+
+    # ------------------------------------------------------------------ mixtures (rebalance, augment)
+    def _id_column(self) -> str:
+        enc = self._require_fitted()[1]
+        return enc.entity_column if enc.kind_ == "panel" else WINDOW_ID
+
+    def condition_values(self, column: str) -> list[Any]:
+        """The values of a categorical static column: what ``rebalance`` draws sequences of."""
+        _, enc = self._require_fitted()
+        if column not in enc.static_columns:
+            raise InvalidOptionError(
+                f"Cannot rebalance on {column!r}: sequences are drawn by static attribute, and the static columns are "
+                f"{enc.static_columns or 'none (fit with static_columns=[...])'}."
+            )
+        if column not in enc.static_categories_:
+            raise InvalidOptionError(
+                f"The static column {column!r} is numeric: classes to rebalance are a categorical static column's "
+                f"(or give ratios={{value: share}} explicitly)."
+            )
+        return [v for v in enc.static_categories_[column] if v is not None]
+
+    def read_samples(self, data: Any) -> pa.Table:
+        """Real data in the long format :meth:`sample_table` gives: one entity's (or window's) steps together, in time order.
+
+        A panel gives its entities whole; one long series gives the windows the model learned
+        from (numbered in ``sequence_id``); an array gives ``sequence_id``, ``step`` and its channels.
+        """
+        _, enc = self._require_fitted()
+        frame = read_input(data)
+        kind, table, sequences = enc._frame(frame)
+        if kind != enc.kind_:
+            raise InvalidDataError(f"This model was fitted on {enc.kind_} input; the data to augment is {kind} input.")
+        if kind == "panel":
+            groups = table.groupby(enc.entity_column, sort=False, dropna=False).indices
+            rows = np.concatenate([np.asarray(r) for r in groups.values()])
+            out = table.iloc[rows].reset_index(drop=True)
+        elif kind == "windows":
+            rows = np.concatenate(sequences)
+            out = table.iloc[rows].reset_index(drop=True)
+            out.insert(0, WINDOW_ID, np.repeat(np.arange(len(sequences)), [len(r) for r in sequences]).astype(np.int64))
+        else:
+            lengths = [len(r) for r in sequences]
+            out = table.iloc[np.concatenate(sequences)].reset_index(drop=True)
+            out.insert(0, STEP, np.concatenate([np.arange(k) for k in lengths]).astype(np.int64))
+            out.insert(0, WINDOW_ID, np.repeat(np.arange(len(sequences)), lengths).astype(np.int64))
+        return pa.Table.from_pandas(out, preserve_index=False)
+
+    def sample_bounds(self, table: pa.Table) -> np.ndarray:
+        """Where each sequence of a long-format ``table`` starts (its rows are consecutive), and the end."""
+        column = self._id_column()
+        if column not in table.column_names:
+            raise InvalidOptionError(f"The sequences have no column {column!r} naming each sequence; they have {table.column_names}.")
+        codes = pd.factorize(table.column(column).to_pandas(), use_na_sentinel=False)[0]
+        starts = np.flatnonzero(np.diff(codes) != 0) + 1
+        return np.concatenate([[0], starts, [len(codes)]]).astype(np.int64) if len(codes) else np.zeros(1, dtype=np.int64)
+
+    def from_table(self, table: pa.Table) -> pd.DataFrame:
+        """Long-format sequences as a DataFrame; beside real ones (a ``source`` column), synthetic ids made fresh."""
+        from engine.core.mixtures import SOURCE_COLUMN
+
+        frame = table.to_pandas()
+        column = self._id_column()
+        if SOURCE_COLUMN in frame.columns and column in frame.columns:
+            synthetic = (frame[SOURCE_COLUMN] == "synthetic").to_numpy()
+            real_ids = set(frame.loc[~synthetic, column].tolist())
+            ids = frame.loc[synthetic, column]
+            if real_ids & set(ids.tolist()):
+                # Synthetic ids are numbered from 0 like the real ones may be: move them past every real id.
+                if pd.api.types.is_integer_dtype(frame[column]):
+                    frame.loc[synthetic, column] = ids + (max(real_ids) + 1 - ids.min())
+                else:
+                    codes = pd.factorize(ids)[0]
+                    fresh, k = [], 0
+                    while len(fresh) < codes.max() + 1:
+                        if f"synthetic-{k}" not in real_ids:
+                            fresh.append(f"synthetic-{k}")
+                        k += 1
+                    frame.loc[synthetic, column] = np.asarray(fresh, dtype=object)[codes]
+        return frame
+
+    def class_fidelity(self, real: Any, synthetic: Any, column: str) -> dict[str, float]:
+        """Per value of the static ``column``: the fidelity of its synthetic sequences against its real ones.
+
+        The score is in [0, 1] (1 is best): the mean of ``1 - KS`` (the marginal KS statistic
+        per numeric channel, averaged) and ``1 - ACF distance / 2`` (autocorrelation, lags 1..10).
+        A class with fewer than 2 real or 2 synthetic sequences is left out.
+        """
+        from engine.timeseries.metrics import scores as S
+
+        _, enc = self._require_fitted()
+        if column not in enc.static_columns:
+            raise InvalidOptionError(f"{column!r} is not a static column; the static columns are {enc.static_columns}.")
+        if not enc.num_numeric:
+            raise InvalidOptionError("Per-class fidelity compares numeric channels; this model has none.")
+        real_df, syn_df = read_input(real), read_input(synthetic)
+        c = enc.num_numeric
+        out: dict[str, float] = {}
+        for value in pd.unique(syn_df[column].dropna()):
+            r_part, s_part = real_df[real_df[column] == value], syn_df[syn_df[column] == value]
+            if r_part.empty or s_part.empty:
+                continue
+            r, s = enc.transform(r_part), enc.transform(s_part)
+            if len(r.lengths) < 2 or len(s.lengths) < 2:
+                continue
+            rx, sx = r.x[:, :, :c].astype(np.float64), s.x[:, :, :c].astype(np.float64)
+            ks = float(np.mean(list(S.marginal_ks(rx, r.mask, sx, s.mask).values())))
+            acf = S.autocorrelation_distance(rx, r.mask, sx, s.mask)
+            parts = [1.0 - ks] + ([1.0 - acf / 2] if np.isfinite(acf) else [])
+            out[str(value)] = float(np.mean(parts))
+        return out
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, real_data: Any, synthetic_data: Any = None, *, num_sequences: int | None = None, seed: int = 0,

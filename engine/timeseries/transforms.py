@@ -5,6 +5,10 @@ Encoded data (what the models train on) is a dict of equal-length arrays:
 - ``x``: float32 ``(N, T, C)``: numeric channels min-max scaled to [-1, 1], categorical
   channels one-hot (as -1/1), and, when the time stamps are irregular, one channel of
   learned gaps (the log of each gap over the median gap, scaled to [-1, 1]);
+  Each numeric channel with missing values adds, last, one missing-indicator channel
+  (1 where the value is missing, -1 where present), as tables add a missing flag to a
+  nullable numeric column: generated steps whose flag is on are missing (NaN), so missing
+  values come back at the rate, and in the places, the model learns;
 - ``mask``: float32 ``(N, T)``, 1 on real steps and 0 on padding (sequences of
   different lengths are left-aligned and padded at the end);
 - ``static``: float32 ``(N, S)``, the static attributes of each sequence (one-hot
@@ -18,8 +22,8 @@ attributes); time stamps start on real start dates and follow the real frequency
 the learned gaps when the real stamps are irregular.
 
 Missing numeric values are filled forward then backward within each sequence (then by
-the channel's mean); a missing category is a category of its own. A channel that is
-missing everywhere is refused.
+the channel's mean) under their missing indicator; a missing category is a category of
+its own. A channel that is missing everywhere is refused.
 """
 from __future__ import annotations
 
@@ -243,12 +247,15 @@ class SequenceEncoder:
         for col in self.numeric_:
             if frame[col].isna().all():
                 raise InvalidDataError(f"The temporal column {col!r} is missing (NaN) at every step; drop it.")
-        num = frame[self.numeric_].to_numpy(np.float64) if self.numeric_ else np.zeros((len(frame), 0))
+        num = frame[self.numeric_].to_numpy(np.float64, na_value=np.nan) if self.numeric_ else np.zeros((len(frame), 0))
         self.low_ = np.nanmin(num, axis=0) if self.numeric_ else np.zeros(0)
         self.high_ = np.nanmax(num, axis=0) if self.numeric_ else np.zeros(0)
         self.mean_ = np.nanmean(num, axis=0) if self.numeric_ else np.zeros(0)
         self.scale_ = np.nanstd(num, axis=0) if self.numeric_ else np.zeros(0)  # the anomalies' unit
         self.integer_ = [bool(pd.api.types.is_integer_dtype(frame[c])) for c in self.numeric_]
+        # Numeric channels missing somewhere on a real step get a missing-indicator channel.
+        steps_rows = np.concatenate(sequences)
+        self.nullable_ = [c for c in self.numeric_ if frame[c].iloc[steps_rows].isna().any()]
         self.categories_ = {c: self._categories(frame[c]) for c in self.categorical_}
         self.static_numeric_ = [c for c in self.static_columns if _is_numeric(frame[c])]
         self.static_categories_ = {c: self._categories(frame[c]) for c in self.static_columns if c not in self.static_numeric_}
@@ -312,7 +319,7 @@ class SequenceEncoder:
 
     @property
     def layout(self) -> SequenceLayout:
-        channels = len(self.numeric_) + sum(len(v) for v in self.categories_.values()) + int(self.gap_channel)
+        channels = len(self.numeric_) + sum(len(v) for v in self.categories_.values()) + int(self.gap_channel) + len(self.nullable_)
         static = len(self.static_numeric_) + sum(len(v) for v in self.static_categories_.values())
         return SequenceLayout(steps=self.steps_, channels=channels, static_dim=static)
 
@@ -337,8 +344,9 @@ class SequenceEncoder:
         safe = np.where(valid, index, 0)
         blocks = []
         if self.numeric_:
-            num = frame[self.numeric_].to_numpy(np.float64)[safe]  # (N, T, cn)
+            num = frame[self.numeric_].to_numpy(np.float64, na_value=np.nan)[safe]  # (N, T, cn)
             num[~valid] = np.nan
+            missing = {col: np.isnan(num[:, :, self.numeric_.index(col)]) & valid for col in self.nullable_}
             # Forward then backward fill along time within each sequence; then the channel mean.
             for c in range(num.shape[2]):
                 filled = pd.DataFrame(num[:, :, c].T).ffill().bfill().to_numpy().T
@@ -360,6 +368,8 @@ class SequenceEncoder:
                 scaled = 2 * (logs - low) / (high - low if high > low else 1.0) - 1
                 scaled[:, 0] = 0.0  # the first step has no gap
                 blocks.append(np.clip(scaled, -1.5, 1.5)[:, :, None])
+        for col in self.nullable_:
+            blocks.append(np.where(missing[col], 1.0, -1.0)[:, :, None])
         x = np.concatenate(blocks, axis=2) if blocks else np.zeros((n, steps, 0))
         x = np.where(valid[:, :, None], x, 0.0).astype(np.float32)
         first = np.array([rows[0] for rows in sequences])
@@ -472,6 +482,11 @@ class SequenceEncoder:
                 gaps = np.full((n, steps), self.freq_)
                 gaps[:, 0] = 0.0
             times = (starts if starts is not None else np.zeros(n))[:, None] + np.cumsum(gaps, axis=1)
+            pos += int(self.gap_channel)
+        for col in self.nullable_:
+            k = self.numeric_.index(col)
+            numeric[:, :, k] = np.where(x[:, :, pos] > 0, np.nan, numeric[:, :, k])
+            pos += 1
         return {"numeric": numeric, "codes": codes, "times": times}
 
     def _time_values(self, times: np.ndarray) -> Any:
@@ -507,7 +522,11 @@ class SequenceEncoder:
                 columns[col] = columns[col].astype(np.float64)
         for k, col in enumerate(self.numeric_):
             v = numeric[:, :, k][valid]
-            columns[col] = np.round(v).astype(np.int64) if self.integer_[k] else v
+            if self.integer_[k]:
+                # An integer channel with missing values comes back as pandas' nullable Int64.
+                columns[col] = pd.array(np.round(v), dtype="Int64") if np.isnan(v).any() or col in self.nullable_ else np.round(v).astype(np.int64)
+            else:
+                columns[col] = v
         for col, cats in self.categories_.items():
             columns[col] = np.array(cats, dtype=object)[codes[col][valid]]
         ordered = [c for c in self.columns_ if c in columns and c != self.entity_column]
@@ -535,6 +554,7 @@ class SequenceEncoder:
             "static_low": self.static_low_.tolist(), "static_high": self.static_high_.tolist(), "steps": self.steps_,
             "time_kind": self.time_kind_, "time_integer": getattr(self, "time_integer_", False), "freq": self.freq_,
             "gap_median": self.gap_median_, "gap_range": self.gap_range_, "entity_integer": self.entity_integer_,
+            "nullable": self.nullable_,
             "profiles": self.profiles_,
         }
 
@@ -554,4 +574,5 @@ class SequenceEncoder:
         enc.freq_, enc.gap_median_ = d["freq"], d["gap_median"]
         enc.gap_range_ = None if d["gap_range"] is None else tuple(d["gap_range"])
         enc.entity_integer_, enc.profiles_ = bool(d["entity_integer"]), dict(d["profiles"])
+        enc.nullable_ = list(d.get("nullable", []))  # models saved before missing indicators have none
         return enc

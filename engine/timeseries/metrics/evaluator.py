@@ -37,7 +37,7 @@ def _as_pair(data: Any, encoder: Any, name: str) -> tuple[np.ndarray, np.ndarray
 def evaluate_timeseries(
     real: Any, synthetic: Any, *, encoder: Any = None, entity_column: str | None = None, time_column: str | None = None,
     static_columns: Any = (), sequence_length: int | None = None, steps: int = 500, predictive_baseline: bool = False,
-    dtw_sequences: int = 50, max_lag: int = 10, seed: int = 0, plots: bool = True,
+    dtw_sequences: int = 50, max_lag: int = 10, seed: int = 0, plots: bool = True, tsne_sequences: int = 300,
 ) -> TimeSeriesReport:
     """Score ``synthetic`` sequences against ``real`` ones.
 
@@ -49,6 +49,7 @@ def evaluate_timeseries(
         steps: training steps of the post-hoc GRUs (the paper: 2000 and 5000).
         predictive_baseline: also train the predictive GRU on real data (the floor to compare with).
         dtw_sequences: synthetic sequences compared by DTW (it is quadratic in the length).
+        tsne_sequences: sequences of each side in the t-SNE picture (its cost grows with their square).
     """
     started = time.perf_counter()
     if encoder is None and not isinstance(real, np.ndarray) and not isinstance(real, tuple):
@@ -106,6 +107,9 @@ def evaluate_timeseries(
         pca = attempt("pca", lambda: S.pca_projection(r, rm, s, sm, seed=seed))
         if pca is not None:
             report.pictures["PCA (fitted on real)"] = scatter_svg(*pca)
+        tsne = attempt("tsne", lambda: S.tsne_projection(r, rm, s, sm, max_points=tsne_sequences, seed=seed))
+        if tsne is not None:
+            report.pictures["t-SNE (real and synthetic together)"] = scatter_svg(*tsne)
         rng = np.random.default_rng(seed)
         for c, name in enumerate(names[:4]):
             pick_r, pick_s = rng.permutation(len(r))[:5], rng.permutation(len(s))[:5]

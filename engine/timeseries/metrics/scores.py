@@ -19,6 +19,8 @@ different lengths are left-aligned and padded).
   one, against the same for real sequences to their nearest *other* real one; a
   synthetic set much closer than the real-to-real distance is copying training sequences.
 - :func:`pca_projection`: the 2-D PCA picture (fitted on real sequences).
+- :func:`tsne_projection`: the 2-D t-SNE picture of real and synthetic sequences together
+  (at most ``max_points`` of each side, so that it stays quick).
 """
 from __future__ import annotations
 
@@ -220,3 +222,24 @@ def pca_projection(real: np.ndarray, real_mask: np.ndarray, synthetic: np.ndarra
     _, _, vt = np.linalg.svd(a - mean, full_matrices=False)
     basis = vt[:2].T if vt.shape[0] >= 2 else np.pad(vt.T, ((0, 0), (0, 2 - vt.shape[0])))
     return (a - mean) @ basis, (b - mean) @ basis
+
+
+def tsne_projection(real: np.ndarray, real_mask: np.ndarray, synthetic: np.ndarray, synthetic_mask: np.ndarray,
+                    max_points: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """2-D t-SNE coordinates of (at most ``max_points`` each) real and synthetic sequences, embedded together.
+
+    t-SNE has no transform for new points, so both sides are embedded in one run;
+    sequences are flattened with their padding at 0, as for the PCA picture.
+    """
+    from sklearn.manifold import TSNE
+
+    rng = np.random.default_rng(seed)
+    a = (real * real_mask[:, :, None])[rng.permutation(len(real))[:max_points]].reshape(-1, real.shape[1] * real.shape[2])
+    b = (synthetic * synthetic_mask[:, :, None])[rng.permutation(len(synthetic))[:max_points]].reshape(-1, a.shape[1])
+    both = np.concatenate([a, b])
+    if len(both) < 4:
+        raise ValueError(f"t-SNE needs at least 4 sequences; got {len(both)}.")
+    # Perplexity must stay below the number of points; 30 (sklearn's default) for the usual sizes.
+    perplexity = float(min(30.0, (len(both) - 1) / 3))
+    coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, max_iter=500).fit_transform(both)
+    return coords[: len(a)], coords[len(a):]
