@@ -283,8 +283,10 @@ class AIM(MarginalModel):
     but a weighted set of ``num_particles`` candidate rows drawn from the noisy one-way marginals;
     inference fits the weights to every measurement by iterative proportional fitting towards
     the measurement projected onto non-negative counts with the estimated total (a heuristic
-    in place of mirror descent on the exact likelihood). A cell no particle lands in cannot be
+    in place of mirror descent on the exact likelihood), with resampling and one-column moves
+    when the weights degenerate (see ``min_ess``). A cell no particle lands in cannot be
     represented, hence the large particle set. Model size limits become a cap on candidate cells.
+    All of it is post-processing of the noisy measurements: it costs no budget.
 
     Args:
         degree: size of the workload's marginals (3: all 3-way marginals).
@@ -292,6 +294,10 @@ class AIM(MarginalModel):
         rounds: initial number of rounds for the budget split (None: 16 x columns).
         num_particles: rows of the weighted model.
         sweeps: IPF passes over all measurements after each new one.
+        min_ess: when the weights' effective sample size falls below this share of the
+            particles, the particles are resampled by weight and each has one column replaced by
+            that of another particle (rejuvenation), then refitted; without it a few hundred
+            particles end up carrying all the weight.
     """
 
     degree: int = 3
@@ -299,6 +305,7 @@ class AIM(MarginalModel):
     rounds: int | None = None
     num_particles: int = 40_000
     sweeps: int = 2
+    min_ess: float = 0.25
     rho_: float = 0.0
     rho_used_: float = 0.0
     releases_: list[dict[str, Any]] = field(default_factory=list)
@@ -339,6 +346,27 @@ class AIM(MarginalModel):
                 s = w.sum()
                 w = w * (self.total_ / s) if s > 0 else np.full_like(w, self.total_ / len(w))
         self.weights_ = w
+
+    def ess(self) -> float:
+        """Effective sample size of the particle weights."""
+        w = self.weights_
+        return float(w.sum() ** 2 / max((w * w).sum(), 1e-300))
+
+    def _rejuvenate(self, index_of: dict[tuple[int, ...], np.ndarray], rng: np.random.Generator) -> None:
+        if self.ess() >= self.min_ess * self.num_particles or self.particles_.shape[1] < 2:
+            return
+        p = self.particles_[rng.choice(self.num_particles, size=self.num_particles, p=_normalised(self.weights_))]
+        # Move: one random column of each particle takes the value of another (random) particle, a draw from the model's
+        # own one-way marginal; the refit below keeps the moves the measurements agree with.
+        col = rng.integers(0, p.shape[1], size=len(p))
+        donor = rng.integers(0, len(p), size=len(p))
+        rows = np.arange(len(p))
+        p[rows, col] = p[donor, col]
+        self.particles_ = p
+        self.weights_ = np.full(len(p), self.total_ / len(p))
+        for c in index_of:
+            index_of[c] = marginal_index(p, c, self.sizes_).astype(np.int32)
+        self._infer(index_of, self.sweeps + 1)
 
     def fit(self, codes: np.ndarray, rho: float, rng: np.random.Generator) -> "AIM":
         if rho <= 0:
@@ -389,9 +417,12 @@ class AIM(MarginalModel):
             self._estimate_total()
             self._infer(index_of, self.sweeps)
             after = self.model_marginal(clique, index_of[clique])
+            self._rejuvenate(index_of, rng)
             if not final and np.abs(after - before).sum() <= math.sqrt(2.0 / math.pi) * sigma * len(before):
                 sigma /= 2.0  # annealing: the model already knew this much; measure more precisely from now on
                 eps *= 2.0
+        for _ in range(3):  # a few last moves so that the sample is drawn from diverse particles
+            self._rejuvenate(index_of, rng)
         return self
 
     def sample_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:
