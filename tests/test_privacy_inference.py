@@ -36,3 +36,14 @@ def test_the_audit_reports_it_and_a_copy_fails_on_it():
     report.exact_copy_rate = 0.0  # even without the copy count, the inference risk alone fails it
     report.dcr_share, report.attacks = None, {}
     assert not report.passed
+
+
+@pytest.mark.parametrize("model", ["dp_ctgan", "dp_tvae"])
+def test_dp_models_are_refused_without_the_accountant(model):
+    from engine.core.errors import InvalidOptionError
+    from engine.tabular.synthesizer import TabularSynthesizer
+
+    synth = TabularSynthesizer(model, model_config={"embedding_dim": 8})
+    with pytest.raises(InvalidOptionError, match=rf"DPSynthesizer\(model='{model}'.*no privacy accounting"):
+        synth.fit(_table(40), epochs=1, show_progress=False)
+    assert not hasattr(synth, "schema_") or synth.schema_ is None  # refused before reading or training anything
