@@ -4,7 +4,8 @@ For each model and epsilon (delta = 1e-5) it prints: fit time, SDMetrics-style f
 (our quality score, column shapes and pair trends), train-on-synthetic / test-on-real ROC AUC
 of a logistic regression predicting ``income`` against train-on-real (TSTR / TRTR), the
 membership-inference AUCs of the audit (distance and shadow-model attacks, against unseen
-test rows) and the epsilon actually spent.
+test rows), the largest attribute-inference risk over the audit's secret columns and the
+epsilon actually spent.
 
 The domain is public: categories and numeric ranges come from the Adult codebook (taken
 here from the full data set's category lists and ranges), as DP benchmarks usually assume;
@@ -46,6 +47,7 @@ def measure(name: str, eps: float | None, train: pd.DataFrame, test: pd.DataFram
         "mia_auc_distance": round(audit.attacks["distance"]["auc"], 3),
         "mia_auc_shadow": round(audit.attacks.get("shadow_model", {}).get("auc", float("nan")), 3),
         "exact_copy_rate": round(audit.exact_copy_rate, 4), "dcr_share": round(audit.dcr_share, 3),
+        "attribute_inference_risk": round(audit.attribute_inference_risk, 3) if audit.attribute_inference_risk is not None else None,
     }
     print(json.dumps(row), flush=True)
     return row

@@ -58,6 +58,8 @@ def test_candidates_and_weights():
     # Workload {01, 02, 12}: a pair meets itself fully (2) and the two others in one column (1 + 1); a single meets two pairs.
     assert cands == {(0,): 2.0, (1,): 2.0, (0, 1): 4.0, (2,): 2.0, (0, 2): 4.0, (1, 2): 4.0}
     assert (0, 1, 2) not in workload_candidates(3, [5, 5, 3], degree=3, max_cells=50)  # 75 cells: over the cap
+    wide = workload_candidates(10, [2] * 10, degree=3, max_workload=5)  # 120 triples cut to 5, chosen blind to the data
+    assert sum(len(c) == 3 for c in wide) == 5 and sum(len(c) == 1 for c in wide) <= 10
 
 
 def test_selection_picks_the_worst_approximated_marginal():
@@ -84,3 +86,17 @@ def test_aim_keeps_a_dependence_end_to_end():
     gap_syn = out[out.color == "red"]["size"].mean() - out[out.color != "red"]["size"].mean()
     assert gap_syn == pytest.approx(gap_real, abs=4.0)  # about 20 in the data; 0 if no marginal joined them
     assert out["color"].value_counts(normalize=True)["red"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_rejuvenation_keeps_the_particles_diverse():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 20, 3000)
+    codes, sizes = np.stack([a, a, rng.integers(0, 3, 3000)], axis=1), [20, 20, 3]
+    fitted = {}
+    for min_ess in (0.0, 0.25):  # 0: never resample
+        fitted[min_ess] = _aim(sizes, degree=2, num_particles=4000, rounds=4, min_ess=min_ess).fit(codes, 50.0, np.random.default_rng(0))
+    # Independent particles: about 1 in 20 lies on the diagonal a == b, so the weights collapse onto ~200 of 4000.
+    assert fitted[0.0].ess() < 300 and fitted[0.25].ess() > 5 * fitted[0.0].ess()
+    for m in fitted.values():
+        joint = m.model_marginal((0, 1)).reshape(20, 20)
+        assert np.trace(joint) / joint.sum() > 0.99  # both still know that a == b

@@ -1,4 +1,9 @@
-"""MST (McKenna, Miklau & Sheldon 2021): a non-neural DP synthesizer from noisy marginals, on NumPy.
+"""Marginal-based DP synthesizers on NumPy: MST (McKenna, Miklau & Sheldon 2021) and AIM (below).
+
+Both share the discrete domain and the way back to rows (:class:`MarginalModel`) and spend a
+zCDP budget rho on Gaussian measurements of marginals and exponential-mechanism selections.
+
+MST:
 
 Every column is discretised on a domain that is public or released privately (see
 :mod:`engine.privacy.preprocessing`: categories, numeric ranges cut into ``num_bins`` equal
@@ -16,6 +21,10 @@ sampled value; numbers are drawn uniformly inside their bin. Differences from th
 stated plainly: no Private-PGM consistency step (negative noisy cells are clipped and each
 edge normalised on its own) and no compression of rare categories. The budget is converted
 from (epsilon, delta) to rho with the tight conversion eps = rho + 2 sqrt(rho ln(1/delta)).
+
+AIM (McKenna, Mullins, Sheldon & Miklau 2022) measures marginals of a 3-way workload chosen
+round by round where the current model is worst; see :class:`AIM` for what differs from the
+paper (a weighted particle model instead of Private-PGM).
 """
 from __future__ import annotations
 
@@ -238,14 +247,21 @@ def project_to_total(y: np.ndarray, total: float) -> np.ndarray:
     return np.maximum(y - css[last] / (last + 1), 0.0)
 
 
-def workload_candidates(d: int, sizes: Sequence[int], degree: int = 3, max_cells: int = 20_000) -> dict[tuple[int, ...], float]:
+def workload_candidates(
+    d: int, sizes: Sequence[int], degree: int = 3, max_cells: int = 20_000, max_workload: int | None = None, rng: np.random.Generator | None = None
+) -> dict[tuple[int, ...], float]:
     """AIM's candidates: every marginal inside a workload marginal (all ``degree``-way ones), with its weight.
 
     The weight of candidate ``r`` is ``sum over workload q of |r ∩ q|`` (how much measuring ``r``
     tells about the workload). Candidates with more than ``max_cells`` cells are left out
-    (their noise would swamp them; the one-way marginals are always kept).
+    (their noise would swamp them; the one-way marginals are always kept). A workload of more
+    than ``max_workload`` marginals (wide tables) is cut to a uniformly random subset of that
+    size, chosen without looking at the data (as the paper's experiments do), which bounds memory.
     """
     workload = list(itertools.combinations(range(d), min(degree, d)))
+    if max_workload is not None and len(workload) > max_workload:
+        rng = rng or np.random.default_rng(0)
+        workload = [workload[i] for i in sorted(rng.choice(len(workload), size=max_workload, replace=False))]
     out: dict[tuple[int, ...], float] = {}
     for q in workload:
         for k in range(1, len(q) + 1):
@@ -290,6 +306,7 @@ class AIM(MarginalModel):
 
     Args:
         degree: size of the workload's marginals (3: all 3-way marginals).
+        max_workload: at most this many workload marginals (a random subset on wide tables).
         max_cells: candidates with more cells are not considered.
         rounds: initial number of rounds for the budget split (None: 16 x columns).
         num_particles: rows of the weighted model.
@@ -306,6 +323,7 @@ class AIM(MarginalModel):
     num_particles: int = 40_000
     sweeps: int = 2
     min_ess: float = 0.25
+    max_workload: int = 600
     rho_: float = 0.0
     rho_used_: float = 0.0
     releases_: list[dict[str, Any]] = field(default_factory=list)
@@ -376,7 +394,7 @@ class AIM(MarginalModel):
         rounds = self.rounds or 16 * max(d, 1)
         sigma = math.sqrt(rounds / (2.0 * 0.9 * rho))
         eps = math.sqrt(8.0 * 0.1 * rho / rounds)
-        candidates = workload_candidates(d, self.sizes_, self.degree, self.max_cells)
+        candidates = workload_candidates(d, self.sizes_, self.degree, self.max_cells, self.max_workload, rng)
         # 1. One-way marginals (d Gaussian measurements at the round's sigma).
         for j in range(d):
             self._measure(codes, (j,), sigma, rng)

@@ -52,7 +52,7 @@ class DPSynthesizer:
         public_bounds, public_categories, nullable_columns: public knowledge that saves budget
             and keeps the preprocessing from reading the rows (see :class:`PrivateTabularEncoder`).
         model_config: the model's hyperparameters (network sizes, learning rates; for AIM
-            ``degree``, ``max_cells``, ``rounds``, ``num_particles``, ``sweeps`` of :class:`.marginal.AIM`).
+            ``degree``, ``max_cells``, ``rounds``, ``num_particles``, ``sweeps``, ``min_ess``, ``max_workload`` of :class:`.marginal.AIM`).
         num_workers: Ray Train workers (DP-SGD's noise is added once over all workers).
         num_bins: bins per numeric column for MST and AIM.
 
@@ -158,7 +158,7 @@ class DPSynthesizer:
             eps_left, delta_left = ledger.epsilon_left, ledger.delta_left
             rho = rho_for(eps_left, delta_left)
             if self.model == "aim":
-                known = {"degree", "max_cells", "rounds", "num_particles", "sweeps"}
+                known = {"degree", "max_cells", "rounds", "num_particles", "sweeps", "min_ess", "max_workload"}
                 unknown = sorted(set(self.model_config) - known)
                 if unknown:
                     raise InvalidOptionError(f"model_config for AIM takes {sorted(known)}; got unknown keys {unknown}.")
