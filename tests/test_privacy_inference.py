@@ -36,6 +36,10 @@ def test_the_audit_reports_it_and_a_copy_fails_on_it():
     report.exact_copy_rate = 0.0  # even without the copy count, the inference risk alone fails it
     report.dcr_share, report.attacks = None, {}
     assert not report.passed
+    only = verify_privacy(train, train.copy(), holdout=holdout, shadow=None, attribute_attacks=50, attribute_secrets=["flag"])
+    assert set(only.attribute_inference) == {"flag"}
+    with pytest.raises(Exception, match="not modelled columns"):
+        verify_privacy(train, train.copy(), holdout=holdout, shadow=None, attribute_secrets=["salary"])
 
 
 @pytest.mark.parametrize("model", ["dp_ctgan", "dp_tvae"])

@@ -208,6 +208,7 @@ def verify_privacy(
     shadow: Callable[[pd.DataFrame, int], pd.DataFrame] | None = _copula_shadow,
     sample_rows: int = 2_000,
     attribute_attacks: int = 300,
+    attribute_secrets: list[str] | None = None,
     seed: int = 0,
 ) -> PrivacyReport:
     """Audit ``synthetic`` against the training rows ``original`` (and unseen ``holdout`` rows).
@@ -215,7 +216,8 @@ def verify_privacy(
     Without ``holdout``, 20% of ``original`` stands in for it (stated in the notes): then those
     rows were trained on, and the train/holdout comparisons understate the risk.
     ``shadow(frame, seed) -> frame`` is the attacker's shadow synthesizer (None: no shadow attack).
-    ``attribute_attacks``: targets per secret column and per side of the attribute-inference attack (0: skip it).
+    ``attribute_attacks``: targets per secret column and per side of the attribute-inference attack (0: skip it);
+    ``attribute_secrets``: the columns an attacker would infer (default: the first 8 modelled columns).
     """
     from engine.tabular.metrics.features import FeatureEncoder
     from engine.tabular.metrics.privacy import exact_copy_rate
@@ -280,7 +282,7 @@ def verify_privacy(
                      "log distances to the 3 nearest synthetic rows; logistic regression.")
     inference = {}
     if attribute_attacks > 0 and len(ho) >= 2:
-        inference = attribute_inference(train_part, ho, sy, schema, n_attacks=attribute_attacks, seed=seed)
+        inference = attribute_inference(train_part, ho, sy, schema, secrets=attribute_secrets, n_attacks=attribute_attacks, seed=seed)
         notes.append(f"Attribute inference: {min(attribute_attacks, len(train_part), len(ho))} training and as many holdout targets per "
                      f"secret column; nearest synthetic row on all other columns.")
     return PrivacyReport(

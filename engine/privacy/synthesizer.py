@@ -275,15 +275,19 @@ class DPSynthesizer:
         return self.synthesizer_.evaluate(real_data, synthetic_data, **options)
 
     # -------------------------------------------------------------- privacy
-    def verify_privacy(self, original: Any, synthetic: Any, *, holdout: Any = None, seed: int = 0) -> Any:
+    def verify_privacy(self, original: Any, synthetic: Any, *, holdout: Any = None, attribute_secrets: Sequence[str] | None = None, seed: int = 0) -> Any:
         """The privacy audit of ``synthetic`` against ``original`` (see :func:`engine.privacy.audit.verify_privacy`).
 
         ``holdout``: real rows not used in training; without it a share of ``original`` is used as holdout
-        only for the distance metrics (stated in the report). The DP guarantee is printed beside the attacks.
+        only for the distance metrics (stated in the report). ``attribute_secrets``: the columns the
+        attribute-inference attack targets. The DP guarantee is printed beside the attacks.
         """
         from engine.privacy.audit import verify_privacy
 
-        return verify_privacy(original, synthetic, holdout=holdout, guarantee=getattr(self, "privacy_", None), seed=seed)
+        return verify_privacy(
+            original, synthetic, holdout=holdout, guarantee=getattr(self, "privacy_", None),
+            attribute_secrets=None if attribute_secrets is None else list(attribute_secrets), seed=seed,
+        )
 
     def generate_anonymous(
         self,
