@@ -9,7 +9,14 @@
   are closer to synthetic rows), a density-ratio attack (DOMIAS-style), and a shadow-model
   attack: the attacker fits a shadow synthesizer (a Gaussian copula by default) on half of
   its reference rows, learns with a classifier how nearest-neighbour distances to the shadow's
-  output separate its members from its non-members, and applies it to the real target.
+  output separate its members from its non-members, and applies it to the real target;
+- attribute inference (in the manner of Anonymeter's, which does not install here without
+  downgrading numpy and pyarrow): for each secret column, the attacker knows every other
+  column of a target row, takes the nearest synthetic row on those and guesses its secret.
+  The risk compares the success on training rows with the success on holdout rows (which
+  the generator never saw): ``(train - holdout) / (1 - holdout)``, 0 when the synthetic
+  data teach nothing about the training rows beyond the population; a random-row guess is
+  the baseline that tells whether the attack works at all.
 
 These are diagnostics of specific attacks, not guarantees; for a DP model the report prints
 the (epsilon, delta) guarantee beside them. A copy of the training set fails the audit.
@@ -17,6 +24,7 @@ the (epsilon, delta) guarantee beside them. A copy of the training set fails the
 from __future__ import annotations
 
 import html
+import math
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -59,8 +67,15 @@ class PrivacyReport:
     attacks: dict[str, dict[str, float]] = field(default_factory=dict)
     distances: dict[str, Any] = field(default_factory=dict)
     guarantee: dict[str, Any] | None = None
-    criteria: dict[str, float] = field(default_factory=lambda: {"exact_copy_rate_max": 0.0, "dcr_share_max": 0.6, "mia_auc_max": 0.6})
+    criteria: dict[str, float] = field(default_factory=lambda: {"exact_copy_rate_max": 0.0, "dcr_share_max": 0.6, "mia_auc_max": 0.6,
+                                                                "attribute_risk_max": 0.5})
     notes: list[str] = field(default_factory=list)
+    attribute_inference: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def attribute_inference_risk(self) -> float | None:
+        """The largest attribute-inference risk over the secret columns (None when not measured)."""
+        return max((a["risk"] for a in self.attribute_inference.values()), default=None)
 
     @property
     def passed(self) -> bool:
@@ -70,10 +85,12 @@ class PrivacyReport:
             ok &= self.dcr_share <= c["dcr_share_max"]
         for a in self.attacks.values():
             ok &= a["auc"] <= c["mia_auc_max"]
+        for a in self.attribute_inference.values():  # the lower 95% bound, so that sampling noise alone does not fail it
+            ok &= a["risk_ci"][0] <= c.get("attribute_risk_max", 0.5)
         return bool(ok)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+        return {**asdict(self), "attribute_inference_risk": self.attribute_inference_risk, "passed": self.passed}
 
     def to_json(self, path: str | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2, default=float)
@@ -89,6 +106,9 @@ class PrivacyReport:
             rows.append(("Synthetic rows closer to train than holdout (0.5 ideal)", f"{self.dcr_share:.1%}"))
         for name, a in self.attacks.items():
             rows.append((f"Membership inference: {name}", f"AUC {a['auc']:.3f}, TPR@1%FPR {a['tpr_at_1pct_fpr']:.3f}"))
+        for name, a in self.attribute_inference.items():
+            rows.append((f"Attribute inference of {name!r}", f"risk {a['risk']:.3f} (95% CI {a['risk_ci'][0]:.3f} to {a['risk_ci'][1]:.3f}); "
+                         f"success {a['train_success']:.3f} on training rows, {a['holdout_success']:.3f} on holdout, baseline {a['baseline_success']:.3f}"))
         g = self.guarantee
         guarantee = (
             f"<p><b>Differential privacy guarantee:</b> epsilon = {g.get('epsilon_spent', float('nan')):.4g} spent of "
@@ -111,6 +131,68 @@ class PrivacyReport:
         return page
 
 
+def attribute_inference(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: Any,
+    *,
+    secrets: list[str] | None = None,
+    n_attacks: int = 300,
+    max_secrets: int = 8,
+    tolerance: float = 0.05,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Nearest-neighbour attribute inference of each secret column (see the module docstring).
+
+    ``n_attacks`` targets are drawn from the training rows and as many from the holdout rows;
+    ``secrets`` defaults to the first ``max_secrets`` modelled columns. A guess of a numeric
+    secret succeeds within ``tolerance`` times the training column's 5-95% range (exactly,
+    when that range is 0); of a categorical one when equal.
+    """
+    from engine.tabular.metrics import numeric_values
+    from engine.tabular.metrics.features import FeatureEncoder
+    from engine.tabular.schema.kinds import ColumnKind
+
+    kinds = {c.name: c.kind for c in schema.columns if c.kind not in (ColumnKind.IDENTIFIER, ColumnKind.CONSTANT)}
+    names = list(secrets) if secrets is not None else list(kinds)[:max_secrets]
+    unknown = [s for s in names if s not in kinds]
+    if unknown:
+        raise InvalidDataError(f"Attribute inference: the secret columns {unknown} are not modelled columns of the table ({list(kinds)}).")
+    rng = np.random.default_rng(seed)
+    k = min(n_attacks, len(train), len(holdout))
+    tr = train.iloc[rng.choice(len(train), size=k, replace=False)]
+    ho = holdout.iloc[rng.choice(len(holdout), size=k, replace=False)]
+    out: dict[str, dict[str, float]] = {}
+    for secret in names:
+        if len(kinds) < 2:
+            break
+        feats = FeatureEncoder(schema, exclude=[secret]).fit(train)
+        nn = NearestNeighbors(n_neighbors=1).fit(feats.transform(synthetic))
+        guess = lambda rows: synthetic[secret].to_numpy()[nn.kneighbors(feats.transform(rows))[1][:, 0]]  # noqa: E731
+        baseline_guess = synthetic[secret].to_numpy()[rng.integers(0, len(synthetic), size=k)]
+        if kinds[secret].is_numeric:
+            lo, hi = np.nanquantile(numeric_values(train[secret]), [0.05, 0.95])
+            tol = tolerance * float(hi - lo)
+
+            def hit(g: np.ndarray, truth: pd.Series) -> np.ndarray:
+                a, b = numeric_values(pd.Series(g)), numeric_values(truth)
+                return (np.abs(a - b) <= tol) | (np.isnan(a) & np.isnan(b))
+        else:
+
+            def hit(g: np.ndarray, truth: pd.Series) -> np.ndarray:
+                a, b = pd.Series(g, dtype=object).astype(str).to_numpy(), truth.astype(object).astype(str).to_numpy()
+                return a == b
+        s_tr, s_ho = float(hit(guess(tr), tr[secret]).mean()), float(hit(guess(ho), ho[secret]).mean())
+        s_base = float(hit(baseline_guess, tr[secret]).mean())
+        denom = max(1.0 - s_ho, 1.0 / k)
+        risk = (s_tr - s_ho) / denom
+        se = math.sqrt(s_tr * (1 - s_tr) / k + s_ho * (1 - s_ho) / k) / denom
+        out[secret] = {"risk": risk, "risk_ci": [risk - 1.96 * se, risk + 1.96 * se], "train_success": s_tr, "holdout_success": s_ho,
+                       "baseline_success": s_base, "attacks": k}
+    return out
+
+
 def _copula_shadow(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     from engine.tabular.synthesizer import TabularSynthesizer
 
@@ -125,6 +207,8 @@ def verify_privacy(
     guarantee: Mapping[str, Any] | None = None,
     shadow: Callable[[pd.DataFrame, int], pd.DataFrame] | None = _copula_shadow,
     sample_rows: int = 2_000,
+    attribute_attacks: int = 300,
+    attribute_secrets: list[str] | None = None,
     seed: int = 0,
 ) -> PrivacyReport:
     """Audit ``synthetic`` against the training rows ``original`` (and unseen ``holdout`` rows).
@@ -132,6 +216,8 @@ def verify_privacy(
     Without ``holdout``, 20% of ``original`` stands in for it (stated in the notes): then those
     rows were trained on, and the train/holdout comparisons understate the risk.
     ``shadow(frame, seed) -> frame`` is the attacker's shadow synthesizer (None: no shadow attack).
+    ``attribute_attacks``: targets per secret column and per side of the attribute-inference attack (0: skip it);
+    ``attribute_secrets``: the columns an attacker would infer (default: the first 8 modelled columns).
     """
     from engine.tabular.metrics.features import FeatureEncoder
     from engine.tabular.metrics.privacy import exact_copy_rate
@@ -194,6 +280,11 @@ def verify_privacy(
         attacks["shadow_model"] = _attack(labels, clf.decision_function(target))
         notes.append("Shadow-model attack: a Gaussian-copula shadow synthesizer fitted on half the holdout; features are the "
                      "log distances to the 3 nearest synthetic rows; logistic regression.")
+    inference = {}
+    if attribute_attacks > 0 and len(ho) >= 2:
+        inference = attribute_inference(train_part, ho, sy, schema, secrets=attribute_secrets, n_attacks=attribute_attacks, seed=seed)
+        notes.append(f"Attribute inference: {min(attribute_attacks, len(train_part), len(ho))} training and as many holdout targets per "
+                     f"secret column; nearest synthetic row on all other columns.")
     return PrivacyReport(
         exact_copy_rate=copy_rate,
         dcr_share=share,
@@ -204,4 +295,5 @@ def verify_privacy(
                    "sample_rows": {"train": len(tr), "holdout": len(ho_s), "synthetic": len(sy)}},
         guarantee=dict(guarantee) if guarantee else None,
         notes=notes,
+        attribute_inference=inference,
     )

@@ -5,7 +5,8 @@ pipeline respects: the encoder's structure (public or private, :mod:`.preprocess
 the noisy category counts of DP-CTGAN's conditional vector, and DP-SGD training
 (:mod:`.accounting`, Opacus) are releases on one :class:`~.accounting.PrivacyLedger`
 whose total, by basic composition, never exceeds the budget; training stops where the
-accountant says the budget ends. ``model="mst"`` is the non-neural baseline (:mod:`.marginal`).
+accountant says the budget ends. ``model="aim"`` and ``model="mst"`` are the non-neural,
+marginal-based models (:mod:`.marginal`).
 
 Example::
 
@@ -27,11 +28,11 @@ from engine.core.errors import InvalidOptionError, NotFittedError
 from engine.privacy.accounting import PrivacyLedger, check_accountant, check_budget, epsilon_spent, plan_training
 from engine.privacy.preprocessing import PrivateTabularEncoder, noisy_category_frequencies
 
-MODELS = ("dp_ctgan", "dp_tvae", "mst")
+MODELS = ("dp_ctgan", "dp_tvae", "mst", "aim")
 NOT_IMPLEMENTED = {
-    "aim": "AIM is not implemented here; model='mst' is the marginal-based baseline (MST, its predecessor).",
-    "dp_dcgan": "DP-DCGAN for images is not implemented yet; DPSynthesizer covers tables (dp_ctgan, dp_tvae, mst).",
+    "dp_dcgan": "DP-DCGAN for images is not implemented yet; DPSynthesizer covers tables (dp_ctgan, dp_tvae, mst, aim).",
 }
+MARGINAL_MODELS = ("mst", "aim")
 DEFAULT_EPOCHS = {"dp_ctgan": 30, "dp_tvae": 30}
 
 
@@ -40,7 +41,7 @@ class DPSynthesizer:
 
     Args:
         epsilon, delta: the total budget (epsilon > 0; 0 <= delta < 1/n, checked against the table).
-        model: ``"dp_ctgan"`` (default), ``"dp_tvae"`` or ``"mst"``.
+        model: ``"dp_ctgan"`` (default), ``"dp_tvae"``, ``"aim"`` or ``"mst"``.
         accountant: ``"rdp"`` or ``"prv"`` (Opacus' accountants) for DP-SGD.
         max_grad_norm: per-row clipping norm of DP-SGD.
         noise_multiplier: fix the noise (the steps are then cut to the budget); None: solved from the budget.
@@ -50,9 +51,10 @@ class DPSynthesizer:
             category counts; the rest trains. ``delta_fraction`` of delta goes to category releases.
         public_bounds, public_categories, nullable_columns: public knowledge that saves budget
             and keeps the preprocessing from reading the rows (see :class:`PrivateTabularEncoder`).
-        model_config: the model's hyperparameters (network sizes, learning rates).
+        model_config: the model's hyperparameters (network sizes, learning rates; for AIM
+            ``degree``, ``max_cells``, ``rounds``, ``num_particles``, ``sweeps``, ``min_ess``, ``max_workload`` of :class:`.marginal.AIM`).
         num_workers: Ray Train workers (DP-SGD's noise is added once over all workers).
-        num_bins: bins per numeric column for MST.
+        num_bins: bins per numeric column for MST and AIM.
 
     After ``fit``: ``epsilon_spent_`` (never above ``epsilon``), ``delta_spent_``, ``ledger_``,
     ``privacy_`` (accountant, noise multiplier, clipping norm, steps, sampling rate, shares).
@@ -109,7 +111,7 @@ class DPSynthesizer:
         self.num_workers = num_workers
         self.num_bins = num_bins
         self.synthesizer_: Any = None  # a fitted TabularSynthesizer (dp_ctgan, dp_tvae)
-        self.mst_: Any = None
+        self.mst_: Any = None  # a fitted marginal model (MST or AIM)
         self.encoder_: PrivateTabularEncoder | None = None
 
     # ------------------------------------------------------------------ fit
@@ -150,17 +152,29 @@ class DPSynthesizer:
         self.encoder_, self.schema_ = encoder, schema
         info: dict[str, Any] = {"model": self.model, "epsilon": self.epsilon, "delta": self.delta, "num_rows": n}
 
-        if self.model == "mst":
-            from engine.privacy.marginal import MST, epsilon_of, rho_for
+        if self.model in MARGINAL_MODELS:
+            from engine.privacy.marginal import AIM, MST, epsilon_of, rho_for
 
             eps_left, delta_left = ledger.epsilon_left, ledger.delta_left
             rho = rho_for(eps_left, delta_left)
-            mst = MST(num_bins=self.num_bins)
-            codes = mst.discretise(table, encoder)
-            mst.fit(codes, rho, rng)
-            ledger.spend("MST marginals (zCDP, converted)", epsilon_of(rho, delta_left), delta_left)
-            self.mst_ = mst
-            info.update({"mechanism": "MST: Gaussian marginals + exponential-mechanism tree (zCDP)", "rho": rho, "edges": len(mst.edges_)})
+            if self.model == "aim":
+                known = {"degree", "max_cells", "rounds", "num_particles", "sweeps", "min_ess", "max_workload"}
+                unknown = sorted(set(self.model_config) - known)
+                if unknown:
+                    raise InvalidOptionError(f"model_config for AIM takes {sorted(known)}; got unknown keys {unknown}.")
+                model = AIM(num_bins=self.num_bins, **self.model_config)
+            else:
+                model = MST(num_bins=self.num_bins)
+            codes = model.discretise(table, encoder)
+            model.fit(codes, rho, rng)
+            rho_used = model.rho_used_ if self.model == "aim" else rho
+            ledger.spend(f"{self.model.upper()} marginals (zCDP rho = {rho_used:.6g}, converted)", epsilon_of(rho_used, delta_left), delta_left)
+            self.mst_ = model
+            if self.model == "aim":
+                info.update({"mechanism": "AIM: Gaussian marginals chosen adaptively by the exponential mechanism (zCDP)", "rho": rho,
+                             "rho_used": rho_used, "measurements": len(model.measurements_), "rounds": len(model.selections_)})
+            else:
+                info.update({"mechanism": "MST: Gaussian marginals + exponential-mechanism tree (zCDP)", "rho": rho, "edges": len(model.edges_)})
         else:
             self._fit_torch(table, schema, encoder, ledger, rng, info, epochs=epochs, seed=seed, show_progress=show_progress)
         self.ledger_ = ledger
@@ -251,7 +265,7 @@ class DPSynthesizer:
     def save(self, path: str) -> str:
         """Save a fitted dp_ctgan / dp_tvae (loadable with ``engine.load_synthesizer``; the privacy account is in model_state.json)."""
         if self.synthesizer_ is None:
-            raise NotFittedError("Only a fitted dp_ctgan or dp_tvae DPSynthesizer can be saved (MST models are not saved in this version).")
+            raise NotFittedError("Only a fitted dp_ctgan or dp_tvae DPSynthesizer can be saved (MST and AIM models are not saved in this version).")
         return self.synthesizer_.save(path)
 
     def evaluate(self, real_data: Any, synthetic_data: Any = None, **options: Any) -> Any:
@@ -261,15 +275,19 @@ class DPSynthesizer:
         return self.synthesizer_.evaluate(real_data, synthetic_data, **options)
 
     # -------------------------------------------------------------- privacy
-    def verify_privacy(self, original: Any, synthetic: Any, *, holdout: Any = None, seed: int = 0) -> Any:
+    def verify_privacy(self, original: Any, synthetic: Any, *, holdout: Any = None, attribute_secrets: Sequence[str] | None = None, seed: int = 0) -> Any:
         """The privacy audit of ``synthetic`` against ``original`` (see :func:`engine.privacy.audit.verify_privacy`).
 
         ``holdout``: real rows not used in training; without it a share of ``original`` is used as holdout
-        only for the distance metrics (stated in the report). The DP guarantee is printed beside the attacks.
+        only for the distance metrics (stated in the report). ``attribute_secrets``: the columns the
+        attribute-inference attack targets. The DP guarantee is printed beside the attacks.
         """
         from engine.privacy.audit import verify_privacy
 
-        return verify_privacy(original, synthetic, holdout=holdout, guarantee=getattr(self, "privacy_", None), seed=seed)
+        return verify_privacy(
+            original, synthetic, holdout=holdout, guarantee=getattr(self, "privacy_", None),
+            attribute_secrets=None if attribute_secrets is None else list(attribute_secrets), seed=seed,
+        )
 
     def generate_anonymous(
         self,

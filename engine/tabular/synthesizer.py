@@ -185,6 +185,9 @@ class TabularSynthesizer(Synthesizer):
         chosen epoch and the scores are in ``history_`` and ``describe()["metrics"]["selection"]``.
         The Gaussian copula fits in one pass and ignores these options.
         """
+        refusal = None if self.auto_model else getattr(self.model_class(), "standalone_fit_error", None)
+        if refusal:  # a model that may only be trained under a privacy accountant (engine.privacy's DP models)
+            raise InvalidOptionError(refusal)
         large = None
         if is_large_source(data):
             from engine.core.runtime import ray_session

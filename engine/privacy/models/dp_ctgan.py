@@ -61,6 +61,12 @@ class DPCTGAN(CTGAN):
     """CTGAN with a differentially private critic (see the module docstring)."""
 
     name: ClassVar[str] = "dp_ctgan"
+    # Fitting it through TabularSynthesizer would train it without the accountant (and encode the data non-privately).
+    standalone_fit_error: ClassVar[str] = (
+        "Model 'dp_ctgan' trains under differential privacy and must be fitted through "
+        "engine.DPSynthesizer(model='dp_ctgan', epsilon=..., delta=...), which accounts the budget of the whole pipeline; "
+        "TabularSynthesizer.fit would train it with no privacy accounting (no epsilon). A fitted, saved model loads and samples normally."
+    )
     config_class: ClassVar[type] = DPCTGANConfig
 
     def __init__(self, config: DPCTGANConfig, layout: EncodedLayout):

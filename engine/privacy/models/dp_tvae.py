@@ -82,6 +82,12 @@ class DPTVAE(TabularTorchModel):
     """Tabular VAE trained with DP-SGD on encoder and decoder; conditions are met by rejection."""
 
     name: ClassVar[str] = "dp_tvae"
+    # Fitting it through TabularSynthesizer would train it without the accountant (and encode the data non-privately).
+    standalone_fit_error: ClassVar[str] = (
+        "Model 'dp_tvae' trains under differential privacy and must be fitted through "
+        "engine.DPSynthesizer(model='dp_tvae', epsilon=..., delta=...), which accounts the budget of the whole pipeline; "
+        "TabularSynthesizer.fit would train it with no privacy accounting (no epsilon). A fitted, saved model loads and samples normally."
+    )
     config_class: ClassVar[type] = DPTVAEConfig
     supports_native_conditions: ClassVar[bool] = False
 
