@@ -51,3 +51,29 @@ def test_dp_models_are_refused_without_the_accountant(model):
     with pytest.raises(InvalidOptionError, match=rf"DPSynthesizer\(model='{model}'.*no privacy accounting"):
         synth.fit(_table(40), epochs=1, show_progress=False)
     assert not hasattr(synth, "schema_") or synth.schema_ is None  # refused before reading or training anything
+
+
+def test_singling_out_copy_is_risky_independent_sample_is_not():
+    from engine.privacy.audit import singling_out
+
+    train, holdout, fresh = _table(1000, seed=1), _table(1000, seed=2), _table(1000, seed=3)
+    schema = infer_schema(train)
+    copy = singling_out(train, holdout, train.copy(), schema, n_attacks=500)
+    # A predicate that picks out one copied row picks out that very training row; on holdout rows only by chance.
+    # Three columns single out rarely: about a hundred predicates of 10,000 tries pick out one row.
+    assert copy["queries"] >= 50 and copy["train_success"] == 1.0
+    assert copy["risk"] > 0.8 and copy["risk_ci"][0] > 0.5
+    fresh_risk = singling_out(train, holdout, fresh, schema, n_attacks=500)
+    # Chance singles out as often on either side (the standard error is about 0.07 here).
+    assert abs(fresh_risk["risk"]) < 0.25 and fresh_risk["risk_ci"][0] < 0.2, fresh_risk
+
+
+def test_the_audit_reports_singling_out():
+    train, holdout = _table(300, seed=1), _table(300, seed=2)
+    report = verify_privacy(train, train.copy(), holdout=holdout, shadow=None, attribute_attacks=0, singling_out_attacks=200)
+    assert report.singling_out["risk"] > 0.5 and "Singling out" in report.to_html() and '"singling_out"' in report.to_json()
+    report.exact_copy_rate, report.dcr_share, report.attacks = 0.0, None, {}
+    report.singling_out["risk_ci"] = [0.6, 0.9]  # the criterion reads the lower bound
+    assert not report.passed
+    skipped = verify_privacy(train, _table(300, seed=3), holdout=holdout, shadow=None, attribute_attacks=0, singling_out_attacks=0)
+    assert skipped.singling_out == {}

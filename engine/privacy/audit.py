@@ -17,6 +17,12 @@
   the generator never saw): ``(train - holdout) / (1 - holdout)``, 0 when the synthetic
   data teach nothing about the training rows beyond the population; a random-row guess is
   the baseline that tells whether the attack works at all.
+- singling out (Anonymeter's multivariate attack, in the same manner): the attacker builds
+  predicates from synthetic rows (three columns each: equality on a category, ``<=`` or
+  ``>=`` the row's value on a number, towards the tail it lies in) and keeps those that pick
+  out exactly one synthetic row. The success is the share that pick out exactly one row of a
+  training sample, against the same on as many holdout rows; the risk is
+  ``(train - holdout) / (1 - holdout)`` as above.
 
 These are diagnostics of specific attacks, not guarantees; for a DP model the report prints
 the (epsilon, delta) guarantee beside them. A copy of the training set fails the audit.
@@ -68,9 +74,11 @@ class PrivacyReport:
     distances: dict[str, Any] = field(default_factory=dict)
     guarantee: dict[str, Any] | None = None
     criteria: dict[str, float] = field(default_factory=lambda: {"exact_copy_rate_max": 0.0, "dcr_share_max": 0.6, "mia_auc_max": 0.6,
-                                                                "attribute_risk_max": 0.5})
+                                                                "attribute_risk_max": 0.5,
+                                                                "singling_out_risk_max": 0.5})
     notes: list[str] = field(default_factory=list)
     attribute_inference: dict[str, dict[str, float]] = field(default_factory=dict)
+    singling_out: dict[str, Any] = field(default_factory=dict)
 
     @property
     def attribute_inference_risk(self) -> float | None:
@@ -87,6 +95,8 @@ class PrivacyReport:
             ok &= a["auc"] <= c["mia_auc_max"]
         for a in self.attribute_inference.values():  # the lower 95% bound, so that sampling noise alone does not fail it
             ok &= a["risk_ci"][0] <= c.get("attribute_risk_max", 0.5)
+        if self.singling_out:
+            ok &= self.singling_out["risk_ci"][0] <= c.get("singling_out_risk_max", 0.5)
         return bool(ok)
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +119,11 @@ class PrivacyReport:
         for name, a in self.attribute_inference.items():
             rows.append((f"Attribute inference of {name!r}", f"risk {a['risk']:.3f} (95% CI {a['risk_ci'][0]:.3f} to {a['risk_ci'][1]:.3f}); "
                          f"success {a['train_success']:.3f} on training rows, {a['holdout_success']:.3f} on holdout, baseline {a['baseline_success']:.3f}"))
+        if self.singling_out:
+            so = self.singling_out
+            rows.append(("Singling out", f"risk {so['risk']:.3f} (95% CI {so['risk_ci'][0]:.3f} to {so['risk_ci'][1]:.3f}); "
+                         f"{so['queries']} predicates single out a training row {so['train_success']:.1%} of the time, "
+                         f"a holdout row {so['holdout_success']:.1%}"))
         g = self.guarantee
         guarantee = (
             f"<p><b>Differential privacy guarantee:</b> epsilon = {g.get('epsilon_spent', float('nan')):.4g} spent of "
@@ -193,6 +208,72 @@ def attribute_inference(
     return out
 
 
+def singling_out(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: Any,
+    *,
+    n_attacks: int = 300,
+    columns_per_predicate: int = 3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The multivariate singling-out attack (see the module docstring); ``{}`` when no predicate singles out.
+
+    ``n_attacks`` predicates at most, each kept only if it picks out exactly one synthetic row
+    (drawing stops after ``20 * n_attacks`` tries). The training and holdout samples have the
+    same size, so that chance alone singles out as often in both.
+    """
+    from engine.tabular.metrics import numeric_values
+    from engine.tabular.schema.kinds import ColumnKind
+
+    kinds = {c.name: c.kind for c in schema.columns if c.kind not in (ColumnKind.IDENTIFIER, ColumnKind.CONSTANT)}
+    names = list(kinds)
+    if not names or len(synthetic) == 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    k = min(len(train), len(holdout))
+    tr = train.iloc[rng.choice(len(train), size=k, replace=False)]
+    ho = holdout.iloc[rng.choice(len(holdout), size=k, replace=False)]
+
+    def values(frame: pd.DataFrame, c: str) -> np.ndarray:
+        if kinds[c].is_numeric:
+            return numeric_values(frame[c])
+        return frame[c].astype(object).astype(str).to_numpy()
+
+    cols = {c: (values(synthetic, c), values(tr, c), values(ho, c)) for c in names}
+    medians = {c: float(np.nanmedian(v[0])) if kinds[c].is_numeric and np.isfinite(v[0]).any() else 0.0 for c, v in cols.items()}
+    width = min(columns_per_predicate, len(names))
+    kept = train_hits = holdout_hits = 0
+    for _ in range(20 * n_attacks):
+        if kept == n_attacks:
+            break
+        row = int(rng.integers(len(synthetic)))
+        masks: list[np.ndarray] = [np.ones(len(synthetic), bool), np.ones(k, bool), np.ones(k, bool)]
+        for c in rng.choice(names, size=width, replace=False):
+            v = cols[c][0][row]
+            for i, arr in enumerate(cols[c]):
+                if not kinds[c].is_numeric:
+                    masks[i] &= arr == v
+                elif np.isnan(v):
+                    masks[i] &= np.isnan(arr)
+                else:  # towards the tail the value lies in, where a threshold picks out few rows
+                    masks[i] &= (arr <= v) if v <= medians[c] else (arr >= v)
+        if masks[0].sum() != 1:
+            continue
+        kept += 1
+        train_hits += int(masks[1].sum() == 1)
+        holdout_hits += int(masks[2].sum() == 1)
+    if not kept:
+        return {}
+    s_tr, s_ho = train_hits / kept, holdout_hits / kept
+    denom = max(1.0 - s_ho, 1.0 / kept)
+    risk = (s_tr - s_ho) / denom
+    se = math.sqrt(s_tr * (1 - s_tr) / kept + s_ho * (1 - s_ho) / kept) / denom
+    return {"risk": risk, "risk_ci": [risk - 1.96 * se, risk + 1.96 * se], "train_success": s_tr, "holdout_success": s_ho,
+            "queries": kept, "rows_per_side": k, "columns_per_predicate": width}
+
+
 def _copula_shadow(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     from engine.tabular.synthesizer import TabularSynthesizer
 
@@ -209,6 +290,7 @@ def verify_privacy(
     sample_rows: int = 2_000,
     attribute_attacks: int = 300,
     attribute_secrets: list[str] | None = None,
+    singling_out_attacks: int = 300,
     seed: int = 0,
 ) -> PrivacyReport:
     """Audit ``synthetic`` against the training rows ``original`` (and unseen ``holdout`` rows).
@@ -218,6 +300,7 @@ def verify_privacy(
     ``shadow(frame, seed) -> frame`` is the attacker's shadow synthesizer (None: no shadow attack).
     ``attribute_attacks``: targets per secret column and per side of the attribute-inference attack (0: skip it);
     ``attribute_secrets``: the columns an attacker would infer (default: the first 8 modelled columns).
+    ``singling_out_attacks``: predicates of the singling-out attack at most (0: skip it).
     """
     from engine.tabular.metrics.features import FeatureEncoder
     from engine.tabular.metrics.privacy import exact_copy_rate
@@ -285,6 +368,12 @@ def verify_privacy(
         inference = attribute_inference(train_part, ho, sy, schema, secrets=attribute_secrets, n_attacks=attribute_attacks, seed=seed)
         notes.append(f"Attribute inference: {min(attribute_attacks, len(train_part), len(ho))} training and as many holdout targets per "
                      f"secret column; nearest synthetic row on all other columns.")
+    singled = {}
+    if singling_out_attacks > 0 and len(ho) >= 2:
+        singled = singling_out(tr, ho_s, sy, schema, n_attacks=singling_out_attacks, seed=seed)
+        if singled:
+            notes.append(f"Singling out: {singled['queries']} predicates of {singled['columns_per_predicate']} columns, each picking "
+                         f"out one synthetic row, tried on {singled['rows_per_side']} training and as many holdout rows.")
     return PrivacyReport(
         exact_copy_rate=copy_rate,
         dcr_share=share,
@@ -296,4 +385,5 @@ def verify_privacy(
         guarantee=dict(guarantee) if guarantee else None,
         notes=notes,
         attribute_inference=inference,
+        singling_out=singled,
     )
