@@ -13,6 +13,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Keep Ray quiet and small on a 2-core CI machine.
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
+# Ray Train's controller notices a finished run at its next poll of the workers (every 2 s by
+# default); the suite runs a hundred tiny runs, so poll more often.
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 
 
 @pytest.fixture(scope="session")

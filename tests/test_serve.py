@@ -71,6 +71,7 @@ def served(ray_session, adult_small, tmp_path_factory):
         digits, labels=digit_labels, epochs=1, batch_size=32
     ).save(store / "digits")
     _untrained_clips(store / "clips")
+    _untrained_series(store / "devices")
     register_modality(TONE_MODALITY)  # this process saves one; the replicas register it from the app's 'modalities'
     ToneSynthesizer().fit({"low": 220.0, "high": 880.0}).save(store / "tones")
     register_modality(TOY)  # the toy sequence modality of tests/test_modality_plugin.py, trained by the loop
@@ -119,6 +120,19 @@ def served(ray_session, adult_small, tmp_path_factory):
         os.environ.pop(KEY_ENV, None)
         unregister_modality(TONE_MODALITY.name)
         unregister_modality(TOY.name)
+
+
+def _untrained_series(path) -> None:
+    """A time-series model saved as initialised (no training run), on the devices panel of tests/test_timeseries.py."""
+    from engine.timeseries.synthesizer import TimeSeriesSynthesizer
+    from engine.timeseries.transforms import SequenceEncoder
+    from tests.test_timeseries import _panel
+
+    synth = TimeSeriesSynthesizer(model="timegan", model_config={"hidden_dim": 8, "num_layers": 1}, entity_column="device",
+                                  time_column="timestamp", static_columns=["site"])
+    encoder = SequenceEncoder(entity_column="device", time_column="timestamp", static_columns=["site"]).fit(_panel())
+    synth._encoder, synth._model = encoder, synth.model_class()(synth._config_object(), encoder.layout)
+    synth.save(path)
 
 
 def _untrained_clips(path) -> None:
@@ -192,7 +206,7 @@ def test_generate_runs_a_spec_under_outputs_dir(served):
 
 def test_models_lists_the_store(client):
     assert client.models() == [
-        "adult-ctgan", "adult-gc", "adult-gc-narrow", "bad-manifest", "broken", "clips", "digits", "sequences", "tones"
+        "adult-ctgan", "adult-gc", "adult-gc-narrow", "bad-manifest", "broken", "clips", "devices", "digits", "sequences", "tones"
     ]
 
 
@@ -832,3 +846,19 @@ def test_concurrent_streams_are_capped_with_retry_after(served):
     _wait_for_no_streams(served)  # the slot comes back once the stream ends or its client leaves
     again = served["http"].post("/v1/models/adult-gc/sample", json={"num_rows": CHUNK + 1, "seed": 2, "format": "csv"})
     assert again.status_code == 200 and again.content.count(b"\n") == CHUNK + 2
+
+
+def test_series_model_answers_long_format_sequences_in_every_format(served):
+    """``/v1/models/{id}/sample`` of a series model: the rows ``sample_table`` gives, as Parquet, CSV and JSON."""
+    from engine.timeseries.synthesizer import TimeSeriesSynthesizer
+
+    expected = TimeSeriesSynthesizer.load(served["store"] / "devices").sample_table(5, conditions={"site": "north"}, seed=4).to_pandas()
+    read = {"parquet": pd.read_parquet, "csv": pd.read_csv, "json": lambda b: pd.DataFrame(json.loads(b.getvalue()))}
+    for fmt, reader in read.items():
+        r = served["http"].post("/v1/models/devices/sample", json={"num_rows": 5, "seed": 4, "format": fmt, "conditions": {"site": "north"}})
+        assert r.status_code == 200, r.text
+        got = reader(io.BytesIO(r.content))
+        assert list(got.columns) == list(expected.columns) and got["device"].nunique() == 5, fmt
+        np.testing.assert_allclose(got["temp"], expected["temp"], rtol=1e-6)
+        assert (got["site"] == "north").all() and (got["state"] == expected["state"]).all()
+        assert (pd.to_datetime(got["timestamp"]) == expected["timestamp"]).all(), fmt

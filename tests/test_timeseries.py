@@ -404,43 +404,6 @@ def test_cli_fit_sample_evaluate_end_to_end(fitted, tmp_path, capsys):
     assert "--holdout does not apply to evaluating a timeseries model" in capsys.readouterr().err
 
 
-def test_serve_answers_long_format_sequences_in_every_format(fitted, tmp_path):
-    """``/v1/models/{id}/sample`` of a series model: the rows ``sample_table`` gives, as Parquet, CSV and JSON."""
-    import io
-    import shutil
-    import socket
-
-    import httpx
-    from ray import serve
-
-    from serve_apps.app import build_app
-
-    synth, path = fitted
-    shutil.copytree(path, tmp_path / "models" / "devices")
-    if serve.status().applications:  # another module's Serve instance
-        serve.shutdown()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    try:
-        serve.run(build_app({"models_dir": str(tmp_path / "models"), "auth": False, "generator": {"num_cpus": 0.25},
-                             "evaluator": {"num_cpus": 0}, "ingress": {"num_cpus": 0}}), name="series-test", route_prefix="/")
-        expected = synth.sample_table(5, conditions={"site": "north"}, seed=4).to_pandas()
-        read = {"parquet": pd.read_parquet, "csv": pd.read_csv, "json": lambda b: pd.DataFrame(json.loads(b.getvalue()))}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
-            for fmt, reader in read.items():
-                r = http.post("/v1/models/devices/sample", json={"num_rows": 5, "seed": 4, "format": fmt, "conditions": {"site": "north"}})
-                assert r.status_code == 200, r.text
-                got = reader(io.BytesIO(r.content))
-                assert list(got.columns) == list(expected.columns) and got["device"].nunique() == 5, fmt
-                np.testing.assert_allclose(got["temp"], expected["temp"], rtol=1e-6)
-                assert (got["site"] == "north").all() and (got["state"] == expected["state"]).all()
-                assert (pd.to_datetime(got["timestamp"]) == expected["timestamp"]).all(), fmt
-    finally:
-        serve.shutdown()
-
-
 def test_front_door_refuses_bad_options_before_training():
     from engine import TimeSeriesSynthesizer
 
