@@ -392,7 +392,9 @@ class ImageSynthesizer(ClassLabelled, Synthesizer):
         """Generate images and score them against real ones: an :class:`~engine.images.metrics.ImageReport`.
 
         Args:
-            real_images, real_labels: the real images (any source ``read_images`` accepts).
+            real_images, real_labels: the real images (any source ``read_images`` accepts). An
+                :class:`ImageSet` as the second argument is instead the synthetic images to score
+                (what ``sample`` returns), as in every front door's ``evaluate(real, synthetic)``.
             holdout, holdout_labels: held-out real images, for the real-vs-real floor.
             num_samples: images to generate (default: as many as are compared, ``max_images``
                 or fewer when the real set is smaller); drawn in the training class mix.
@@ -403,8 +405,12 @@ class ImageSynthesizer(ClassLabelled, Synthesizer):
         from engine.images.metrics import ImageEvaluator
 
         self._require_fitted()
+        given = real_labels if isinstance(real_labels, ImageSet) else None
+        if given is not None:
+            real_labels = None
         evaluator = ImageEvaluator(**evaluator_options).fit(real_images, real_labels, holdout=holdout, holdout_labels=holdout_labels)
-        generated = self.sample(evaluator.n_ if num_samples is None else num_samples, seed=seed, **dict(generate_options or {}))
+        generated = given if given is not None else self.sample(
+            evaluator.n_ if num_samples is None else num_samples, seed=seed, **dict(generate_options or {}))
         return evaluator.evaluate(generated)
 
     # ------------------------------------------------------------ save/load

@@ -27,9 +27,9 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -166,9 +166,12 @@ def _model_digest(synth, spec: RequirementSpec) -> str:
 # ------------------------------------------------------------------ sampling
 def plan_groups(synth, spec: RequirementSpec) -> list[Group]:
     """The groups of samples the spec asks for: its conditions, crossed with each mixture / set column's values."""
-    base = synth.coerce_conditions(spec.engine_conditions()) or {}
+    raw = spec.engine_conditions()
+    base = synth.coerce_conditions(raw) or {}
     if base:
         synth.parse_conditions(base)  # refuse a bad condition before any sampling
+    if not isinstance(base, Mapping):  # a bare class label (images, audio): groups keep {column: value}
+        base = dict(raw)
     columns: dict[str, dict[Any, float]] = {}
     pilot: pa.Table | None = None
 
