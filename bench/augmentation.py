@@ -20,7 +20,7 @@ digits adds synthetic digits with ``synth.augment`` (x2, x4), and the CNN is
 trained again. Also printed: the CNN trained on synthetic digits only, and the
 per-class fidelity of the synthetic digits (``synth.class_fidelity``).
 
-    python bench/augmentation.py --images --quick    # one seed, x2, few GAN epochs, 2,000 test digits
+    python bench/augmentation.py --images --quick    # one seed, x2, a narrow DCGAN for 20 epochs, 2,000 test digits
     python bench/augmentation.py --images --gan-epochs 100
 """
 from __future__ import annotations
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--images", action="store_true", help="MNIST: 100 digits per class, a conditional DCGAN")
     parser.add_argument("--per-class", type=int, default=100, help="--images: real training digits per class")
     parser.add_argument("--gan-epochs", type=int, default=None, help="--images: DCGAN epochs (default 60, --quick 20)")
+    parser.add_argument("--gan-width", type=int, default=None, help="--images: DCGAN generator/discriminator width (default 64, --quick 16)")
     parser.add_argument("--cnn-steps", type=int, default=None, help="--images: classifier updates (default 400, --quick 200)")
     args = parser.parse_args()
     if args.images:
@@ -126,6 +127,7 @@ def images_main(args: argparse.Namespace) -> None:
     seeds = [0] if args.quick else list(range(args.seeds))
     factors = [2.0] if args.quick else [2.0, 4.0]
     gan_epochs = args.gan_epochs or (20 if args.quick else 60)
+    width = args.gan_width or (16 if args.quick else 64)
     steps = args.cnn_steps or (200 if args.quick else 400)
     n_test = 2000 if args.quick else len(x_test)
     x_test, y_test = x_test[:n_test, ..., None], y_test[:n_test]
@@ -139,7 +141,8 @@ def images_main(args: argparse.Namespace) -> None:
         real = ImageSet(x_all[pick][..., None], y_all[pick], names)
         results.setdefault("real only (baseline)", []).append(cnn_accuracy(real.images, real.labels, x_test, y_test, steps, seed))
         t0 = time.perf_counter()
-        synth = ImageSynthesizer("dcgan", show_progress=False).fit(real.images, real.labels, epochs=gan_epochs, seed=seed)
+        synth = ImageSynthesizer("dcgan", model_config={"generator_width": width, "discriminator_width": width},
+                                 show_progress=False).fit(real.images, real.labels, epochs=gan_epochs, seed=seed)
         print(f"seed {seed}: DCGAN {gan_epochs} epochs on {len(real)} digits in {time.perf_counter() - t0:.0f} s", flush=True)
         for factor in factors:
             mixed = synth.augment(real, factor, target="label", preserve_distribution=True, seed=seed)
@@ -150,7 +153,7 @@ def images_main(args: argparse.Namespace) -> None:
         results.setdefault("synthetic only (same count)", []).append(cnn_accuracy(fake.images, fake_codes, x_test, y_test, steps, seed))
         fidelity.append(synth.class_fidelity(real, fake, "label", seed=seed))
     base = float(np.mean(results["real only (baseline)"]))
-    print(f"{args.per_class} real MNIST digits per class, conditional DCGAN ({gan_epochs} epochs), CNN {steps} steps, "
+    print(f"{args.per_class} real MNIST digits per class, conditional DCGAN (width {width}, {gan_epochs} epochs), CNN {steps} steps, "
           f"seeds {seeds}, {n_test} real test digits ({time.perf_counter() - started:.0f} s)")
     print(f"{'training set':32s} {'test accuracy':>22s}")
     for name, runs in results.items():

@@ -86,7 +86,7 @@ class ClassLabelled:
                 return n, None
             return n, rng.choice(len(names), size=n, p=self.class_frequencies_).astype(np.int64)
         if not names:
-            raise error("This model was trained without labels; generate it without 'labels'.")
+            raise error("This model was trained without labels; sample it without asking for classes (no labels or label condition).")
         if isinstance(labels, Mapping):
             keys = list(labels)
             counts = [check_count(labels[k], f"labels[{k!r}]", minimum=0) for k in keys]
