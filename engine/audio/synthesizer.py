@@ -26,10 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from engine.audio.io import AudioSet, as_audio_set, audio_set_from_table, audio_table, save_dataset
+from engine.audio.io import AudioSet, as_audio_set, audio_set_from_table, audio_table, read_audio, save_dataset
 from engine.audio.transforms import AudioPreprocessor
 from engine.core.contract import TorchSynthModel
 from engine.core.errors import InvalidConditionError, InvalidDataError, InvalidOptionError
+from engine.core.labels import LABEL_COLUMN, ClassLabelled, label_codes, per_class_share
 from engine.core.seeds import seed_streams
 from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_seed, reading
 from engine.store.artifact import Artifact
@@ -39,7 +40,7 @@ DEFAULT_BATCH_SIZE = {"wavegan": 64, "diffwave": 32}
 Labels = Any  # None, one label, a sequence of labels (one per clip), or {label: count}
 
 
-class AudioSynthesizer(Synthesizer):
+class AudioSynthesizer(ClassLabelled, Synthesizer):
     """Learn a set of recordings and generate new clips like them, optionally of requested classes.
 
     Args:
@@ -59,6 +60,8 @@ class AudioSynthesizer(Synthesizer):
     """
 
     modality = "audio"
+    sample_unit = "clip"
+    label_error = InvalidConditionError
     default_epochs = DEFAULT_EPOCHS
     default_batch_size = DEFAULT_BATCH_SIZE
 
@@ -129,38 +132,6 @@ class AudioSynthesizer(Synthesizer):
         if self._model is None or self._preprocessor is None:
             raise self._not_fitted()
         return self._model, self._preprocessor
-
-    @property
-    def class_names(self) -> list[str]:
-        """The classes the model can be asked for (empty when trained without labels)."""
-        return list(self._require_fitted()[1].layout.class_names)
-
-    def _label_codes(self, num_samples: int | None, labels: Labels, rng: np.random.Generator) -> tuple[int, np.ndarray | None]:
-        """The number of clips and one class index per clip (None for an unconditional model)."""
-        _, pre = self._require_fitted()
-        k = pre.layout.num_classes
-        if labels is None:
-            n = check_count(num_samples)
-            return (n, None) if not k else (n, rng.choice(k, size=n, p=self.class_frequencies_).astype(np.int64))
-        if not k:
-            raise InvalidConditionError("This model was trained without labels; sample it without conditions.")
-        if isinstance(labels, Mapping):
-            counts = [check_count(labels[key], f"labels[{key!r}]", minimum=0) for key in labels]
-            codes = np.repeat(pre.label_codes(list(labels)), counts)
-            if not len(codes):
-                raise InvalidConditionError(f"The label counts {dict(labels)!r} ask for no clip at all.")
-            if num_samples is not None and num_samples != len(codes):
-                raise InvalidConditionError(f"The label counts ask for {len(codes)} clips but num_samples is {num_samples}.")
-            return len(codes), codes
-        if isinstance(labels, (str, int, np.integer)):
-            n = check_count(num_samples)
-            return n, np.full(n, pre.label_codes([labels])[0], dtype=np.int64)
-        codes = pre.label_codes(list(labels))
-        if num_samples is not None and check_count(num_samples) != len(codes):
-            raise InvalidConditionError(f"labels holds {len(codes)} labels but num_samples is {num_samples}; give one per clip.")
-        if not len(codes):
-            raise InvalidConditionError("labels is empty; give one label per clip.")
-        return len(codes), codes
 
     def generate(self, num_samples: int | None = None, *, conditions: Any = None, seed: int | None = None,
                  stream: int = 0, **generate_options: Any) -> AudioSet:
@@ -250,6 +221,59 @@ class AudioSynthesizer(Synthesizer):
         model, _ = self._require_fitted()
         model.to(torch.device(device))
         return str(model.device)
+
+    # ------------------------------------------------------- mixtures and augmentation
+    def _real_audio_set(self, data: Any) -> AudioSet:
+        """Labelled real clips (an :class:`AudioSet`, what ``sample`` returns, or any source ``fit`` reads) at the
+        model's rate and length, their labels recoded to the model's class order."""
+        _, pre = self._require_fitted()
+        names = self._check_label_column(LABEL_COLUMN)
+        if isinstance(data, (AudioSet, pa.Table)) or (isinstance(data, pd.DataFrame) and "sample_rate" in data.attrs):
+            audio_set = as_audio_set(data, self.sample_rate)  # clips as sample() returns them
+        else:
+            audio_set = pre.prepare(data)
+        if audio_set.labels is None:
+            raise InvalidDataError(f"The real clips have no labels; the model's classes are {', '.join(names)}.")
+        if audio_set.sample_rate != pre.layout.sample_rate or audio_set.clips.shape[1:] != (pre.layout.num_samples,):
+            audio_set = read_audio(audio_set.clips, audio_set.label_names(), sample_rate=pre.layout.sample_rate,
+                                   num_samples=pre.layout.num_samples, source_rate=audio_set.sample_rate)
+        return AudioSet(audio_set.clips, audio_set.sample_rate, label_codes(audio_set.label_names(), names), names)
+
+    def read_samples(self, data: Any) -> pa.Table:
+        """Real labelled clips (a source ``fit`` reads, an AudioSet or a ``sample`` frame) as ``sample_table`` gives samples."""
+        real = self._real_audio_set(data)
+        return audio_table(real.clips, real.labels, real.class_names, real.sample_rate)
+
+    def from_table(self, table: pa.Table) -> pd.DataFrame:
+        """Clips as ``sample`` returns them (``audio``, ``label``, rate in ``attrs``), with any other column (``source``)."""
+        result = audio_set_from_table(table)
+        frame = pd.DataFrame({"audio": list(result.clips)})
+        if result.labels is not None:
+            names = result.class_names or self.class_names
+            frame[LABEL_COLUMN] = [names[k] for k in result.labels]
+        for column in table.column_names:
+            if column not in ("audio", LABEL_COLUMN):
+                frame[column] = table.column(column).to_pylist()
+        frame.attrs["sample_rate"] = result.sample_rate or self.sample_rate
+        return frame
+
+    def class_fidelity(self, real: Any, synthetic: Any, column: str = LABEL_COLUMN, *, seed: int = 0,
+                       epochs: int = 15, min_steps: int = 150) -> dict[str, float]:
+        """Per class ``c``: the share of synthetic clips of class ``c`` that a classifier trained on the real clips calls ``c``.
+
+        The classifier is the evaluator's log-mel CNN (:class:`~engine.audio.metrics.judge.AudioJudge`),
+        trained on the real labelled clips. 1.0 means every synthetic clip of the class
+        sounds like that class to a judge of the real ones; a generator that ignores its
+        labels scores about ``1/K`` per class. ``synthetic`` is what ``sample`` returns.
+        """
+        from engine.audio.metrics.judge import AudioJudge
+
+        names = self._check_label_column(column)
+        real_set = self._real_audio_set(real)
+        syn = self._real_audio_set(synthetic)
+        judge = AudioJudge(epochs=epochs, min_steps=min_steps, seed=seed).fit(real_set.clips, real_set.labels, real_set.sample_rate)
+        _, probs = judge.run(syn.clips)
+        return per_class_share(names, syn.labels, probs.argmax(axis=1))
 
     # ------------------------------------------------------------- evaluate
     def evaluate(self, real_data: Any, synthetic_data: Any = None, *, real_labels: Any = None, holdout: Any = None,

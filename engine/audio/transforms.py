@@ -18,6 +18,7 @@ import numpy as np
 
 from engine.core.errors import InvalidDataError, NotFittedError
 from engine.audio.io import AudioSet, read_audio
+from engine.core.labels import label_codes
 
 NORMALIZATIONS = ("global", "none")
 PEAK = 0.95  # the loudest training sample after the global gain: headroom below tanh's saturation
@@ -125,20 +126,7 @@ class AudioPreprocessor:
 
     def label_codes(self, labels: Sequence[Any]) -> np.ndarray:
         """Class indices for labels given as names (``"7"``) or indices (``7``)."""
-        names = self.layout.class_names
-        if not names:
-            raise InvalidDataError("This model was trained without labels; it cannot generate requested classes.")
-        out = np.empty(len(labels), dtype=np.int64)
-        for i, label in enumerate(labels):
-            if isinstance(label, str) and label in names:
-                out[i] = names.index(label)
-            elif isinstance(label, (int, np.integer)) and not isinstance(label, bool) and str(label) in names:
-                out[i] = names.index(str(label))  # a class named "7" asked for as 7
-            elif isinstance(label, (int, np.integer)) and not isinstance(label, bool) and 0 <= label < len(names):
-                out[i] = int(label)
-            else:
-                raise InvalidDataError(f"Unknown label {label!r}; the classes are {', '.join(map(repr, names))}.")
-        return out
+        return label_codes(labels, self.layout.class_names)
 
     def to_dict(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "duration": self.duration, "labels_from": self.labels_from,

@@ -423,6 +423,13 @@ class Synthesizer(ABC):
         """The values ``column`` (a table's category, an image's ``label``) can be conditioned on (front doors override)."""
         raise SynthError(f"{type(self).__name__} cannot list the values of {column!r} to condition on.")
 
+    def count_values(self, table: pa.Table, column: str) -> dict[Any, int]:
+        """How many samples of ``table`` (as :meth:`sample_table` gives them) have each value of ``column``, by the
+        value :meth:`condition_values` lists (front doors whose tables hold codes map them back)."""
+        from engine.core.mixtures import label_counts
+
+        return label_counts(table, column)
+
     def read_samples(self, data: Any) -> pa.Table:
         """Real data (what ``fit`` reads) as the Arrow table :meth:`sample_table` returns (front doors override)."""
         raise SynthError(f"{type(self).__name__} cannot read real samples for augmentation.")
@@ -483,7 +490,7 @@ class Synthesizer(ABC):
         the total allows. Without ``target`` the synthetic samples are drawn
         unconditionally (``preserve_distribution=False`` then needs a target).
         """
-        from engine.core.mixtures import SOURCE_COLUMN, Group, allocate, label_counts, sample_groups
+        from engine.core.mixtures import SOURCE_COLUMN, Group, allocate, sample_groups
 
         seed = check_seed(seed)
         if isinstance(augmentation_factor, bool) or not isinstance(augmentation_factor, (int, float)) or augmentation_factor < 1:
@@ -500,7 +507,7 @@ class Synthesizer(ABC):
                 raise InvalidOptionError("augment(preserve_distribution=False) balances classes: name them with target=.")
             groups = [Group({}, extra)] if extra else []
         else:
-            have = label_counts(firsts, target)
+            have = self.count_values(firsts, target)
             if preserve_distribution:
                 counts = allocate(extra, have) if extra else {}
             else:

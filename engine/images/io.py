@@ -43,6 +43,8 @@ class ImageSet:
     images: np.ndarray
     labels: np.ndarray | None = None
     class_names: list[str] | None = None
+    # Other per-image columns of a samples table (augment()'s "source": "real" or "synthetic").
+    extra: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.images)

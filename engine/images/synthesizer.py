@@ -29,6 +29,7 @@ import torch
 
 from engine.core.contract import TorchSynthModel
 from engine.core.errors import InvalidConditionError, InvalidDataError, InvalidOptionError
+from engine.core.labels import LABEL_COLUMN, ClassLabelled, label_codes, per_class_share
 from engine.core.params import did_you_mean
 from engine.core.seeds import seed_streams
 from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_seed, reading
@@ -42,7 +43,7 @@ DEFAULT_BATCH_SIZE = {"dcgan": 64, "wgan_gp": 64, "ddpm": 64}
 Labels = Any  # None, one label, a sequence of labels, or {label: count}
 
 
-class ImageSynthesizer(Synthesizer):
+class ImageSynthesizer(ClassLabelled, Synthesizer):
     """Learn a set of images and generate new ones like it, optionally of requested classes.
 
     Args:
@@ -65,6 +66,8 @@ class ImageSynthesizer(Synthesizer):
     """
 
     modality = "image"
+    sample_unit = "image"
+    label_error = InvalidDataError
     default_epochs = DEFAULT_EPOCHS
     default_batch_size = DEFAULT_BATCH_SIZE
 
@@ -200,45 +203,6 @@ class ImageSynthesizer(Synthesizer):
             raise self._not_fitted()
         return self._model, self._preprocessor
 
-    @property
-    def class_names(self) -> list[str]:
-        """The classes the model can be asked for (empty when trained without labels)."""
-        return list(self._require_fitted()[1].layout.class_names)
-
-    def _label_codes(self, num_samples: int | None, labels: Labels, rng: np.random.Generator) -> tuple[int, np.ndarray | None]:
-        """The number of images and one class index per image (``None`` for an unconditional model)."""
-        _, pre = self._require_fitted()
-        conditional = pre.layout.num_classes > 0
-        if labels is None:
-            n = check_count(num_samples)
-            if not conditional:
-                return n, None
-            # The training data's class mix, drawn from the seed.
-            return n, rng.choice(pre.layout.num_classes, size=n, p=self.class_frequencies_).astype(np.int64)
-        if not conditional:
-            raise InvalidDataError("This model was trained without labels; generate it without 'labels'.")
-        if isinstance(labels, Mapping):
-            keys = list(labels)
-            # A label may be asked 0 times (a generated request); the request as a whole may not be empty.
-            counts = [check_count(labels[k], f"labels[{k!r}]", minimum=0) for k in keys]
-            codes = np.repeat(pre.label_codes(keys), counts)
-            if len(codes) == 0:
-                raise InvalidDataError(f"labels asks for no image at all ({dict(labels)!r}); at least one count must be >= 1.")
-            if num_samples is not None and num_samples != len(codes):
-                raise InvalidDataError(f"labels ask for {len(codes)} images in all but num_samples is {num_samples}.")
-            return len(codes), codes
-        if isinstance(labels, (str, int, np.integer)):
-            n = check_count(num_samples)
-            return n, np.full(n, pre.label_codes([labels])[0], dtype=np.int64)
-        if num_samples is not None:
-            check_count(num_samples)
-        codes = pre.label_codes(list(labels))
-        if len(codes) == 0:
-            raise InvalidDataError("labels is an empty sequence; give one label per image (at least one).")
-        if num_samples is not None and num_samples != len(codes):
-            raise InvalidDataError(f"labels holds {len(codes)} labels but num_samples is {num_samples}; give one label per image.")
-        return len(codes), codes
-
     def sample(
         self, num_samples: int | None = None, *, labels: Labels = None, seed: int | None = None, stream: int = 0,
         **generate_options: Any,
@@ -357,6 +321,68 @@ class ImageSynthesizer(Synthesizer):
             "classes": list(layout.class_names),
         }
 
+    # ------------------------------------------------------- mixtures and augmentation
+    def _real_image_set(self, data: Any) -> ImageSet:
+        """Labelled real images (an :class:`ImageSet`, ``(images, labels)`` or any source ``fit`` reads) at the
+        model's size, their labels recoded to the model's class order."""
+        _, pre = self._require_fitted()
+        if isinstance(data, pa.Table):
+            image_set = image_set_from_table(data)
+        elif isinstance(data, tuple) and len(data) == 2:
+            image_set = pre.prepare(*data)
+        else:
+            image_set = pre.prepare(data)
+        names = self._check_label_column(LABEL_COLUMN)
+        if image_set.labels is None:
+            raise InvalidDataError(f"The real images have no labels; the model's classes are {', '.join(names)}.")
+        if image_set.images.shape[1:] != (pre.layout.height, pre.layout.width, pre.layout.channels):
+            image_set = ImageSet(pre.prepare(image_set.images).images, image_set.labels, image_set.class_names)
+        own = image_set.class_names or [str(k) for k in range(int(image_set.labels.max()) + 1)]
+        codes = label_codes([own[k] for k in image_set.labels], names)
+        return ImageSet(image_set.images, codes, names)
+
+    def read_samples(self, data: Any) -> pa.Table:
+        """Real labelled images (an ImageSet, ``(images, labels)`` or a source ``fit`` reads) as ``sample_table`` gives samples."""
+        real = self._real_image_set(data)
+        return image_table(real.images, real.labels, real.class_names)
+
+    def from_table(self, table: pa.Table) -> ImageSet:
+        """Images as ``sample`` returns them (an :class:`ImageSet`); other columns (``source``) go to ``extra``."""
+        image_set = image_set_from_table(table)
+        if image_set.labels is not None and not image_set.class_names:
+            image_set.class_names = self.class_names or None
+        others = [c for c in table.column_names if c not in ("image", LABEL_COLUMN)]
+        if others:
+            image_set.extra = {c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in others}
+        return image_set
+
+    def class_fidelity(self, real: Any, synthetic: Any, column: str = LABEL_COLUMN, *, seed: int = 0,
+                       epochs: int = 3, min_steps: int = 100) -> dict[str, float]:
+        """Per class ``c``: the share of synthetic images of class ``c`` that a classifier trained on the real images calls ``c``.
+
+        The classifier is the evaluator's small CNN (:class:`~engine.images.metrics.DomainClassifier`),
+        trained on the real labelled images for ``epochs`` passes (at least ``min_steps``
+        updates). 1.0 means every synthetic image of the class looks like that class to
+        a judge of the real ones; a generator that ignores its labels scores about
+        ``1/K`` per class. ``synthetic`` is what ``sample`` returns (or a samples table).
+        """
+        from engine.images.metrics import DomainClassifier
+
+        names = self._check_label_column(column)
+        real_set = self._real_image_set(real)
+        syn = synthetic if isinstance(synthetic, ImageSet) else self.from_table(synthetic) if isinstance(synthetic, pa.Table) else self._real_image_set(synthetic)
+        if syn.labels is None:
+            raise InvalidDataError("The synthetic images have no labels: per-class fidelity needs the class each was drawn for.")
+        syn_names = syn.class_names or names
+        syn_codes = label_codes([syn_names[k] for k in syn.labels], names)
+        batch = 128
+        epochs = max(epochs, -(-min_steps // -(-len(real_set) // batch)))
+        judge = DomainClassifier(epochs=epochs, batch_size=batch, seed=seed).fit(real_set.images, real_set.labels)
+        images = syn.images
+        if images.shape[1:] != real_set.images.shape[1:]:
+            images = self._real_image_set((images, syn_codes)).images
+        return per_class_share(names, syn_codes, judge.predict(images))
+
     # ------------------------------------------------------------- evaluate
     def evaluate(
         self, real_images: Any, real_labels: Any = None, *, holdout: Any = None, holdout_labels: Any = None,
@@ -366,7 +392,9 @@ class ImageSynthesizer(Synthesizer):
         """Generate images and score them against real ones: an :class:`~engine.images.metrics.ImageReport`.
 
         Args:
-            real_images, real_labels: the real images (any source ``read_images`` accepts).
+            real_images, real_labels: the real images (any source ``read_images`` accepts). An
+                :class:`ImageSet` as the second argument is instead the synthetic images to score
+                (what ``sample`` returns), as in every front door's ``evaluate(real, synthetic)``.
             holdout, holdout_labels: held-out real images, for the real-vs-real floor.
             num_samples: images to generate (default: as many as are compared, ``max_images``
                 or fewer when the real set is smaller); drawn in the training class mix.
@@ -377,8 +405,12 @@ class ImageSynthesizer(Synthesizer):
         from engine.images.metrics import ImageEvaluator
 
         self._require_fitted()
+        given = real_labels if isinstance(real_labels, ImageSet) else None
+        if given is not None:
+            real_labels = None
         evaluator = ImageEvaluator(**evaluator_options).fit(real_images, real_labels, holdout=holdout, holdout_labels=holdout_labels)
-        generated = self.sample(evaluator.n_ if num_samples is None else num_samples, seed=seed, **dict(generate_options or {}))
+        generated = given if given is not None else self.sample(
+            evaluator.n_ if num_samples is None else num_samples, seed=seed, **dict(generate_options or {}))
         return evaluator.evaluate(generated)
 
     # ------------------------------------------------------------ save/load

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from engine.core.errors import InvalidDataError, NotFittedError
+from engine.core.labels import label_codes
 from engine.images.io import ImageSet, read_images, to_nhwc
 
 
@@ -113,22 +114,7 @@ class ImagePreprocessor:
 
     def label_codes(self, labels: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Class indices for requested labels given as names (``"7"``) or indices (``7``)."""
-        names = self.layout.class_names
-        if not names:
-            raise InvalidDataError("This model was trained without labels; it cannot generate requested classes.")
-        out = np.empty(len(labels), dtype=np.int64)
-        for i, label in enumerate(labels):
-            if isinstance(label, str):
-                if label not in names:
-                    raise InvalidDataError(f"Unknown label {label!r}; the classes are {', '.join(names)}.")
-                out[i] = names.index(label)
-            elif isinstance(label, (int, np.integer)) and not isinstance(label, bool) and 0 <= label < len(names):
-                out[i] = int(label)
-            else:
-                raise InvalidDataError(
-                    f"Unknown label {label!r}; expected a class name ({', '.join(names)}) or an index 0..{len(names) - 1}."
-                )
-        return out
+        return label_codes(labels, self.layout.class_names)
 
     def to_dict(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "channels": self.channels, "layout": self.layout.to_dict()}

@@ -27,6 +27,7 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.core.errors import SynthError
-from engine.core.mixtures import Group, combine, label_counts, sample_groups
+from engine.core.mixtures import Group, combine, sample_groups
 from engine.requirements.spec import InvalidSpecError, RequirementSpec, check_privacy_supported, load_spec
 
 CARD_NAME = "dataset_card.json"
@@ -165,9 +166,12 @@ def _model_digest(synth, spec: RequirementSpec) -> str:
 # ------------------------------------------------------------------ sampling
 def plan_groups(synth, spec: RequirementSpec) -> list[Group]:
     """The groups of samples the spec asks for: its conditions, crossed with each mixture / set column's values."""
-    base = synth.coerce_conditions(spec.engine_conditions()) or {}
+    raw = spec.engine_conditions()
+    base = synth.coerce_conditions(raw) or {}
     if base:
         synth.parse_conditions(base)  # refuse a bad condition before any sampling
+    if not isinstance(base, Mapping):  # a bare class label (images, audio): groups keep {column: value}
+        base = dict(raw)
     columns: dict[str, dict[Any, float]] = {}
     pilot: pa.Table | None = None
 
@@ -175,7 +179,7 @@ def plan_groups(synth, spec: RequirementSpec) -> list[Group]:
         nonlocal pilot
         if pilot is None:
             pilot = synth.sample_table(PILOT_ROWS, conditions=base or None, seed=spec.seed, stream=0)
-        counts = label_counts(pilot, column)
+        counts = synth.count_values(pilot, column)
         shares = {v: float(counts.get(v, 0)) for v in allowed}
         total = sum(shares.values())
         return {v: s / total for v, s in shares.items()} if total > 0 else {v: 1 / len(allowed) for v in allowed}
@@ -209,7 +213,9 @@ def plan_groups(synth, spec: RequirementSpec) -> list[Group]:
 
 def _label(synth, column: str, key: Any) -> Any:
     """A value as the spec wrote it (mixture keys are text) matched to the model's own label."""
-    coerced = (synth.coerce_conditions({column: key}) or {}).get(column, key)
+    coerced = synth.coerce_conditions({column: key})
+    # A front door whose one condition is a class label (images, audio) answers with the bare label.
+    coerced = coerced.get(column, key) if isinstance(coerced, Mapping) else key if coerced is None else coerced
     known = synth.condition_values(column)
     if coerced in known:
         return coerced

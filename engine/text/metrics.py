@@ -116,6 +116,16 @@ def label_fidelity(real: Sequence[str], real_labels: Sequence[str], synthetic: S
     return float(np.mean(clf.predict(list(synthetic)) == np.asarray(synthetic_labels)))
 
 
+def label_fidelity_per_class(real: Sequence[str], real_labels: Sequence[str], synthetic: Sequence[str],
+                             synthetic_labels: Sequence[str]) -> dict[str, float]:
+    """For each label of the synthetic texts: the share of its texts that a classifier trained on the real texts assigns to it."""
+    if len(set(real_labels)) < 2:
+        raise InvalidDataError("Per-label fidelity needs a classifier, and a classifier needs at least two labels in the real texts.")
+    clf = _classifier().fit(list(real), list(real_labels))
+    judged, wanted = clf.predict(list(synthetic)), np.asarray([str(v) for v in synthetic_labels])
+    return {str(v): float(np.mean(judged[wanted == v] == v)) for v in np.unique(wanted)}
+
+
 def train_test_accuracy(train: Sequence[str], train_labels: Sequence[str], test: Sequence[str], test_labels: Sequence[str]) -> float:
     """Accuracy on ``test`` of the classifier trained on ``train`` (the same classifier for TSTR and TRTR)."""
     if len(set(train_labels)) < 2:

@@ -366,6 +366,40 @@ class TextSynthesizer(Synthesizer):
         model.to(torch.device(device))
         return str(model.device)
 
+    # ------------------------------------------------------- mixtures and augmentation
+    def condition_values(self, column: str) -> list[Any]:
+        """The values of the label column ``column`` learned at fit (what a mixture or ``rebalance`` draws)."""
+        _, tok = self._require_fitted()
+        if column not in tok.controls:
+            known = ", ".join(map(repr, tok.controls)) or "none (it was trained without labels)"
+            raise InvalidOptionError(f"Unknown label column {column!r}; this model's label columns are {known}.")
+        return list(tok.controls[column])
+
+    def read_samples(self, data: Any) -> pa.Table:
+        """A corpus (what ``fit`` reads) as ``sample_table`` gives texts: the text column, then the label columns."""
+        self._require_fitted()
+        corpus = read_corpus(data, text_column=self.text_column_, label_column=self.label_columns_ or None)
+        return pa.Table.from_pandas(corpus.to_frame(), preserve_index=False)
+
+    def from_table(self, table: pa.Table) -> pd.DataFrame:
+        """Texts as ``sample`` returns them: a DataFrame."""
+        return table.to_pandas()
+
+    def class_fidelity(self, real: Any, synthetic: Any, column: str) -> dict[str, float]:
+        """Per value ``v`` of the label column ``column``: the share of synthetic texts generated as ``v`` that a
+        classifier trained on the real texts (TF-IDF + logistic regression, as the report's label fidelity) labels ``v``.
+
+        1.0: every synthetic text of the value reads like the real texts of that value;
+        a generator that ignores its labels scores about the share of the value in the real texts.
+        """
+        from engine.text.metrics import label_fidelity_per_class
+
+        self.condition_values(column)
+        real_frame = read_corpus(real, text_column=self.text_column_, label_column=column).to_frame()
+        syn_frame = read_corpus(synthetic, text_column=self.text_column_, label_column=column).to_frame()
+        return label_fidelity_per_class(real_frame[self.text_column_].tolist(), real_frame[column].tolist(),
+                                        syn_frame[self.text_column_].tolist(), syn_frame[column].tolist())
+
     # ------------------------------------------------------------ evaluate
     def evaluate(self, real_data: Any, synthetic_data: Any = None, *, holdout: Any = None, num_samples: int | None = None,
                  seed: int = 0, **options: Any):
