@@ -13,6 +13,13 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Keep Ray quiet and small on a 2-core CI machine.
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
+# Under pytest-xdist the test processes share the cores: each gets its share of threads. More
+# OpenMP/BLAS threads than cores make scikit-learn's and torch's spinning thread pools wait on
+# each other (a 10 s gradient-boosting test took 400 s beside the other worker).
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # a worker (the controller's value would reach every worker)
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _threads)
 # Ray Train's controller notices a finished run at its next poll of the workers (every 2 s by
 # default); the suite runs a hundred tiny runs, so poll more often.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
