@@ -6,8 +6,9 @@ over the rows): the decoder's learned output scale ``sigma`` is a bare parameter
 the loss, outside any layer, which Opacus' per-layer hooks cannot see. Opacus' DP
 optimiser then clips, noises and (across workers) all-reduces them, as for DP-CTGAN.
 
-The networks are this file's own small MLPs (no BatchNorm), so that the DP model does
-not depend on the non-private TVAE's internals. Generation decodes the prior as TVAE does.
+The networks are TVAE's encoder and decoder (plain MLPs, no BatchNorm, as Opacus needs),
+without TVAE's conditional input: the conditional vector's category frequencies would read
+the data. Generation decodes the prior as TVAE does.
 
 As for DP-CTGAN, the guarantee covers the pipeline only through
 :class:`engine.privacy.synthesizer.DPSynthesizer`; fitted as a plain table model it gets
@@ -22,13 +23,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from engine.core.contract import BatchSampler
 from engine.core.params import Dims, Float, Int, ModelConfig, param
 from engine.privacy.dp_sgd import PoissonBatches, dp_optimizer, empty_grad_samples, private_step
 from engine.privacy.errors import PrivacyBudgetError
 from engine.tabular.models.base import GENERATION_CHUNK_ROWS, TabularTorchModel
+from engine.tabular.models.tvae import Decoder, Encoder
 from engine.tabular.transforms.layout import EncodedLayout
 
 
@@ -46,36 +47,6 @@ class DPTVAEConfig(ModelConfig):
     sample_rate: float = param(0.01, Float(gt=0, le=1), "Poisson sampling rate of real rows per step")
     max_private_steps: int = param(0, Int(min=0), "steps the budget affords (0: no limit); a step beyond it is refused")
     noise_seed: int = param(0, Int(min=0), "seed of the Gaussian noise")
-
-
-def _mlp(in_dim: int, dims: tuple[int, ...]) -> tuple[nn.Sequential, int]:
-    layers: list[nn.Module] = []
-    for d in dims:
-        layers += [nn.Linear(in_dim, d), nn.ReLU()]
-        in_dim = d
-    return nn.Sequential(*layers), in_dim
-
-
-class Encoder(nn.Module):
-    def __init__(self, data_dim: int, dims: tuple[int, ...], embedding_dim: int):
-        super().__init__()
-        self.body, width = _mlp(data_dim, dims)
-        self.head = nn.Linear(width, 2 * embedding_dim)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.body(x)).chunk(2, dim=-1)
-        return mu, logvar  # (B, E), (B, E)
-
-
-class Decoder(nn.Module):
-    def __init__(self, embedding_dim: int, dims: tuple[int, ...], data_dim: int):
-        super().__init__()
-        self.body, width = _mlp(embedding_dim, dims)
-        self.out = nn.Linear(width, data_dim)
-        self.sigma = nn.Parameter(torch.full((data_dim,), 0.1))  # per-output noise scale of tanh values
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.out(self.body(z))  # (B, data_dim)
 
 
 class DPTVAE(TabularTorchModel):
