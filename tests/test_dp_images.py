@@ -159,3 +159,11 @@ def test_private_class_release_drops_a_rare_class():
     assert sorted(kept.class_names) == sorted(CLASSES) and len(kept) == 89
     assert ledger.epsilon_spent == pytest.approx(1.0) and ledger.delta_spent == pytest.approx(1e-6)
     assert len(freqs) == 3 and freqs.sum() == pytest.approx(1.0)
+
+
+def test_image_report_prints_the_guarantee(trained):
+    dp, x, y = trained
+    report = dp.evaluate(x, list(y), inception=False, max_images=30, domain_epochs=1)
+    assert report.details["dp_guarantee"]["epsilon_spent"] == pytest.approx(dp.epsilon_spent_)
+    assert f"epsilon {dp.epsilon_spent_:.4g} spent of 10" in report.summary()
+    assert "noise multiplier" in report.to_html()

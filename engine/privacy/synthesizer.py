@@ -273,7 +273,8 @@ class DPSynthesizer:
         return self.synthesizer_.save(path)
 
     def evaluate(self, real_data: Any, synthetic_data: Any = None, **options: Any) -> Any:
-        """The tabular evaluation report (dp_ctgan, dp_tvae); its privacy section prints the DP guarantee."""
+        """The tabular evaluation report (dp_ctgan, dp_tvae), or for dp_dcgan the image report
+        (``evaluate(real_images, real_labels, **options)``: it generates its own images); both print the DP guarantee."""
         if self.synthesizer_ is None:
             raise NotFittedError("evaluate needs a fitted dp_ctgan or dp_tvae; audit MST output with verify_privacy.")
         return self.synthesizer_.evaluate(real_data, synthetic_data, **options)
