@@ -167,3 +167,53 @@ def test_image_report_prints_the_guarantee(trained):
     assert report.details["dp_guarantee"]["epsilon_spent"] == pytest.approx(dp.epsilon_spent_)
     assert f"epsilon {dp.epsilon_spent_:.4g} spent of 10" in report.summary()
     assert "noise multiplier" in report.to_html()
+
+
+@pytest.fixture
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_discriminator_update_is_the_clipped_per_image_mean_plus_the_public_part(one_thread):
+    """One DP-DCGAN step (no noise, SGD at lr 1) against plain torch: image by image, clipped, averaged."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from engine.images.transforms import ImageLayout
+    from engine.privacy.models.dp_dcgan import DPDCGAN, DPDCGANConfig
+
+    torch.manual_seed(0)
+    layout = ImageLayout(1, 16, 16, tuple(CLASSES))
+    model = DPDCGAN(DPDCGANConfig(**TINY, noise_multiplier=0.0, max_grad_norm=0.05, sample_rate=0.5, class_frequencies=(1, 1, 2)), layout)
+    d0, g0 = copy.deepcopy(model.unwrapped("discriminator")), copy.deepcopy(model.unwrapped("generator"))  # before Opacus' hooks
+    opts = model.configure_optimizers()
+    opt_d = opts["discriminator"]
+    opt_d.original_optimizer = torch.optim.SGD(opt_d.original_optimizer.param_groups[0]["params"], lr=1.0)
+    x, y = _images(12)
+    rows = np.concatenate([x.reshape(12, -1) / 127.5 - 1.0, np.array([CLASSES.index(v) for v in y])[:, None]], axis=1).astype(np.float32)
+    model.batch_sampler(rows, 8, np.random.default_rng(0))  # expected batch: 0.5 * 12 = 6 images
+    batch = {"real": torch.from_numpy(rows[:5]), "labels_fake": torch.tensor([0, 1, 2, 2, 1, 0]), "labels_g": torch.tensor([2, 2, 1, 0, 0, 1])}
+    gen = torch.Generator().manual_seed(3)
+    gen_copy = torch.Generator().manual_seed(3)
+    model.train_step(batch, opts, gen)
+
+    params = list(d0.parameters())
+    with torch.no_grad():
+        fake = g0(torch.randn(6, TINY["latent_dim"], generator=gen_copy), batch["labels_fake"])
+    s = d0(fake, batch["labels_fake"])
+    expected = list(torch.autograd.grad(F.binary_cross_entropy_with_logits(s, torch.zeros_like(s)), params))
+    real = torch.from_numpy(rows[:5, :-1]).reshape(5, 1, 16, 16)
+    labels = torch.from_numpy(rows[:5, -1]).long()
+    for i in range(5):  # plain torch, one real image at a time
+        si = d0(real[i : i + 1], labels[i : i + 1])
+        g = torch.autograd.grad(F.binary_cross_entropy_with_logits(si, torch.ones_like(si)), params)
+        norm = float(torch.sqrt(sum((gi**2).sum() for gi in g)))
+        assert norm > 0.05  # the clipping is active: a missing clip would fail below
+        for e, gi in zip(expected, g):
+            e += gi * min(1.0, 0.05 / (norm + 1e-6)) / 6
+    for p0, p, e in zip(params, model.unwrapped("discriminator").parameters(), expected):
+        torch.testing.assert_close(p0.detach() - p.detach(), e, atol=1e-6, rtol=1e-4)
