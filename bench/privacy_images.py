@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--epsilon", type=float, default=10.0)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-images", type=int, default=None)
-    ap.add_argument("--batch-size", type=int, default=256, help="the DCGAN's batch and DP-SGD's expected batch")
+    ap.add_argument("--batch-size", type=int, default=64, help="the DCGAN's batch and DP-SGD's expected batch")
     ap.add_argument("--samples", type=int, default=None, help="generated (and real) digits compared")
     args = ap.parse_args()
     if not MNIST.exists():

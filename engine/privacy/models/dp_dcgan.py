@@ -52,6 +52,8 @@ class Shares(Rule):
     type_name = "tuple[float, ...]"
 
     def check(self, value: Any) -> tuple[float, ...]:
+        if isinstance(value, (str, bytes, Mapping)):  # iterable, but surely not a list of frequencies
+            raise Refused
         try:
             out = tuple(float(x) for x in value)
         except (TypeError, ValueError):
