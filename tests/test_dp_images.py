@@ -177,8 +177,8 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-def test_discriminator_update_is_the_clipped_per_image_mean_plus_the_public_part(one_thread):
-    """One DP-DCGAN step (no noise, SGD at lr 1) against plain torch: image by image, clipped, averaged."""
+def test_discriminator_update_is_the_clipped_per_image_mean(one_thread):
+    """One DP-DCGAN step (no noise, SGD at lr 1) against plain torch: real and generated images one by one, clipped, averaged."""
     import copy
 
     import torch.nn.functional as F
@@ -204,16 +204,16 @@ def test_discriminator_update_is_the_clipped_per_image_mean_plus_the_public_part
     params = list(d0.parameters())
     with torch.no_grad():
         fake = g0(torch.randn(6, TINY["latent_dim"], generator=gen_copy), batch["labels_fake"])
-    s = d0(fake, batch["labels_fake"])
-    expected = list(torch.autograd.grad(F.binary_cross_entropy_with_logits(s, torch.zeros_like(s)), params))
     real = torch.from_numpy(rows[:5, :-1]).reshape(5, 1, 16, 16)
-    labels = torch.from_numpy(rows[:5, -1]).long()
-    for i in range(5):  # plain torch, one real image at a time
-        si = d0(real[i : i + 1], labels[i : i + 1])
-        g = torch.autograd.grad(F.binary_cross_entropy_with_logits(si, torch.ones_like(si)), params)
+    images, labels = torch.cat([real, fake]), torch.cat([torch.from_numpy(rows[:5, -1]).long(), batch["labels_fake"]])
+    targets = torch.tensor([1.0] * 5 + [0.0] * 6)
+    expected = [torch.zeros_like(p) for p in params]
+    for i in range(11):  # plain torch, one image (5 real, then 6 generated) at a time
+        si = d0(images[i : i + 1], labels[i : i + 1])
+        g = torch.autograd.grad(F.binary_cross_entropy_with_logits(si, targets[i : i + 1]), params)
         norm = float(torch.sqrt(sum((gi**2).sum() for gi in g)))
         assert norm > 0.05  # the clipping is active: a missing clip would fail below
         for e, gi in zip(expected, g):
-            e += gi * min(1.0, 0.05 / (norm + 1e-6)) / 6
+            e += gi * min(1.0, 0.05 / (norm + 1e-6)) / (6 + 6)  # expected real images + generated ones
     for p0, p, e in zip(params, model.unwrapped("discriminator").parameters(), expected):
         torch.testing.assert_close(p0.detach() - p.detach(), e, atol=1e-6, rtol=1e-4)

@@ -1,9 +1,10 @@
 """DP-DCGAN: the image DCGAN whose discriminator is trained with DP-SGD (Opacus); the generator is post-processing.
 
 Only the discriminator reads real images. Its gradient on the real images of a
-Poisson-sampled batch is computed per image by Opacus' :class:`GradSampleModule`, clipped
-and noised (:mod:`engine.privacy.dp_sgd`); its gradient on generated images reads no real
-image and joins the update as it is. The generator only ever sees the private
+Poisson-sampled batch and on a fixed number of generated images is computed per image by
+Opacus' :class:`GradSampleModule`, clipped and noised (:mod:`engine.privacy.dp_sgd`), as in
+Opacus' own DCGAN example: the generated images read no real image, but clipped like the real
+ones they keep the two halves of the loss in balance. The generator only ever sees the private
 discriminator, noise and labels drawn from released class frequencies.
 
 The networks are the DCGAN's own (:mod:`engine.images.models.image_nets`), with these
@@ -42,7 +43,7 @@ from engine.core.contract import BatchSampler
 from engine.core.params import Choice, Float, Int, Refused, Rule, invalid_parameter, param
 from engine.images.models.dcgan import DCGANConfig, DCGANModel
 from engine.images.transforms import ImageLayout
-from engine.privacy.dp_sgd import PoissonBatches, dp_optimizer, empty_grad_samples, private_step
+from engine.privacy.dp_sgd import PoissonBatches, dp_optimizer, private_step
 from engine.privacy.errors import PrivacyBudgetError
 
 
@@ -146,7 +147,6 @@ class DPDCGAN(DCGANModel):
             raise PrivacyBudgetError(f"DP-DCGAN refused discriminator step {self.private_steps + 1}: the budget affords {c.max_private_steps}.")
         g_net, bare_g, bare_d = self.nets["generator"], self.unwrapped("generator"), self.unwrapped("discriminator")
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
-        opt_d.expected_batch_size = max(int(round(self._expected)), 1)
         rows = batch["real"]  # (B, C*H*W + 1): pixels in [-1, 1], then the class index
         real = rows[:, :-1].reshape(len(rows), lay.channels, lay.height, lay.width)  # (B, C, H, W)
         y_real = self._labels(rows[:, -1].round().long())
@@ -154,26 +154,27 @@ class DPDCGAN(DCGANModel):
         m = len(batch["labels_fake"])
         params = [p for p in bare_d.parameters() if p.requires_grad]
 
-        # Public part: the discriminator's loss on generated images (reads no real image), per-image hooks off.
+        # Generated images (they read no real image) join the real ones in one per-image pass, so that Opacus
+        # clips both alike: left unclipped, the generated images' full gradient outweighed the clipped real
+        # ones and the discriminator learned to call every image fake. Clipping them costs no privacy (a real
+        # image still moves the noised sum by at most max_grad_norm); the mean runs over the expected
+        # number of real images plus the fixed number of generated ones.
+        opt_d.expected_batch_size = max(int(round(self._expected)), 1) + m
         with torch.no_grad():
             fake = bare_g(self._noise(m, generator), y_fake)
-        self._gsm.disable_hooks()
-        s_fake = bare_d(fake, y_fake)
-        loss_fake = F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
-        fake_grads = torch.autograd.grad(loss_fake, params, allow_unused=True)
-        self._gsm.enable_hooks()
-
-        # Private part: per-image gradients of the loss on real images, clipped and noised by the DP optimiser.
+        images = torch.cat([real, fake])  # (B + m, C, H, W)
+        labels = None if y_real is None else torch.cat([y_real, y_fake])
+        targets = torch.cat([torch.ones(len(real), device=real.device), torch.zeros(m, device=real.device)])
         opt_d.zero_grad(set_to_none=True)
-        if len(real):
-            s_real = self._gsm(real, y_real)
-            loss_real = F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real))
-            loss_real.backward()
-        else:
-            loss_real = real.new_zeros(())
-            empty_grad_samples(params)
-        private_step(opt_d, fake_grads)
+        scores = self._gsm(images, labels)
+        loss_d = F.binary_cross_entropy_with_logits(scores, targets)
+        loss_d.backward()
+        private_step(opt_d)
         self.private_steps += 1
+        with torch.no_grad():
+            s_real, s_fake = scores.detach()[: len(real)], scores.detach()[len(real) :]
+            loss_real = F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real)) if len(real) else real.new_zeros(())
+            loss_fake = F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
 
         # The generator: non-saturating loss against the private discriminator.
         fake = g_net(self._noise(m, generator), y_g)
