@@ -8,6 +8,7 @@ MODALITY = Modality(
         "dcgan": "engine.images.models.dcgan:DCGANModel",
         "wgan_gp": "engine.images.models.wgan_gp:WGANGPModel",
         "ddpm": "engine.images.models.ddpm:DDPMModel",
+        "dp_dcgan": "engine.privacy.models.dp_dcgan:DPDCGAN",  # trained privately through engine.privacy.DPSynthesizer
     },
     formats=("zip", "parquet", "png"),
     unit="image",

@@ -313,12 +313,15 @@ class ImageSynthesizer(ClassLabelled, Synthesizer):
         return f"wrote {table.num_rows} images to {out} ({fmt})"
 
     def describe(self) -> dict[str, Any]:
-        """Image shape, classes and training metrics."""
-        layout = self._require_fitted()[1].layout
+        """Image shape, classes and training metrics (and the DP guarantee of a privately trained model)."""
+        model, pre = self._require_fitted()
+        layout = pre.layout
+        guarantee = getattr(model, "privacy_", None)  # DP models (engine.privacy)
         return {
             **super().describe(),
             "image": {"height": layout.height, "width": layout.width, "channels": layout.channels},
             "classes": list(layout.class_names),
+            **({"privacy": {k: v for k, v in guarantee.items() if k != "ledger"}} if guarantee else {}),
         }
 
     # ------------------------------------------------------- mixtures and augmentation
@@ -411,7 +414,16 @@ class ImageSynthesizer(ClassLabelled, Synthesizer):
         evaluator = ImageEvaluator(**evaluator_options).fit(real_images, real_labels, holdout=holdout, holdout_labels=holdout_labels)
         generated = given if given is not None else self.sample(
             evaluator.n_ if num_samples is None else num_samples, seed=seed, **dict(generate_options or {}))
-        return evaluator.evaluate(generated)
+        report = evaluator.evaluate(generated)
+        guarantee = getattr(self._model, "privacy_", None)  # DP models (engine.privacy)
+        if guarantee:
+            report.details["dp_guarantee"] = {k: v for k, v in guarantee.items() if k != "ledger"}
+            report.details.setdefault("notes", []).append(
+                f"differential privacy: epsilon {guarantee['epsilon_spent']:.4g} spent of {guarantee['epsilon']:.4g}, "
+                f"delta {guarantee['delta']:.3g}, noise multiplier {guarantee['noise_multiplier']:.4g}, clipping norm "
+                f"{guarantee['max_grad_norm']:.4g}, {guarantee['steps']} steps ({guarantee['accountant'].upper()} accountant)"
+            )
+        return report
 
     # ------------------------------------------------------------ save/load
     def _artifact(self) -> Artifact:

@@ -26,12 +26,10 @@ import pandas as pd
 
 from engine.core.errors import InvalidOptionError, NotFittedError
 from engine.privacy.accounting import PrivacyLedger, check_accountant, check_budget, epsilon_spent, plan_training
+from engine.privacy.images import IMAGE_MODELS, fit_private_images
 from engine.privacy.preprocessing import PrivateTabularEncoder, noisy_category_frequencies
 
-MODELS = ("dp_ctgan", "dp_tvae", "mst", "aim")
-NOT_IMPLEMENTED = {
-    "dp_dcgan": "DP-DCGAN for images is not implemented yet; DPSynthesizer covers tables (dp_ctgan, dp_tvae, mst, aim).",
-}
+MODELS = ("dp_ctgan", "dp_tvae", "mst", "aim", "dp_dcgan")
 MARGINAL_MODELS = ("mst", "aim")
 DEFAULT_EPOCHS = {"dp_ctgan": 30, "dp_tvae": 30}
 
@@ -55,6 +53,8 @@ class DPSynthesizer:
             ``degree``, ``max_cells``, ``rounds``, ``num_particles``, ``sweeps``, ``min_ess``, ``max_workload`` of :class:`.marginal.AIM`).
         num_workers: Ray Train workers (DP-SGD's noise is added once over all workers).
         num_bins: bins per numeric column for MST and AIM.
+        image_size, channels: for ``model="dp_dcgan"`` (images, see :mod:`engine.privacy.images`), as for
+            ``ImageSynthesizer``; ``public_categories={"label": [...]}`` makes the class names public.
 
     After ``fit``: ``epsilon_spent_`` (never above ``epsilon``), ``delta_spent_``, ``ledger_``,
     ``privacy_`` (accountant, noise multiplier, clipping norm, steps, sampling rate, shares).
@@ -79,9 +79,9 @@ class DPSynthesizer:
         model_config: Mapping[str, Any] | None = None,
         num_workers: int = 1,
         num_bins: int = 32,
+        image_size: int | None = None,
+        channels: int | None = None,
     ):
-        if model in NOT_IMPLEMENTED:
-            raise InvalidOptionError(f"The 'model' parameter of DPSynthesizer must be one of {', '.join(map(repr, MODELS))}. Got {model!r}: {NOT_IMPLEMENTED[model]}")
         if model not in MODELS:
             raise InvalidOptionError(f"The 'model' parameter of DPSynthesizer must be one of {', '.join(map(repr, MODELS))}. Got {model!r} instead.")
         self.epsilon, self.delta = check_budget(epsilon, delta)
@@ -110,6 +110,7 @@ class DPSynthesizer:
         self.model_config = dict(model_config or {})
         self.num_workers = num_workers
         self.num_bins = num_bins
+        self.image_size, self.channels = image_size, channels
         self.synthesizer_: Any = None  # a fitted TabularSynthesizer (dp_ctgan, dp_tvae)
         self.mst_: Any = None  # a fitted marginal model (MST or AIM)
         self.encoder_: PrivateTabularEncoder | None = None
@@ -125,8 +126,14 @@ class DPSynthesizer:
         continuous_columns: Sequence[str] | None = None,
         integer_columns: Sequence[str] | None = None,
         show_progress: bool = False,
+        labels: Any = None,
     ) -> "DPSynthesizer":
-        """Learn ``data`` (a DataFrame, Arrow table or CSV/Parquet path) within the budget."""
+        """Learn ``data`` (a DataFrame, Arrow table or CSV/Parquet path; images for dp_dcgan, with ``labels``) within the budget."""
+        if self.model in IMAGE_MODELS:
+            fitted = fit_private_images(self, data, labels, epochs=epochs, seed=seed, show_progress=show_progress)
+            self.synthesizer_, self.ledger_, self.privacy_ = fitted.synthesizer, fitted.ledger, fitted.privacy
+            self.epsilon_spent_, self.delta_spent_ = fitted.ledger.epsilon_spent, fitted.ledger.delta_spent
+            return self
         from engine.tabular.schema.infer import infer_schema
         from engine.tabular.schema.io import read_table
 
@@ -250,26 +257,34 @@ class DPSynthesizer:
         })
 
     # --------------------------------------------------------------- sample
-    def sample(self, num_rows: int, *, seed: int | None = 0) -> pd.DataFrame:
+    def sample(self, num_rows: int | None, *, seed: int | None = 0, **options: Any) -> pd.DataFrame:
+        """``num_rows`` synthetic rows (an ``ImageSet`` for dp_dcgan; ``options`` go to its sampler, e.g. ``labels=``)."""
         if self.synthesizer_ is None and self.mst_ is None:
             raise NotFittedError("This DPSynthesizer is not fitted yet: call fit(data) or generate(...) first.")
         if self.mst_ is not None:
             rng = np.random.default_rng(seed)
             return self.mst_.decode(self.mst_.sample_codes(int(num_rows), rng), self.encoder_, rng)
-        return self.synthesizer_.sample(num_rows, seed=seed)
+        return self.synthesizer_.sample(num_rows, seed=seed, **options)
 
     def generate(self, sensitive_data: Any, num_samples: int, *, epochs: int | None = None, seed: int = 0, **fit_options: Any) -> pd.DataFrame:
         """Fit on ``sensitive_data`` within the budget and return ``num_samples`` synthetic rows."""
         return self.fit(sensitive_data, epochs=epochs, seed=seed, **fit_options).sample(num_samples, seed=seed)
 
-    def save(self, path: str) -> str:
-        """Save a fitted dp_ctgan / dp_tvae (loadable with ``engine.load_synthesizer``; the privacy account is in model_state.json)."""
+    def describe(self) -> dict[str, Any]:
+        """The fitted model's card, with the privacy account (epsilon spent, delta, noise, clipping)."""
         if self.synthesizer_ is None:
-            raise NotFittedError("Only a fitted dp_ctgan or dp_tvae DPSynthesizer can be saved (MST and AIM models are not saved in this version).")
+            raise NotFittedError("describe needs a fitted dp_ctgan, dp_tvae or dp_dcgan.")
+        return {**self.synthesizer_.describe(), "privacy": {k: v for k, v in self.privacy_.items() if k != "ledger"}}
+
+    def save(self, path: str) -> str:
+        """Save a fitted dp_ctgan / dp_tvae / dp_dcgan (loadable with ``engine.load_synthesizer``; the privacy account is in model_state.json)."""
+        if self.synthesizer_ is None:
+            raise NotFittedError("Only a fitted dp_ctgan, dp_tvae or dp_dcgan DPSynthesizer can be saved (MST and AIM models are not saved in this version).")
         return self.synthesizer_.save(path)
 
     def evaluate(self, real_data: Any, synthetic_data: Any = None, **options: Any) -> Any:
-        """The tabular evaluation report (dp_ctgan, dp_tvae); its privacy section prints the DP guarantee."""
+        """The tabular evaluation report (dp_ctgan, dp_tvae), or for dp_dcgan the image report
+        (``evaluate(real_images, real_labels, **options)``: it generates its own images); both print the DP guarantee."""
         if self.synthesizer_ is None:
             raise NotFittedError("evaluate needs a fitted dp_ctgan or dp_tvae; audit MST output with verify_privacy.")
         return self.synthesizer_.evaluate(real_data, synthetic_data, **options)
