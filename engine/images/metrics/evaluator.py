@@ -9,6 +9,7 @@ import numpy as np
 
 from engine.core.errors import InvalidDataError
 from engine.evaluation.distances import frechet_distance, kernel_distance, precision_recall
+from engine.evaluation.memorization import memorization_scores
 from engine.images.metrics.domain import DomainClassifier
 from engine.images.metrics.inception import InceptionFeatures
 from engine.images.metrics.report import FeatureScores, ImageReport, sample_grid
@@ -20,6 +21,11 @@ def _label_names(image_set: ImageSet) -> np.ndarray | None:
         return None
     names = np.asarray(image_set.class_names if image_set.class_names else [], dtype=object)
     return names[image_set.labels].astype(str) if len(names) else image_set.labels.astype(str)
+
+
+def _pixels(images: np.ndarray) -> np.ndarray:
+    """Images as flat vectors in [0, 1]: copies are judged on the pixels themselves."""
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
 def _class_order(image_set: ImageSet) -> list[str] | None:
@@ -90,6 +96,7 @@ class ImageEvaluator:
         else:
             self.real_grid_images_ = real_set.images[:80]
         holdout_sample = holdout_set.images[rng.permutation(len(holdout_set))[: self.n_]] if holdout_set is not None else None
+        self.holdout_ = holdout_sample
 
         self.inception_ = InceptionFeatures(self.inception_weights, device=self.device) if self.use_inception else None
         self.domain_ = None
@@ -161,6 +168,8 @@ class ImageEvaluator:
         if self.floor_ is None:
             notes.append("No held-out real images were given, so there is no real-vs-real floor to read the distances against.")
 
+        memorization = memorization_scores(_pixels(self.real_), _pixels(syn_set.images[pick]),
+                                           None if self.holdout_ is None else _pixels(self.holdout_))
         accuracy, per_class = None, {}
         if self.domain_ is not None and self.classes_ is not None and syn_set.labels is not None:
             names = _label_names(syn_set)
@@ -183,6 +192,7 @@ class ImageEvaluator:
             judge_accuracy=self.judge_accuracy_,
             per_class_accuracy=per_class,
             num_compared=self.n_,
+            memorization=memorization,
             details={
                 "num_synthetic": len(syn_set),
                 "fit_seconds": round(self.fit_seconds_, 2),

@@ -51,6 +51,8 @@ class ImageReport:
             ceiling for ``conditional_accuracy``.
         per_class_accuracy: ``conditional_accuracy`` per requested class.
         num_compared: images drawn from each set for the distances.
+        memorization: copies of training images and a membership attack, in pixel space
+            (see :func:`engine.evaluation.memorization.memorization_scores`).
         details: sizes, timings and notes.
     """
 
@@ -60,6 +62,7 @@ class ImageReport:
     judge_accuracy: float | None = None
     per_class_accuracy: dict[str, float] = field(default_factory=dict)
     num_compared: int = 0
+    memorization: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     grids: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # "real"/"synthetic" -> uint8 image
 
@@ -87,6 +90,12 @@ class ImageReport:
         if self.conditional_accuracy is not None:
             judge = f" (the judge scores {self.judge_accuracy:.1%} on held-out real images)" if self.judge_accuracy is not None else ""
             lines.append(f"Classes   {self.conditional_accuracy:.1%} of generated images show the requested class{judge}")
+        m = self.memorization
+        if m:
+            held = (f"; {m['dcr_share']:.1%} closer to a training than a held-out image, membership attack AUC "
+                    f"{m['membership_auc']:.3f}") if "membership_auc" in m else ""
+            lines.append(f"Copies    {m['exact_copy_rate']:.1%} exact, {m['near_copy_rate']:.1%} near copies of training images; "
+                         f"nearest-real ratio {m['nearest_real_ratio']:.2f}{held}")
         lines.append(f"Compared  {self.num_compared} images per set")
         for note in self.details.get("notes", []):
             lines.append(f"Note      {note}")
