@@ -473,3 +473,14 @@ def test_phases_resume_mid_phase_exactly_where_they_stopped(ray_session, tmp_pat
     assert resumed.steps_completed == 23
     for key, value in straight.state_tensors.items():
         assert torch.equal(resumed.state_tensors[key], value), key
+
+
+def test_in_memory_rows_are_shared_out_equally_and_interleaved():
+    from engine.training.loop import _rank_rows
+
+    arrays = {"x": np.arange(11)[:, None] * np.ones((1, 3)), "y": np.arange(11)}
+    shards = [_rank_rows(arrays, r, 3) for r in range(3)]
+    assert [list(s["y"]) for s in shards] == [[0, 3, 6], [1, 4, 7], [2, 5, 8]]  # 11 // 3 rows each; 9 and 10 left out
+    assert shards[1]["x"].shape == (3, 3) and np.array_equal(shards[1]["x"][:, 0], [1, 4, 7])
+    assert np.array_equal(_rank_rows({"data": np.arange(5)}, 0, 1), np.arange(5))  # one worker: every row, in order
+    assert _rank_rows({"data": np.arange(2)}, 0, 3) is None

@@ -108,6 +108,21 @@ def _read_shard(shard: Any) -> Any:
     return _structured({c: np.concatenate([p[c] for p in parts]) for c in parts[0]})
 
 
+def _rank_rows(arrays: Mapping[str, np.ndarray], rank: int, world: int) -> Any:
+    """Rank ``rank``'s rows of in-memory training arrays; None when it gets none.
+
+    Every rank takes ``n // world`` rows, interleaved (rows ``rank``, ``rank + world``, ...),
+    so that each shard mixes the whole data set even when it is sorted, and all ranks run
+    the same number of steps (data-parallel steps must match); at most ``world - 1`` rows
+    are left out, as an equal Ray Data split leaves them.
+    """
+    n = len(next(iter(arrays.values())))
+    per_rank = n // world
+    if per_rank == 0:
+        return None
+    return _structured({c: np.ascontiguousarray(a[rank : per_rank * world : world]) for c, a in arrays.items()})
+
+
 class _RayShardStream(ShardStream):
     """A worker's Ray Train dataset shard as a :class:`ShardStream`: one ``iter_batches`` pass per epoch."""
 
@@ -202,13 +217,14 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         _broadcast_shadow_nets(model)
     optimizers = model.configure_optimizers()
 
-    shard = ray.train.get_dataset_shard("train")
-    if options.stream:
-        data: Any = _RayShardStream(shard)  # read afresh every epoch, never held whole
+    if cfg.get("arrays") is not None:
+        data: Any = _rank_rows(ray.get(cfg["arrays"]), rank, world)
+    elif options.stream:
+        data = _RayShardStream(ray.train.get_dataset_shard("train"))  # read afresh every epoch, never held whole
     else:
-        data = _read_shard(shard)
-        if data is None:
-            raise TrainingError(f"Training worker {rank} received no rows: the data set has fewer rows than workers.")
+        data = _read_shard(ray.train.get_dataset_shard("train"))
+    if data is None:
+        raise TrainingError(f"Training worker {rank} received no rows: the data set has fewer rows than workers.")
     sampler = model.batch_sampler(data, options.batch_size, rng)
     k = options.grad_accumulation_steps
     batches_per_epoch = _batches_per_epoch(sampler)
@@ -574,7 +590,12 @@ def train_torch_model(
         cpus = auto_cpus_per_worker(ray.available_resources().get("CPU", 1), scaling.num_workers, largest_node_cpus(nodes))
     data_context = ray.data.DataContext.get_current()
     data_context.enable_progress_bars = False  # the training bar and per-epoch loss lines are the progress report
-    dataset = data if isinstance(data, ray.data.Dataset) else dataset_from_arrays(data)
+    # In-memory data that each worker reads whole goes through the object store, one copy
+    # per node, and each worker takes its share of the rows: no Ray Data pipeline to start
+    # (its actors cost seconds per run). Streamed runs and Ray Datasets go through Ray Data.
+    in_memory = not isinstance(data, ray.data.Dataset) and not options.stream
+    arrays_ref = ray.put(training_arrays(data)) if in_memory else None
+    datasets = {} if in_memory else {"train": data if isinstance(data, ray.data.Dataset) else dataset_from_arrays(data)}
     require_shared_location(
         options.storage_path, option="storage_path", what="the training checkpoints", writable=True, nodes=nodes
     )
@@ -598,6 +619,7 @@ def train_torch_model(
         "model_class": model_class,
         # Pretrained weights go through the object store once, not pickled into every worker's config.
         "initial_state": None if initial_state is None else ray.put(dict(initial_state)),
+        "arrays": arrays_ref,
         "cpus_per_worker": cpus,
         "validator": validator,
         **dict(_test_hooks or {}),
@@ -617,7 +639,7 @@ def train_torch_model(
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             logging_config=ray.train.LoggingConfig(log_level="INFO" if verbose() else "WARNING"),
         ),
-        datasets={"train": dataset},
+        datasets=datasets,
     )
     try:
         try:
@@ -666,20 +688,12 @@ def _check_model_supports(model_class: type, model_name: str, options: TrainOpti
         )
 
 
-def dataset_from_arrays(data: Any) -> Any:
-    """In-memory training data as a Ray Dataset that the workers split: one column per array.
+def training_arrays(data: Any) -> dict[str, np.ndarray]:
+    """In-memory training data as a dict of equal-length numeric arrays (one entry per sample).
 
-    ``data`` is an array of samples of any rank (column ``"data"``) or a dict of
-    equal-length arrays (a column each). Arrays of rank 2 and more become tensor
-    columns of their per-sample shape (``ArrowTensorArray``), so that a worker reads
-    back arrays of the shape and dtype given; the dtypes must be numeric or bool.
-    Blocks hold at most 4,096 samples and about 64 MiB, so that samples spread
-    evenly over the workers' shards and an image or waveform data set is not one block.
+    ``data`` is an array of samples of any rank (key ``"data"``) or a dict of arrays;
+    empty, non-numeric or unequal-length arrays are refused with the array named.
     """
-    import pyarrow as pa
-    import ray.data
-    from ray.data.extensions import ArrowTensorArray
-
     if isinstance(data, Mapping):
         if not data:
             raise InvalidDataError("The training data is an empty dict: give at least one array.")
@@ -695,7 +709,25 @@ def dataset_from_arrays(data: Any) -> Any:
     lengths = {key: len(a) for key, a in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise InvalidDataError(f"The arrays of the training data must have one length (one entry per sample). Got {lengths}.")
-    n = next(iter(lengths.values()))
+    return arrays
+
+
+def dataset_from_arrays(data: Any) -> Any:
+    """In-memory training data as a Ray Dataset that the workers split: one column per array.
+
+    ``data`` is an array of samples of any rank (column ``"data"``) or a dict of
+    equal-length arrays (a column each). Arrays of rank 2 and more become tensor
+    columns of their per-sample shape (``ArrowTensorArray``), so that a worker reads
+    back arrays of the shape and dtype given; the dtypes must be numeric or bool.
+    Blocks hold at most 4,096 samples and about 64 MiB, so that samples spread
+    evenly over the workers' shards and an image or waveform data set is not one block.
+    """
+    import pyarrow as pa
+    import ray.data
+    from ray.data.extensions import ArrowTensorArray
+
+    arrays = training_arrays(data)
+    n = len(next(iter(arrays.values())))
     sample_bytes = sum(a.itemsize * int(np.prod(a.shape[1:], dtype=np.int64)) for a in arrays.values())
     rows = max(1, min(BLOCK_ROWS, BLOCK_BYTES // max(sample_bytes, 1)))
     bounds = np.linspace(0, n, max(1, n // rows) + 1).astype(np.int64)
