@@ -46,6 +46,27 @@ def dp_optimizer(
     )
 
 
+def worker_noise_seed(noise_seed: int) -> int:
+    """The seed of this worker's DP noise: the config's ``noise_seed`` mixed with the worker's torch seed."""
+    return int(np.random.SeedSequence([noise_seed, torch.initial_seed() % 2**32]).generate_state(1)[0])
+
+
+def private_module(
+    module: torch.nn.Module, optimizer: torch.optim.Optimizer, *, noise_multiplier: float, max_grad_norm: float, noise_seed: int
+) -> tuple[Any, Any]:
+    """``module`` with per-sample gradients (Opacus' ``GradSampleModule``) and its DP optimiser.
+
+    The module is the bare network, not the loop's DDP wrapper, which is never run forward:
+    the DP optimiser all-reduces the noised sums itself. The expected batch size is set per
+    step by the model (Poisson batches vary).
+    """
+    from opacus import GradSampleModule
+
+    dp = dp_optimizer(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm, expected_batch_size=1,
+                      seed=worker_noise_seed(noise_seed))
+    return GradSampleModule(module, loss_reduction="mean"), dp
+
+
 def private_step(optimizer: Any, public_grads: Sequence[torch.Tensor | None] | None = None) -> None:
     """Clip, noise (and all-reduce) the per-sample gradients in ``p.grad_sample``, add the public part, step.
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from engine.core.contract import BatchSampler
 from engine.core.params import Float, Int, invalid_parameter, param
-from engine.privacy.dp_sgd import Frequencies, PoissonBatches, dp_optimizer, empty_grad_samples, private_step
+from engine.privacy.dp_sgd import Frequencies, PoissonBatches, empty_grad_samples, private_module, private_step
 from engine.privacy.errors import PrivacyBudgetError
 from engine.tabular.models.ctgan import CTGAN, CTGANConfig
 from engine.tabular.transforms.layout import EncodedLayout
@@ -83,16 +83,11 @@ class DPCTGAN(CTGAN):
 
     # ------------------------------------------------------------ training
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        from opacus import GradSampleModule
-
         c = self.config
         opts = super().configure_optimizers()
-        # Per-row gradients on the bare critic: the loop's DDP wrapper is never run forward, and the
-        # DP optimiser all-reduces the noised sums itself.
-        self._gsm = GradSampleModule(self.unwrapped("discriminator"), loss_reduction="mean")
-        seed = int(np.random.SeedSequence([c.noise_seed, torch.initial_seed() % 2**32]).generate_state(1)[0])
-        opts["discriminator"] = dp_optimizer(
-            opts["discriminator"], noise_multiplier=c.noise_multiplier, max_grad_norm=c.max_grad_norm, expected_batch_size=1, seed=seed
+        self._gsm, opts["discriminator"] = private_module(
+            self.unwrapped("discriminator"), opts["discriminator"], noise_multiplier=c.noise_multiplier,
+            max_grad_norm=c.max_grad_norm, noise_seed=c.noise_seed,
         )
         return opts
 

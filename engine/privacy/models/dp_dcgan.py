@@ -43,7 +43,7 @@ from engine.core.contract import BatchSampler
 from engine.core.params import Choice, Float, Int, Refused, Rule, invalid_parameter, param
 from engine.images.models.dcgan import DCGANConfig, DCGANModel
 from engine.images.transforms import ImageLayout
-from engine.privacy.dp_sgd import PoissonBatches, dp_optimizer, private_step
+from engine.privacy.dp_sgd import PoissonBatches, private_module, private_step
 from engine.privacy.errors import PrivacyBudgetError
 
 
@@ -110,16 +110,11 @@ class DPDCGAN(DCGANModel):
 
     # ------------------------------------------------------------ training
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        from opacus import GradSampleModule
-
         c = self.config
         opts = super().configure_optimizers()
-        # Per-image gradients on the bare discriminator: the loop's DDP wrapper is never run forward,
-        # and the DP optimiser all-reduces the noised sums itself.
-        self._gsm = GradSampleModule(self.unwrapped("discriminator"), loss_reduction="mean")
-        seed = int(np.random.SeedSequence([c.noise_seed, torch.initial_seed() % 2**32]).generate_state(1)[0])
-        opts["discriminator"] = dp_optimizer(
-            opts["discriminator"], noise_multiplier=c.noise_multiplier, max_grad_norm=c.max_grad_norm, expected_batch_size=1, seed=seed
+        self._gsm, opts["discriminator"] = private_module(
+            self.unwrapped("discriminator"), opts["discriminator"], noise_multiplier=c.noise_multiplier,
+            max_grad_norm=c.max_grad_norm, noise_seed=c.noise_seed,
         )
         return opts
 

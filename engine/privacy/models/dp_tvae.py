@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from engine.core.contract import BatchSampler
 from engine.core.params import Dims, Float, Int, ModelConfig, param
-from engine.privacy.dp_sgd import PoissonBatches, dp_optimizer, empty_grad_samples, private_step
+from engine.privacy.dp_sgd import PoissonBatches, dp_optimizer, empty_grad_samples, private_step, worker_noise_seed
 from engine.privacy.errors import PrivacyBudgetError
 from engine.tabular.models.base import GENERATION_CHUNK_ROWS, TabularTorchModel
 from engine.tabular.models.tvae import Decoder, Encoder
@@ -76,9 +76,9 @@ class DPTVAE(TabularTorchModel):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         params = list(self.unwrapped("encoder").parameters()) + list(self.unwrapped("decoder").parameters())
-        seed = int(np.random.SeedSequence([c.noise_seed, torch.initial_seed() % 2**32]).generate_state(1)[0])
         opt = torch.optim.Adam(params, lr=c.lr)
-        return {"vae": dp_optimizer(opt, noise_multiplier=c.noise_multiplier, max_grad_norm=c.max_grad_norm, expected_batch_size=1, seed=seed)}
+        return {"vae": dp_optimizer(opt, noise_multiplier=c.noise_multiplier, max_grad_norm=c.max_grad_norm, expected_batch_size=1,
+                                    seed=worker_noise_seed(c.noise_seed))}
 
     def batch_sampler(self, data: np.ndarray, batch_size: int, rng: np.random.Generator) -> BatchSampler:
         sampler = PoissonBatches(data, self.config.sample_rate, rng)
