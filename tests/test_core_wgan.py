@@ -25,9 +25,9 @@ def test_penalty_and_wasserstein_of_a_linear_critic(shape):
     w = torch.full(shape[1:], 0.5)
     loss, wasserstein, penalty = wgan_gp_critic_loss(Linear(w), real, fake, None, 10.0, torch.Generator().manual_seed(1))
     expected_w = (real.reshape(6, -1) @ w.reshape(-1)).mean() - (fake.reshape(6, -1) @ w.reshape(-1)).mean()
-    assert float(penalty) == pytest.approx(10.0 * (float(w.norm()) - 1) ** 2, rel=1e-5)
-    assert float(wasserstein) == pytest.approx(float(expected_w), rel=1e-5)
-    assert float(loss) == pytest.approx(float(penalty - wasserstein), rel=1e-5)
+    assert float(penalty.detach()) == pytest.approx(10.0 * (float(w.norm()) - 1) ** 2, rel=1e-5)
+    assert float(wasserstein.detach()) == pytest.approx(float(expected_w), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float((penalty - wasserstein).detach()), rel=1e-5)
 
 
 def test_labels_reach_the_critic_and_the_penalty_is_differentiable():
@@ -36,6 +36,6 @@ def test_labels_reach_the_critic_and_the_penalty_is_differentiable():
     labels = torch.tensor([0, 1, 0, 1])
     critic = lambda x, y: (x * w).sum(1) + y.float()  # noqa: E731
     loss, wasserstein, penalty = wgan_gp_critic_loss(critic, real, fake, labels, 10.0, torch.Generator().manual_seed(0))
-    assert float(wasserstein) == pytest.approx(5.0) and float(penalty) == pytest.approx(40.0)
+    assert float(wasserstein.detach()) == pytest.approx(5.0) and float(penalty.detach()) == pytest.approx(40.0)
     loss.backward()  # d/dw [-(sum w) + 10 (|w| - 1)^2] = -1 + 20 (|w| - 1) w / |w|
     assert torch.allclose(w.grad, -1 + 20 * 2 * w.detach() / 3)
