@@ -15,7 +15,7 @@ benchmarks, and stated in every report.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,34 @@ def dp_optimizer(
         loss_reduction="mean",
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+class PrivateSteps:
+    """Mixin of the DP models: counts the private steps, refuses one beyond the budget, and keeps
+    the front door's privacy account; both are checkpointed (a resumed run keeps counting) and saved."""
+
+    private_steps: int = 0
+    privacy_: dict[str, Any]
+
+    def start_private_steps(self) -> None:
+        self.private_steps = 0
+        self.privacy_ = {}  # the front door's account of the budget, saved with the model
+
+    def check_private_step(self, model: str, step: str = "step") -> None:
+        """Refuse the next private ``step`` when ``config.max_private_steps`` (0: no limit) are taken."""
+        from engine.privacy.errors import PrivacyBudgetError
+
+        limit = self.config.max_private_steps  # type: ignore[attr-defined]
+        if limit and self.private_steps >= limit:
+            raise PrivacyBudgetError(f"{model} refused {step} {self.private_steps + 1}: the budget affords {limit}.")
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "private_steps": self.private_steps, "privacy": self.privacy_}  # type: ignore[misc]
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        super().load_extra_state(state)  # type: ignore[misc]
+        self.private_steps = int(state.get("private_steps", 0))
+        self.privacy_ = dict(state.get("privacy") or {})
 
 
 def worker_noise_seed(noise_seed: int) -> int:

@@ -36,8 +36,7 @@ import torch.nn.functional as F
 
 from engine.core.contract import BatchSampler
 from engine.core.params import Float, Int, invalid_parameter, param
-from engine.privacy.dp_sgd import Frequencies, PoissonBatches, empty_grad_samples, private_module, private_step
-from engine.privacy.errors import PrivacyBudgetError
+from engine.privacy.dp_sgd import Frequencies, PoissonBatches, PrivateSteps, empty_grad_samples, private_module, private_step
 from engine.tabular.models.ctgan import CTGAN, CTGANConfig
 from engine.tabular.transforms.layout import EncodedLayout
 
@@ -57,7 +56,7 @@ class DPCTGANConfig(CTGANConfig):
     noise_seed: int = param(0, Int(min=0), "seed of the Gaussian noise")
 
 
-class DPCTGAN(CTGAN):
+class DPCTGAN(PrivateSteps, CTGAN):
     """CTGAN with a differentially private critic (see the module docstring)."""
 
     name: ClassVar[str] = "dp_ctgan"
@@ -77,8 +76,7 @@ class DPCTGAN(CTGAN):
             ):
                 raise invalid_parameter("DPCTGAN", "category_frequencies", f"one list per discrete column of widths {self.cond.widths.tolist()}", "lists of other widths")
             self.cond.frequencies = [np.asarray(f, dtype=np.float64) / max(sum(f), 1e-12) for f in config.category_frequencies]
-        self.private_steps = 0
-        self.privacy_: dict[str, Any] = {}  # the front door's account of the budget, saved with the model
+        self.start_private_steps()
         self._gsm: Any = None
 
     # ------------------------------------------------------------ training
@@ -122,8 +120,7 @@ class DPCTGAN(CTGAN):
         self, batch: Mapping[str, torch.Tensor], optimizers: Mapping[str, torch.optim.Optimizer], generator: torch.Generator
     ) -> dict[str, float]:
         c = self.config
-        if c.max_private_steps and self.private_steps >= c.max_private_steps:
-            raise PrivacyBudgetError(f"DP-CTGAN refused critic step {self.private_steps + 1}: the budget affords {c.max_private_steps}.")
+        self.check_private_step("DP-CTGAN", "critic step")
         g_net, bare_g, bare_d = self.nets["generator"], self.unwrapped("generator"), self.unwrapped("discriminator")
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         opt_d.expected_batch_size = max(int(round(self._expected)), 1)
@@ -177,12 +174,3 @@ class DPCTGAN(CTGAN):
             "loss_condition": float(cond_loss.detach()),
             "batch_rows": float(len(real)),
         }
-
-    # ---------------------------------------------------------------- state
-    def extra_state(self) -> dict[str, Any]:
-        return {**super().extra_state(), "private_steps": self.private_steps, "privacy": self.privacy_}
-
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        super().load_extra_state(state)
-        self.private_steps = int(state.get("private_steps", 0))
-        self.privacy_ = dict(state.get("privacy") or {})

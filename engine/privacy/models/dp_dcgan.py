@@ -43,8 +43,7 @@ from engine.core.contract import BatchSampler
 from engine.core.params import Choice, Float, Int, Refused, Rule, invalid_parameter, param
 from engine.images.models.dcgan import DCGANConfig, DCGANModel
 from engine.images.transforms import ImageLayout
-from engine.privacy.dp_sgd import PoissonBatches, private_module, private_step
-from engine.privacy.errors import PrivacyBudgetError
+from engine.privacy.dp_sgd import PoissonBatches, PrivateSteps, private_module, private_step
 
 
 class Shares(Rule):
@@ -84,7 +83,7 @@ class DPDCGANConfig(DCGANConfig):
     noise_seed: int = param(0, Int(min=0), "seed of the Gaussian noise")
 
 
-class DPDCGAN(DCGANModel):
+class DPDCGAN(PrivateSteps, DCGANModel):
     """The DCGAN with a differentially private discriminator (see the module docstring)."""
 
     name: ClassVar[str] = "dp_dcgan"
@@ -102,8 +101,7 @@ class DPDCGAN(DCGANModel):
         if len(freqs) and len(freqs) != k:
             raise invalid_parameter("DPDCGAN", "class_frequencies", f"one number per class ({k})", f"{len(freqs)} numbers")
         self.class_p = (freqs / freqs.sum() if len(freqs) and freqs.sum() > 0 else np.full(k, 1.0 / max(k, 1))) if k else None
-        self.private_steps = 0
-        self.privacy_: dict[str, Any] = {}  # the front door's account of the budget, saved with the model
+        self.start_private_steps()
         self._gsm: Any = None
         self._expected = 1.0
         self._fake_images = 1
@@ -138,8 +136,7 @@ class DPDCGAN(DCGANModel):
         self, batch: Mapping[str, torch.Tensor], optimizers: Mapping[str, torch.optim.Optimizer], generator: torch.Generator
     ) -> dict[str, float]:
         c, lay = self.config, self.layout
-        if c.max_private_steps and self.private_steps >= c.max_private_steps:
-            raise PrivacyBudgetError(f"DP-DCGAN refused discriminator step {self.private_steps + 1}: the budget affords {c.max_private_steps}.")
+        self.check_private_step("DP-DCGAN", "discriminator step")
         g_net, bare_g, bare_d = self.nets["generator"], self.unwrapped("generator"), self.unwrapped("discriminator")
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         rows = batch["real"]  # (B, C*H*W + 1): pixels in [-1, 1], then the class index
@@ -188,12 +185,3 @@ class DPDCGAN(DCGANModel):
             "loss_g": float(loss_g.detach()),
             "batch_images": float(len(real)),
         }
-
-    # ---------------------------------------------------------------- state
-    def extra_state(self) -> dict[str, Any]:
-        return {**super().extra_state(), "private_steps": self.private_steps, "privacy": self.privacy_}
-
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        super().load_extra_state(state)
-        self.private_steps = int(state.get("private_steps", 0))
-        self.privacy_ = dict(state.get("privacy") or {})

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 
 from engine.core.contract import BatchSampler
 from engine.core.params import Dims, Float, Int, ModelConfig, param
-from engine.privacy.dp_sgd import PoissonBatches, dp_optimizer, empty_grad_samples, private_step, worker_noise_seed
-from engine.privacy.errors import PrivacyBudgetError
+from engine.privacy.dp_sgd import PoissonBatches, PrivateSteps, dp_optimizer, empty_grad_samples, private_step, worker_noise_seed
 from engine.tabular.models.base import GENERATION_CHUNK_ROWS, TabularTorchModel
 from engine.tabular.models.tvae import Decoder, Encoder
 from engine.tabular.transforms.layout import EncodedLayout
@@ -49,7 +48,7 @@ class DPTVAEConfig(ModelConfig):
     noise_seed: int = param(0, Int(min=0), "seed of the Gaussian noise")
 
 
-class DPTVAE(TabularTorchModel):
+class DPTVAE(PrivateSteps, TabularTorchModel):
     """Tabular VAE trained with DP-SGD on encoder and decoder; conditions are met by rejection."""
 
     name: ClassVar[str] = "dp_tvae"
@@ -66,8 +65,7 @@ class DPTVAE(TabularTorchModel):
         super().__init__(config, layout)
         self.nets["encoder"] = Encoder(layout.dim, config.compress_dims, config.embedding_dim)
         self.nets["decoder"] = Decoder(config.embedding_dim, config.decompress_dims, layout.dim)
-        self.private_steps = 0
-        self.privacy_: dict[str, Any] = {}
+        self.start_private_steps()
         self._expected = 1.0
         tanh = [s for s in layout.spans if s.activation == "tanh"]
         self._tanh_idx = torch.tensor([s.start for s in tanh], dtype=torch.long)
@@ -105,8 +103,7 @@ class DPTVAE(TabularTorchModel):
         self, batch: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer], generator: torch.Generator
     ) -> dict[str, float]:
         c = self.config
-        if c.max_private_steps and self.private_steps >= c.max_private_steps:
-            raise PrivacyBudgetError(f"DP-TVAE refused step {self.private_steps + 1}: the budget affords {c.max_private_steps}.")
+        self.check_private_step("DP-TVAE", "step")
         opt = optimizers["vae"]
         opt.expected_batch_size = max(int(round(self._expected)), 1)
         named = {f"encoder.{k}": v for k, v in self.unwrapped("encoder").named_parameters()}
@@ -156,9 +153,3 @@ class DPTVAE(TabularTorchModel):
         dec.train(was_training)
         return out.T
 
-    def extra_state(self) -> dict[str, Any]:
-        return {"private_steps": self.private_steps, "privacy": self.privacy_}
-
-    def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        self.private_steps = int(state.get("private_steps", 0))
-        self.privacy_ = dict(state.get("privacy") or {})
