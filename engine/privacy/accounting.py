@@ -119,6 +119,35 @@ class TrainingPlan:
             noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate, steps=self.steps, delta=self.delta, accountant=self.accountant
         )
 
+    def model_config(self, noise_seed: int) -> dict[str, Any]:
+        """The DP-SGD fields of a DP model's config (noise, clipping, sampling rate, the step cap)."""
+        return {"noise_multiplier": self.noise_multiplier, "max_grad_norm": self.max_grad_norm, "sample_rate": self.sample_rate,
+                "max_private_steps": self.steps, "noise_seed": noise_seed}
+
+    def spend(self, ledger: PrivacyLedger, steps_done: int, what: str) -> float:
+        """Record on ``ledger`` the epsilon of the ``steps_done`` steps actually taken (with this plan's delta); return it."""
+        eps = epsilon_spent(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate, steps=steps_done, delta=self.delta,
+                            accountant=self.accountant)
+        ledger.spend(f"{what} ({steps_done} steps, {self.accountant.upper()} accountant)", eps, self.delta)
+        return eps
+
+
+def plan_epochs(
+    ledger: PrivacyLedger, *, rows: int, epochs: int, expected_batch_size: float, max_grad_norm: float, accountant: str = "rdp",
+    noise_multiplier: float | None = None,
+) -> TrainingPlan:
+    """:func:`plan_training` for ``epochs`` passes over ``rows`` rows in Poisson batches of ``expected_batch_size``
+    on average, with what is left on ``ledger``."""
+    from engine.core.errors import InvalidOptionError
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise InvalidOptionError(f"The 'epochs' parameter of DPSynthesizer.fit must be an integer >= 1. Got {epochs!r} instead.")
+    sample_rate = min(1.0, expected_batch_size / rows)
+    return plan_training(
+        epsilon=ledger.epsilon_left, delta=ledger.delta_left, sample_rate=sample_rate, steps=max(1, int(round(epochs / sample_rate))),
+        max_grad_norm=max_grad_norm, accountant=accountant, noise_multiplier=noise_multiplier,
+    )
+
 
 def plan_training(
     *,

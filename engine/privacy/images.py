@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.core.errors import InvalidDataError, InvalidOptionError
-from engine.privacy.accounting import PrivacyLedger, check_budget, epsilon_spent, plan_training
+from engine.core.errors import InvalidDataError
+from engine.privacy.accounting import PrivacyLedger, check_budget, plan_epochs
 from engine.privacy.errors import PrivacyBudgetError
 from engine.privacy.preprocessing import laplace, private_categories
 
@@ -110,21 +110,11 @@ def fit_private_images(
         raise InvalidDataError("No image is left to train on: none has a class that was released.")
     pre.fit(image_set)
 
-    sample_rate = min(1.0, dp.expected_batch_size / n)  # n, not the kept images: the accountant's unit is the input
-    epochs = DEFAULT_EPOCHS[dp.model] if epochs is None else epochs
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise InvalidOptionError(f"The 'epochs' parameter of DPSynthesizer.fit must be an integer >= 1. Got {epochs!r} instead.")
-    steps = max(1, int(round(epochs / sample_rate)))
-    delta_train = ledger.delta_left
-    plan = plan_training(
-        epsilon=ledger.epsilon_left, delta=delta_train, sample_rate=sample_rate, steps=steps,
+    plan = plan_epochs(  # rows = n, not the kept images: the accountant's unit is the input
+        ledger, rows=n, epochs=DEFAULT_EPOCHS[dp.model] if epochs is None else epochs, expected_batch_size=dp.expected_batch_size,
         max_grad_norm=dp.max_grad_norm, accountant=dp.accountant, noise_multiplier=dp.noise_multiplier,
     )
-    model_config = {
-        **dp.model_config, "noise_multiplier": plan.noise_multiplier, "max_grad_norm": plan.max_grad_norm,
-        "sample_rate": sample_rate, "max_private_steps": plan.steps, "noise_seed": seed,
-        "class_frequencies": [] if freqs is None else freqs.tolist(),
-    }
+    model_config = {**dp.model_config, **plan.model_config(seed), "class_frequencies": [] if freqs is None else freqs.tolist()}
     synth = ImageSynthesizer(
         dp.model, image_size=dp.image_size, channels=dp.channels, model_config=model_config,
         num_workers=dp.num_workers, show_progress=show_progress,
@@ -135,14 +125,13 @@ def fit_private_images(
         seed=seed, show_progress=show_progress, max_steps=plan.steps, checkpoint_every=10**6,
     )
     steps_done = int(model.private_steps)
-    eps_train = epsilon_spent(noise_multiplier=plan.noise_multiplier, sample_rate=sample_rate, steps=steps_done, delta=delta_train, accountant=dp.accountant)
-    ledger.spend(f"DP-SGD training of the discriminator ({steps_done} steps, {dp.accountant.upper()} accountant)", eps_train, delta_train)
+    eps_train = plan.spend(ledger, steps_done, "DP-SGD training of the discriminator")
     info: dict[str, Any] = {
         "model": dp.model, "epsilon": dp.epsilon, "delta": dp.delta, "num_images": n,
         "mechanism": "DP-SGD (Opacus) on the discriminator, Poisson sampling; the generator is post-processing",
         "accountant": dp.accountant, "noise_multiplier": plan.noise_multiplier, "max_grad_norm": plan.max_grad_norm,
-        "sample_rate": sample_rate, "steps": steps_done, "steps_requested": plan.steps_requested,
-        "epsilon_training": eps_train, "delta_training": delta_train, "num_workers": dp.num_workers,
+        "sample_rate": plan.sample_rate, "steps": steps_done, "steps_requested": plan.steps_requested,
+        "epsilon_training": eps_train, "delta_training": plan.delta, "num_workers": dp.num_workers,
         "discriminator_norm": "GroupNorm(1, C) (per-image LayerNorm; no BatchNorm)", "loss": "non-saturating GAN loss",
         "classes": releases[0]["classes"] if releases else "none (unconditional)",
         "noise_placement": "once per step on rank 0 over all workers (Opacus DistributedDPOptimizer)",

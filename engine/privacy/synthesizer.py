@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from engine.core.errors import InvalidOptionError, NotFittedError
-from engine.privacy.accounting import PrivacyLedger, check_accountant, check_budget, epsilon_spent, plan_training
+from engine.privacy.accounting import PrivacyLedger, check_accountant, check_budget, plan_epochs
 from engine.privacy.images import IMAGE_MODELS, fit_private_images
 from engine.privacy.preprocessing import PrivateTabularEncoder, noisy_category_frequencies
 
@@ -205,19 +205,12 @@ class DPSynthesizer:
             eps_counts = min(self.counts_fraction * self.epsilon, ledger.epsilon_left)
             freqs = noisy_category_frequencies(encoded, encoder, eps_counts, rng)
             ledger.spend("category counts for the conditional vector", eps_counts)
-        sample_rate = min(1.0, self.expected_batch_size / n)
-        epochs = DEFAULT_EPOCHS[self.model] if epochs is None else epochs
-        if not isinstance(epochs, int) or epochs < 1:
-            raise InvalidOptionError(f"The 'epochs' parameter of DPSynthesizer.fit must be an integer >= 1. Got {epochs!r} instead.")
-        steps = max(1, int(round(epochs / sample_rate)))
-        delta_train = ledger.delta_left
-        plan = plan_training(
-            epsilon=ledger.epsilon_left, delta=delta_train, sample_rate=sample_rate, steps=steps,
+        plan = plan_epochs(
+            ledger, rows=n, epochs=DEFAULT_EPOCHS[self.model] if epochs is None else epochs, expected_batch_size=self.expected_batch_size,
             max_grad_norm=self.max_grad_norm, accountant=self.accountant, noise_multiplier=self.noise_multiplier,
         )
         model_config = {
-            **self.model_config, "noise_multiplier": plan.noise_multiplier, "max_grad_norm": plan.max_grad_norm,
-            "sample_rate": sample_rate, "max_private_steps": plan.steps, "noise_seed": seed,
+            **self.model_config, **plan.model_config(seed),
             **({"category_frequencies": freqs} if self.model == "dp_ctgan" else {}),
         }
         synth = TabularSynthesizer(self.model, model_config=model_config, num_workers=self.num_workers)
@@ -242,16 +235,15 @@ class DPSynthesizer:
         synth.history_ = list(result.history)
         self.train_result_ = result
         steps_done = int(model.private_steps)
-        eps_train = epsilon_spent(noise_multiplier=plan.noise_multiplier, sample_rate=sample_rate, steps=steps_done, delta=delta_train, accountant=self.accountant)
-        ledger.spend(f"DP-SGD training ({steps_done} steps, {self.accountant.upper()} accountant)", eps_train, delta_train)
+        eps_train = plan.spend(ledger, steps_done, "DP-SGD training")
         synth._source = TorchRowSource(model, encoder, schema, synth.sampling_precision)
         synth.schema_, synth.constraints_ = schema, []
         self.synthesizer_ = synth
         info.update({
             "mechanism": "DP-SGD (Opacus), Poisson sampling", "accountant": self.accountant,
-            "noise_multiplier": plan.noise_multiplier, "max_grad_norm": plan.max_grad_norm, "sample_rate": sample_rate,
+            "noise_multiplier": plan.noise_multiplier, "max_grad_norm": plan.max_grad_norm, "sample_rate": plan.sample_rate,
             "steps": steps_done, "steps_requested": plan.steps_requested, "epsilon_training": eps_train,
-            "delta_training": delta_train, "num_workers": self.num_workers,
+            "delta_training": plan.delta, "num_workers": self.num_workers,
             "noise_placement": "once per step on rank 0 over all workers (Opacus DistributedDPOptimizer)",
             "secure_rng": False,
         })
