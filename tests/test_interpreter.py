@@ -104,6 +104,20 @@ def test_corrections_are_noted():
     assert interpret("100 rows where age > 3", SCHEMA).notes == []
 
 
+INCOME = {"columns": {"income": {"kind": "categorical", "values": [" <=50K", " >50K"]}, "age": {"kind": "integer"}}}
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("2000 rows, a fifth of them with income >50K", {"num_rows": 2000, "mixture": {"income": {" >50K": 0.2, " <=50K": 0.8}}}),
+    ("100 rows where income <= 50k and age > 30", {"num_rows": 100, "conditions": {"income": " <=50K", "age": {">": 30}}}),
+])
+def test_a_label_that_reads_as_a_comparison_is_the_label(prompt, expected):
+    """Adult's income labels '>50K' and '<=50K' were refused as comparisons on a column of categories."""
+    assert interpret(prompt, INCOME).request == expected
+    with pytest.raises(InterpretError, match="holds categories"):  # a comparison that spells no label still is one
+        interpret("100 rows where income > 40K", INCOME)
+
+
 REFUSALS = [
     ("100 rows where colour is red", ["'colour'", "'age'", "'tier'"]),
     ("100 rows where tier is platinum", ["'platinum'", "'basic', 'gold', 'premium'"]),

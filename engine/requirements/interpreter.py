@@ -244,10 +244,25 @@ class _Resolver:
         column = self.subject(node.children[0])
         op, value_node = node.children[1], node.children[2]
         kind = op.children[0].data if op.data == "op" else op.data
-        if kind == "op_eq":
+        label = self.label_written_as_comparison(column, op, value_node)
+        if label is not _MISSING:
+            self.set_condition(column, label, _quote(self.text, node))
+        elif kind == "op_eq":
             self.set_condition(column, self.value_for(column, value_node), _quote(self.text, node))
         else:
             self.add_range(column, {_OPS[kind]: self.number_for(column, value_node)}, node)
+
+    def label_written_as_comparison(self, column: ColumnInfo, op: Tree, value_node: Tree) -> Any:
+        """The category whose label the comparison spells out ("income >50K" when '>50K' is a label), or _MISSING.
+
+        Labels such as Adult's '>50K' and '<=50K' read as comparisons, which never apply to a column
+        of categories; the words as written, spaces aside, are then matched against the labels.
+        """
+        if column.numeric or not column.values or op.meta.empty or value_node.meta.empty:
+            return _MISSING
+        written = "".join(self.text[op.meta.start_pos:value_node.meta.end_pos].split()).lower()
+        hits = [v for v in column.values if "".join(str(v).split()).lower() == written]
+        return hits[0] if len(hits) == 1 else _MISSING
 
     def clause_range(self, node: Tree) -> None:
         column = self.subject(node.children[0])
@@ -301,12 +316,14 @@ class _Resolver:
         if body.data == "compare":
             column = self.subject(body.children[0])
             op = body.children[1]
-            if op.children[0].data != "op_eq":
-                raise InterpretError(
-                    f"A share can only be given of a column's value ('20% with fraud = 1', 'a fifth of them female'); "
-                    f"{_quote(self.text, node)!r} gives it of a range. Give a range as a condition on every row instead."
-                )
-            label = self.value_for(column, body.children[2])
+            label = self.label_written_as_comparison(column, op, body.children[2])
+            if label is _MISSING:
+                if op.children[0].data != "op_eq":
+                    raise InterpretError(
+                        f"A share can only be given of a column's value ('20% with fraud = 1', 'a fifth of them female'); "
+                        f"{_quote(self.text, node)!r} gives it of a range. Give a range as a condition on every row instead."
+                    )
+                label = self.value_for(column, body.children[2])
         else:
             column, label = self.bare_value(body.children[-1], negate=body.data == "negated")
             if isinstance(label, _Excluded):
