@@ -67,15 +67,13 @@ def served(ray_session, adult_small, tmp_path_factory):
     TabularSynthesizer("ctgan").fit(adult_small, epochs=1, batch_size=500, show_progress=False).save(store / "adult-ctgan")
     with np.load(SHARED_DATA / "images" / "mnist.npz") as z:
         digits, digit_labels = z["x_train"][:128], z["y_train"][:128]
-    DCGAN(latent_dim=8, generator_width=8, discriminator_width=8, show_progress=False).train(
-        digits, labels=digit_labels, epochs=1, batch_size=32
-    ).save(store / "digits")
+    _untrained_digits(store / "digits", digits, digit_labels)
     _untrained_clips(store / "clips")
     _untrained_series(store / "devices")
     register_modality(TONE_MODALITY)  # this process saves one; the replicas register it from the app's 'modalities'
     ToneSynthesizer().fit({"low": 220.0, "high": 880.0}).save(store / "tones")
     register_modality(TOY)  # the toy sequence modality of tests/test_modality_plugin.py, trained by the loop
-    ToySequenceSynthesizer().fit(np.random.default_rng(0).normal(size=(64, 5, 2)), epochs=1).save(store / "sequences")
+    _untrained_toy_sequences(store / "sequences")
     shutil.copytree(store / "adult-gc", store / "broken")
     (store / "broken" / "weights.safetensors").write_bytes(b"not safetensors at all")
     # In the store from the start, so that the ingress lists it without waiting for a listing refresh.
@@ -132,6 +130,30 @@ def _untrained_series(path) -> None:
                                   time_column="timestamp", static_columns=["site"])
     encoder = SequenceEncoder(entity_column="device", time_column="timestamp", static_columns=["site"]).fit(_panel())
     synth._encoder, synth._model = encoder, synth.model_class()(synth._config_object(), encoder.layout)
+    synth.save(path)
+
+
+def _untrained_digits(path, digits: np.ndarray, labels: np.ndarray) -> None:
+    """A class-conditional DCGAN saved as initialised (no training run): the Serve path is tested, not the drawing."""
+    from engine.images.transforms import ImagePreprocessor
+
+    synth = DCGAN(latent_dim=8, generator_width=8, discriminator_width=8)
+    pre = ImagePreprocessor(synth.image_size, synth.channels)
+    image_set = pre.prepare(digits, labels)
+    pre.fit(image_set)
+    synth._preprocessor, synth._model = pre, synth.model_class()(synth._config_object(), pre.layout)
+    synth.class_frequencies_ = np.bincount(image_set.labels, minlength=pre.layout.num_classes) / len(image_set.labels)
+    synth.save(path)
+
+
+def _untrained_toy_sequences(path) -> None:
+    """The toy sequence modality's model saved as initialised (its training by the loop is tested in its own file)."""
+    from tests.toy_modality import SequenceLayout, SequenceScaler
+
+    x = np.random.default_rng(0).normal(size=(64, 5, 2))
+    synth = ToySequenceSynthesizer()
+    synth._scaler = SequenceScaler().fit(x)
+    synth._model = synth.model_class()(synth._config_object(), SequenceLayout(steps=5, channels=2))
     synth.save(path)
 
 
