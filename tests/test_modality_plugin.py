@@ -105,15 +105,20 @@ def test_sharded_sampling_of_the_toy_model_is_exact_and_independent_of_the_pool(
     assert sorted(a["sequence_id"].unique()) == list(range(25))  # ids unique across shards
 
 
-def _synth_cli(*args: str) -> subprocess.CompletedProcess:
+def _synth_cli(*args: str, ray_address: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "SYNTH_MODALITIES": TOY_REFERENCE, "PYTHONPATH": str(REPO)}
+    if ray_address:
+        env["RAY_ADDRESS"] = ray_address  # as inside `ray job submit`: the command joins a running Ray
     return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_cli_fits_samples_and_describes_the_toy_modality(tmp_path):
+def test_cli_fits_samples_and_describes_the_toy_modality(tmp_path, ray_session):
     data = tmp_path / "sequences.npy"
     np.save(data, _sequences(n=128))
-    fit = _synth_cli("fit", str(data), "--model", "toy_gaussian", "--epochs", "2", "--batch-size", "32", "--out", str(tmp_path / "m"))
+    # The session's Ray, joined through RAY_ADDRESS, saves starting a second one (a fresh start's
+    # console is tested in tests/test_cli.py).
+    address = ray_session.get_runtime_context().gcs_address
+    fit = _synth_cli("fit", str(data), "--model", "toy_gaussian", "--epochs", "2", "--batch-size", "32", "--out", str(tmp_path / "m"), ray_address=address)
     assert fit.returncode == 0, fit.stderr[-2000:]
     sample = _synth_cli("sample", str(tmp_path / "m"), "--rows", "7", "--seed", "1", "--out", str(tmp_path / "s.parquet"))
     assert sample.returncode == 0, sample.stderr[-2000:]
