@@ -11,9 +11,10 @@ The diffusion step and the sequence's static attributes are embedded and added t
 every position; padding steps are hidden from attention by a key padding mask and
 stay at zero.
 
-Sampling runs DDIM (Song et al. 2021, eta = 0) over ``sampling_steps`` evenly spaced
-steps of the ``timesteps``-step cosine schedule (Nichol & Dhariwal 2021): few
-deterministic steps given the initial noise drawn from the seeded generator.
+Sampling runs DDIM (Song et al. 2021) over ``sampling_steps`` evenly spaced steps of
+the ``timesteps``-step cosine schedule (Nichol & Dhariwal 2021): deterministic steps
+given the initial noise with ``sampling_eta = 0``, fresh noise at every step (ancestral,
+as DDPM) with 1; all noise comes from the seeded generator.
 
 Only the maths lives here; the training loop owns epochs, devices and DDP.
 """
@@ -49,6 +50,7 @@ class DiffusionTSConfig(ModelConfig):
     weight_decay: float = param(0.0, Float(ge=0), "AdamW weight decay")
     max_grad_norm: float = param(1.0, Float(ge=0), "gradient-norm clip; 0 turns it off")
     sample_batch_size: int = param(256, Int(min=1), "sequences denoised together while generating")
+    sampling_eta: float = param(0.0, Float(ge=0, le=1), "DDIM's eta: 0 deterministic steps, 1 ancestral (DDPM-like) noise")
     loss: str = param("l2", Choice("l1", "l2"), "error on the predicted clean sequence (Diffusion-TS: l1)")
     fourier_weight: float | None = param(
         None, OrNone(Float(ge=0)),
@@ -199,6 +201,11 @@ class SequenceDiffusionModel(TorchSynthModel):
                 a_t = ab[t]
                 eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
                 a_prev = ab[steps[i + 1]] if i + 1 < len(steps) else torch.tensor(1.0, device=device)
-                x = (a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps) * mask[:, :, None]
+                # DDIM's sigma (Song et al. 2021, eq. 16): 0 with eta = 0; the ancestral step's noise with eta = 1.
+                sigma = cfg.sampling_eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp(min=0).sqrt()
+                x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
+                if cfg.sampling_eta > 0 and i + 1 < len(steps):
+                    x = x + sigma * torch.randn(x.shape, generator=generator).to(device)
+                x = x * mask[:, :, None]
             out.append(x.cpu().numpy())
         return np.concatenate(out, axis=0).astype(np.float32)
