@@ -2,14 +2,19 @@
 
 A small transformer encoder denoises a whole sequence ``(T, C)`` at once. Like
 Diffusion-TS it predicts the clean sequence ``x0`` (not the noise), which suits
-short, smooth series; the loss is the masked MSE over the real (unpadded) steps.
+short, smooth series. The loss over the real (unpadded) steps is the L1 or L2 error of
+``x0`` plus, as in Diffusion-TS, the same error on the real and imaginary parts of the
+sequences' Fourier transforms along time (``fourier_weight`` of it; 0 turns it off),
+which helps with the periodic structure that a per-step loss captures poorly.
+Sampling uses an exponential moving average of the denoiser's weights.
 The diffusion step and the sequence's static attributes are embedded and added to
 every position; padding steps are hidden from attention by a key padding mask and
 stay at zero.
 
-Sampling runs DDIM (Song et al. 2021, eta = 0) over ``sampling_steps`` evenly spaced
-steps of the ``timesteps``-step cosine schedule (Nichol & Dhariwal 2021): few
-deterministic steps given the initial noise drawn from the seeded generator.
+Sampling runs DDIM (Song et al. 2021) over ``sampling_steps`` evenly spaced steps of
+the ``timesteps``-step cosine schedule (Nichol & Dhariwal 2021): deterministic steps
+given the initial noise with ``sampling_eta = 0``, fresh noise at every step (ancestral,
+as DDPM) with 1; all noise comes from the seeded generator.
 
 Only the maths lives here; the training loop owns epochs, devices and DDP.
 """
@@ -26,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.core.contract import TorchSynthModel, iter_chunks
-from engine.core.params import Float, Int, ModelConfig, invalid_parameter, param
+from engine.core.ema import ema_copy, ema_decay, update_ema
+from engine.core.params import Choice, Float, Int, ModelConfig, OrNone, invalid_parameter, param
 from engine.timeseries.transforms import SequenceLayout
 
 
@@ -44,6 +50,12 @@ class DiffusionTSConfig(ModelConfig):
     weight_decay: float = param(0.0, Float(ge=0), "AdamW weight decay")
     max_grad_norm: float = param(1.0, Float(ge=0), "gradient-norm clip; 0 turns it off")
     sample_batch_size: int = param(256, Int(min=1), "sequences denoised together while generating")
+    sampling_eta: float = param(0.0, Float(ge=0, le=1), "DDIM's eta: 0 deterministic steps, 1 ancestral (DDPM-like) noise")
+    loss: str = param("l2", Choice("l1", "l2"), "error on the predicted clean sequence (Diffusion-TS: l1)")
+    fourier_weight: float | None = param(
+        None, OrNone(Float(ge=0)),
+        "weight of the same error on the Fourier transform along time; None: sqrt(steps) / 5, as Diffusion-TS; 0: off")
+    ema_decay: float = param(0.995, Float(ge=0, lt=1), "decay of the EMA weights used for sampling (ramped up at first)")
 
     def check_combination(self) -> None:
         if self.d_model % self.num_heads:
@@ -69,6 +81,22 @@ def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     angles = t.float()[:, None] * freqs[None, :]
     emb = torch.cat([angles.sin(), angles.cos()], dim=1)
     return F.pad(emb, (0, dim - emb.shape[1]))
+
+
+def sequence_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str, fourier_weight: float) -> torch.Tensor:
+    """Mean L1/L2 error over the real steps, plus ``fourier_weight`` times the error of the time-axis FFTs.
+
+    The FFT (``norm="forward"``: coefficients are means, so the term's size does not grow
+    with the length) is taken of the sequences with their padding at zero, so a padded
+    step contributes nothing of its own; its error is averaged over all coefficients.
+    """
+    err = (lambda a, b: (a - b).abs()) if kind == "l1" else (lambda a, b: (a - b) ** 2)  # noqa: E731
+    m = mask[:, :, None].expand_as(target)
+    loss = (err(pred, target) * m).sum() / m.sum().clamp(min=1)
+    if fourier_weight > 0:
+        fp, ft = torch.fft.fft(pred * m, dim=1, norm="forward"), torch.fft.fft(target * m, dim=1, norm="forward")
+        loss = loss + fourier_weight * (err(fp.real, ft.real) + err(fp.imag, ft.imag)).mean()
+    return loss
 
 
 class SequenceDenoiser(nn.Module):
@@ -111,7 +139,11 @@ class SequenceDiffusionModel(TorchSynthModel):
     def __init__(self, config: DiffusionTSConfig, layout: SequenceLayout):
         super().__init__(config, layout)
         self.nets["denoiser"] = SequenceDenoiser(layout, config)
+        self.shadow_nets["ema_denoiser"] = ema_copy(self.nets["denoiser"])
+        self.ema_updates = 0
         self.alpha_bars = cosine_alpha_bars(config.timesteps)
+        fw = config.fourier_weight
+        self.fourier_weight = math.sqrt(layout.steps) / 5 if fw is None else float(fw)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"denoiser": torch.optim.AdamW(self.nets["denoiser"].parameters(), lr=self.config.lr,
@@ -126,8 +158,7 @@ class SequenceDiffusionModel(TorchSynthModel):
         ab = self.alpha_bars.to(x0.device)[t][:, None, None]
         xt = (ab.sqrt() * x0 + (1 - ab).sqrt() * noise) * mask[:, :, None]
         pred = self.nets["denoiser"](xt, t, static, mask)
-        m = mask[:, :, None].expand_as(x0)
-        loss = ((pred - x0) ** 2 * m).sum() / m.sum().clamp(min=1)
+        loss = sequence_loss(pred, x0, mask, self.config.loss, self.fourier_weight)
         opt = optimizers["denoiser"]
         opt.zero_grad(set_to_none=True)
         self.backward(loss)
@@ -135,7 +166,16 @@ class SequenceDiffusionModel(TorchSynthModel):
             self.unscale_gradients(opt)
             torch.nn.utils.clip_grad_norm_(self.nets["denoiser"].parameters(), self.config.max_grad_norm)
         opt.step()
+        update_ema(self.shadow_nets["ema_denoiser"], self.unwrapped("denoiser"),
+                   ema_decay(self.config.ema_decay, self.ema_updates))
+        self.ema_updates += 1
         return {"loss": float(loss.detach())}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"ema_updates": self.ema_updates}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self.ema_updates = int(state.get("ema_updates", 0))
 
     @torch.no_grad()
     def generate(self, num_rows: int, conditions: Mapping[str, np.ndarray] | None, generator: torch.Generator) -> np.ndarray:
@@ -144,7 +184,7 @@ class SequenceDiffusionModel(TorchSynthModel):
         cond = dict(conditions or {})
         mask_all = torch.as_tensor(cond.get("mask", np.ones((num_rows, layout.steps))), dtype=torch.float32)
         static_all = torch.as_tensor(cond.get("static", np.zeros((num_rows, layout.static_dim))), dtype=torch.float32)
-        net = self.unwrapped("denoiser").eval()
+        net = self.shadow_nets["ema_denoiser"].eval()
         device = self.device
         ab = self.alpha_bars.to(device)
         # Evenly spaced steps from T-1 down to 0.
@@ -161,7 +201,11 @@ class SequenceDiffusionModel(TorchSynthModel):
                 a_t = ab[t]
                 eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
                 a_prev = ab[steps[i + 1]] if i + 1 < len(steps) else torch.tensor(1.0, device=device)
-                x = (a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps) * mask[:, :, None]
+                # DDIM's sigma (Song et al. 2021, eq. 16): 0 with eta = 0; the ancestral step's noise with eta = 1.
+                sigma = cfg.sampling_eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).clamp(min=0).sqrt()
+                x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
+                if cfg.sampling_eta > 0 and i + 1 < len(steps):
+                    x = x + sigma * torch.randn(x.shape, generator=generator).to(device)
+                x = x * mask[:, :, None]
             out.append(x.cpu().numpy())
-        net.train()
         return np.concatenate(out, axis=0).astype(np.float32)

@@ -18,7 +18,8 @@ Training has the paper's three phases, run by the engine's loop as :class:`Phase
 Differences from the paper, on purpose: the data are scaled to [-1, 1] so the
 recovery ends in ``tanh`` (not a sigmoid), static attributes are appended to every
 network's input, losses on sequences of different lengths are masked to the real
-steps, and the generator takes one step per batch (the reference code takes two).
+steps, and the generator takes ``generator_steps`` steps per discriminator step (the
+reference code takes two; the default here, one).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.core.contract import Phase, TorchSynthModel, iter_chunks
-from engine.core.params import Float, Int, ModelConfig, OrNone, param
+from engine.core.params import Float, Int, ModelConfig, OrNone, invalid_parameter, param
 from engine.timeseries.transforms import SequenceLayout
 
 
@@ -47,7 +48,21 @@ class TimeGANConfig(ModelConfig):
     gamma: float = param(1.0, Float(ge=0), "weight of the adversarial loss on the unsupervised latents g(z)")
     embedding_epochs: int | None = param(None, OrNone(Int(min=1)), "epochs of the embedding phase; None: the run's epochs")
     supervised_epochs: int | None = param(None, OrNone(Int(min=1)), "epochs of the supervised phase; None: the run's epochs")
+    embedding_steps: int | None = param(
+        None, OrNone(Int(min=1)), "optimisation steps of the embedding phase instead of epochs (the reference: 10000)")
+    supervised_steps: int | None = param(
+        None, OrNone(Int(min=1)), "optimisation steps of the supervised phase instead of epochs (the reference: 10000)")
+    generator_steps: int = param(1, Int(min=1), "generator and embedder updates per discriminator update in the joint phase "
+                                 "(the reference: 2)")
+    moment_weight: float = param(100.0, Float(ge=0), "weight of the moment loss (mean and standard deviation per channel)")
+    supervised_weight: float = param(100.0, Float(ge=0), "weight of sqrt(supervised loss) in the generator's loss")
     sample_batch_size: int = param(512, Int(min=1), "sequences generated together")
+
+    def check_combination(self) -> None:
+        for phase in ("embedding", "supervised"):
+            if getattr(self, f"{phase}_epochs") is not None and getattr(self, f"{phase}_steps") is not None:
+                raise invalid_parameter(self.owner(), f"{phase}_steps", f"None when {phase}_epochs is set",
+                                        getattr(self, f"{phase}_steps"))
 
 
 class RecurrentBlock(nn.Module):
@@ -99,7 +114,8 @@ class TimeGANModel(TorchSynthModel):
 
     def phases(self) -> list[Phase]:
         cfg = self.config
-        return [Phase("embedding", epochs=cfg.embedding_epochs), Phase("supervised", epochs=cfg.supervised_epochs), Phase("joint")]
+        return [Phase("embedding", epochs=cfg.embedding_epochs, steps=cfg.embedding_steps),
+                Phase("supervised", epochs=cfg.supervised_epochs, steps=cfg.supervised_steps), Phase("joint")]
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         lr = self.config.lr
@@ -150,38 +166,40 @@ class TimeGANModel(TorchSynthModel):
         b, steps = x.shape[:2]
         m3 = mask[:, :, None]
         bare = {k: self.unwrapped(k) for k in self.nets}
-        # Generator (with the supervisor): fool the discriminator, follow the real dynamics, match moments.
-        z = self._noise(b, steps, generator, x.device)
-        e_hat = self.nets["generator"](z, static) * m3
-        h_hat = self.nets["supervisor"](e_hat, static) * m3
-        x_hat = bare["recovery"](h_hat)
-        with torch.no_grad():
-            h_real = bare["embedder"](x, static)
-        y_fake = bare["discriminator"](h_hat, static)
-        y_fake_e = bare["discriminator"](e_hat, static)
-        ones = torch.ones_like(y_fake)
-        loss_adv = F.binary_cross_entropy_with_logits(y_fake, ones, weight=m3) + self.config.gamma * (
-            F.binary_cross_entropy_with_logits(y_fake_e, ones, weight=m3)
-        )
-        loss_sup = self._supervised_loss(h_real, bare["supervisor"](h_real, static), mask)
-        mean_r, mean_f = (x * m3).sum((0, 1)) / mask.sum(), (x_hat * m3).sum((0, 1)) / mask.sum()
-        var_r = (((x - mean_r) ** 2) * m3).sum((0, 1)) / mask.sum()
-        var_f = (((x_hat - mean_f) ** 2) * m3).sum((0, 1)) / mask.sum()
-        loss_moments = (torch.sqrt(var_f + 1e-6) - torch.sqrt(var_r + 1e-6)).abs().mean() + (mean_f - mean_r).abs().mean()
-        loss_g = loss_adv + 100 * torch.sqrt(loss_sup + 1e-12) + 100 * loss_moments
-        opt_g = optimizers["generator"]
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        for _ in range(self.config.generator_steps):  # the reference code takes two per discriminator step
+            # Generator (with the supervisor): fool the discriminator, follow the real dynamics, match moments.
+            z = self._noise(b, steps, generator, x.device)
+            e_hat = self.nets["generator"](z, static) * m3
+            h_hat = self.nets["supervisor"](e_hat, static) * m3
+            x_hat = bare["recovery"](h_hat)
+            with torch.no_grad():
+                h_real = bare["embedder"](x, static)
+            y_fake = bare["discriminator"](h_hat, static)
+            y_fake_e = bare["discriminator"](e_hat, static)
+            ones = torch.ones_like(y_fake)
+            loss_adv = F.binary_cross_entropy_with_logits(y_fake, ones, weight=m3) + self.config.gamma * (
+                F.binary_cross_entropy_with_logits(y_fake_e, ones, weight=m3)
+            )
+            loss_sup = self._supervised_loss(h_real, bare["supervisor"](h_real, static), mask)
+            mean_r, mean_f = (x * m3).sum((0, 1)) / mask.sum(), (x_hat * m3).sum((0, 1)) / mask.sum()
+            var_r = (((x - mean_r) ** 2) * m3).sum((0, 1)) / mask.sum()
+            var_f = (((x_hat - mean_f) ** 2) * m3).sum((0, 1)) / mask.sum()
+            loss_moments = (torch.sqrt(var_f + 1e-6) - torch.sqrt(var_r + 1e-6)).abs().mean() + (mean_f - mean_r).abs().mean()
+            loss_g = (loss_adv + self.config.supervised_weight * torch.sqrt(loss_sup + 1e-12)
+                      + self.config.moment_weight * loss_moments)
+            opt_g = optimizers["generator"]
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
 
-        # Embedder and recovery: reconstruct, and keep latents the supervisor can follow.
-        h = self.nets["embedder"](x, static)
-        x_tilde = self.nets["recovery"](h)
-        loss_e = 10 * torch.sqrt(_masked_mse(x_tilde, x, mask)) + 0.1 * self._supervised_loss(h, bare["supervisor"](h, static), mask)
-        opt_e = optimizers["embedder"]
-        opt_e.zero_grad(set_to_none=True)
-        loss_e.backward()
-        opt_e.step()
+            # Embedder and recovery: reconstruct, and keep latents the supervisor can follow.
+            h = self.nets["embedder"](x, static)
+            x_tilde = self.nets["recovery"](h)
+            loss_e = 10 * torch.sqrt(_masked_mse(x_tilde, x, mask)) + 0.1 * self._supervised_loss(h, bare["supervisor"](h, static), mask)
+            opt_e = optimizers["embedder"]
+            opt_e.zero_grad(set_to_none=True)
+            loss_e.backward()
+            opt_e.step()
 
         # Discriminator: real latents vs both kinds of generated ones; stepped only while it is not winning.
         with torch.no_grad():
