@@ -111,7 +111,9 @@ class WaveCritic(nn.Module):
         self.features = widths[-1] * length
         self.score = nn.Linear(self.features, 1)
         self.embed = nn.Embedding(num_classes, self.features) if num_classes else None
-        self.classify = nn.Linear(self.features, num_classes) if num_classes and aux else None
+        # Normalised first: the gradient penalty keeps the critic's features small, and a linear head on
+        # them alone stayed at chance for hundreds of steps.
+        self.classify = nn.Sequential(nn.LayerNorm(self.features), nn.Linear(self.features, num_classes)) if num_classes and aux else None
         self.shuffle = shuffle
         # Set by the model before a training forward pass; None (evaluation, tests of the score) shuffles nothing.
         self.shuffle_generator: torch.Generator | None = None
