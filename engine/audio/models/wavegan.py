@@ -16,8 +16,8 @@ label embedding beside its noise, the critic scores with a projection term
 (Miyato and Koyama 2018), the inner product of its features with the label's
 embedding. With ``aux_weight > 0`` the critic also has a class head, as in
 AC-GAN (Odena et al. 2017): it learns to name the digit of real clips, and
-the generator is pushed to make clips that head names as their label; this
-teaches class-distinguishable output far sooner than the projection term alone.
+the generator is pushed to make clips that head names as their label (a direct
+class signal, where the projection term only shapes the real/fake score).
 The head learns from real clips only (naming generated clips as their label
 would reward the critic for any artefact the generator ties to a class).
 Any clip length works: the generator makes the next multiple of
