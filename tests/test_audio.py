@@ -61,7 +61,8 @@ def trained(ray_session, tone_folder):
     from engine import AudioSynthesizer
 
     synth = AudioSynthesizer(sample_rate=RATE, duration=LENGTH / RATE, model_config=TINY, show_progress=False)
-    return synth.fit(tone_folder, epochs=2, batch_size=4, seed=0)
+    # A budget far longer than 2 epochs: it reaches the training loop and leaves the run to its epochs.
+    return synth.fit(tone_folder, epochs=2, batch_size=4, seed=0, time_budget="10m")
 
 
 # ------------------------------------------------------------------ io
@@ -141,6 +142,28 @@ def test_networks_make_and_score_clips_of_any_length():
     assert not torch.allclose(g(z, y), g(z, (y + 1) % 3))
 
 
+def test_class_head_learns_the_real_clips_classes():
+    torch.manual_seed(0)
+    layout = AudioLayout(LENGTH, RATE, tuple(PITCHES))
+    model = WaveGANModel(WaveGANConfig(**{**TINY, "aux_weight": 1.0, "lr": 1e-3}), layout)
+    critic = model.unwrapped("critic")
+    with pytest.raises(ValueError, match="no class head"):
+        WaveCritic(model_dim=4, layers=3, num_samples=LENGTH, num_classes=2, shuffle=2)(torch.zeros(1, LENGTH), torch.zeros(1, dtype=torch.long), with_logits=True)
+    data = _tone_set(16, PITCHES, seed=0)
+    x, y = torch.from_numpy(data.clips), torch.from_numpy(data.labels)
+    opts, gen = model.configure_optimizers(), torch.Generator().manual_seed(0)
+    first = None
+    for _ in range(15):
+        idx = torch.randperm(16, generator=gen)
+        metrics = model.train_step((x[idx].view(2, 8, -1), y[idx].view(2, 8)), opts, gen)
+        first = first or metrics
+    # The head starts at chance (cross-entropy log 2) and learns to name the real clips' classes
+    # (a head trained on the wrong rows or labels stays near 50%).
+    assert abs(first["critic_class_loss"] - np.log(2)) < 0.1 and "generator_class_loss" in metrics
+    with torch.no_grad():
+        assert (critic(x, y, with_logits=True)[1].argmax(1) == y).float().mean() >= 0.75
+
+
 def test_model_generates_seeded_clips_of_the_requested_classes():
     model = WaveGANModel(WaveGANConfig(**TINY), AudioLayout(LENGTH, RATE, ("a", "b")))
     codes = np.array([0, 1, 1])
@@ -189,6 +212,7 @@ def test_diffwave_learns_and_samples_by_class_deterministically():
 # ------------------------------------------------------------------ front door (one training run)
 def test_fit_and_sample_exact_counts_classes_and_seeds(trained):
     assert trained.class_names == ["high", "low"] and len(trained.history_) == 2
+    assert trained.training_options_["time_budget"] == 600 and "stopped_by" not in trained.history_[-1]
     clips = trained.sample(num_samples=7, conditions={"label": "low"}, seed=3)
     assert len(clips) == 7 and clips.attrs["sample_rate"] == RATE and set(clips["label"]) == {"low"}
     audio = np.stack(clips["audio"])

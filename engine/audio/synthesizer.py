@@ -37,6 +37,7 @@ from engine.store.artifact import Artifact
 
 DEFAULT_EPOCHS = {"wavegan": 50, "diffwave": 100}
 DEFAULT_BATCH_SIZE = {"wavegan": 64, "diffwave": 32}
+BUDGET_EPOCHS = 100_000  # the epochs of a run given a time budget and no epochs: the budget ends it
 Labels = Any  # None, one label, a sequence of labels (one per clip), or {label: count}
 
 
@@ -111,15 +112,22 @@ class AudioSynthesizer(ClassLabelled, Synthesizer):
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: Any, labels: Any = None, *, epochs: int | None = None, batch_size: int | None = None,
-            seed: int = 0) -> AudioSynthesizer:
-        """Train on recordings (see :func:`engine.audio.io.read_audio` for the sources); labels make the model conditional."""
+            seed: int = 0, time_budget: float | str | None = None) -> AudioSynthesizer:
+        """Train on recordings (see :func:`engine.audio.io.read_audio` for the sources); labels make the model conditional.
+
+        ``time_budget`` (seconds, or ``"90s"``, ``"30m"``) ends training after that long on the
+        workers (the training loop's budget: checked after every step); without ``epochs`` the
+        budget alone ends the run.
+        """
         pre = AudioPreprocessor(self.sample_rate, self.duration, labels_from=self.labels_from, normalize=self.normalize)
         audio_set = pre.prepare(data, labels)
         pre.fit(audio_set)
+        if epochs is None and time_budget is not None:
+            epochs = BUDGET_EPOCHS
         model = self._train_torch(
             layout=pre.layout, data=pre.transform(audio_set), epochs=epochs, batch_size=batch_size, seed=seed,
             checkpoint_every=self.checkpoint_every, storage_path=self.storage_path, run_name=self.run_name,
-            max_failures=self.max_failures, show_progress=self.show_progress,
+            max_failures=self.max_failures, show_progress=self.show_progress, time_budget=time_budget,
         )
         self._model, self._preprocessor = model, pre
         if audio_set.labels is not None:

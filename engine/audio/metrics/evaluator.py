@@ -66,6 +66,7 @@ def evaluate_audio(
     judge: bool = True,
     judge_epochs: int = 15,
     judge_min_steps: int = 150,
+    trained_judge: AudioJudge | None = None,
     max_clips: int = 2000,
     mel: MelOptions = MelOptions(),
     seed: int = 0,
@@ -80,6 +81,8 @@ def evaluate_audio(
             judge's test set. Without it the real set is split in two halves.
         judge: train the class judge (needs labelled real clips of at least 2 classes).
         judge_epochs, judge_min_steps: its training (passes, and the fewest updates on a small set).
+        trained_judge: a judge already trained on these real clips, used as it is (so two
+            evaluations against one real set, e.g. a model and a baseline, share one judge).
         max_clips: at most this many clips of each set enter the distances (a seeded subset).
     """
     synth = _as_set(synthetic, None, labels_from)
@@ -132,7 +135,7 @@ def evaluate_audio(
 
     if judge and real_set.labels is not None and real_set.num_classes >= 2:
         names = list(real_set.class_names)
-        model = AudioJudge(epochs=judge_epochs, min_steps=judge_min_steps, mel=mel, seed=seed).fit(
+        model = trained_judge or AudioJudge(epochs=judge_epochs, min_steps=judge_min_steps, mel=mel, seed=seed).fit(
             clips["train"], train.labels[train_idx], rate)
         f_train, _ = model.run(clips["train"])
         f_test, p_test = model.run(clips["test"])

@@ -14,7 +14,13 @@ generator step.
 Class-conditional when the layout has classes: the generator sees a learned
 label embedding beside its noise, the critic scores with a projection term
 (Miyato and Koyama 2018), the inner product of its features with the label's
-embedding. Any clip length works: the generator makes the next multiple of
+embedding. With ``aux_weight > 0`` the critic also has a class head, as in
+AC-GAN (Odena et al. 2017): it learns to name the digit of real clips, and
+the generator is pushed to make clips that head names as their label (a direct
+class signal, where the projection term only shapes the real/fake score).
+The head learns from real clips only (naming generated clips as their label
+would reward the critic for any artefact the generator ties to a class).
+Any clip length works: the generator makes the next multiple of
 ``4 ** layers`` and crops.
 """
 from __future__ import annotations
@@ -50,6 +56,7 @@ class WaveGANConfig(ModelConfig):
     betas: tuple[float, float] = param((0.5, 0.9), Pair(Float(ge=0, lt=1)), "Adam betas of both networks")
     critic_iterations: int = param(5, Int(min=1), "critic steps, on fresh real batches, per generator step")
     gp_weight: float = param(10.0, Float(ge=0), "weight of the gradient penalty")
+    aux_weight: float = param(0.0, Float(ge=0), "weight of the critic's class head (AC-GAN) in both losses; 0: no head (conditional models)")
 
 
 def phase_shuffle(x: torch.Tensor, shifts: torch.Tensor, n: int) -> torch.Tensor:
@@ -94,7 +101,7 @@ class WaveGenerator(nn.Module):
 class WaveCritic(nn.Module):
     """Waveform ``(B, T)`` (and a label) -> one Wasserstein score per clip; phase shuffle between layers."""
 
-    def __init__(self, model_dim: int, layers: int, num_samples: int, num_classes: int, shuffle: int):
+    def __init__(self, model_dim: int, layers: int, num_samples: int, num_classes: int, shuffle: int, aux: bool = False):
         super().__init__()
         widths = [1] + [model_dim * 2**i for i in range(layers)]
         self.convs = nn.ModuleList(nn.Conv1d(widths[i], widths[i + 1], KERNEL, STRIDE, padding=11) for i in range(layers))
@@ -104,11 +111,16 @@ class WaveCritic(nn.Module):
         self.features = widths[-1] * length
         self.score = nn.Linear(self.features, 1)
         self.embed = nn.Embedding(num_classes, self.features) if num_classes else None
+        # Normalised first: the gradient penalty keeps the critic's features small, and a linear head on
+        # them alone stayed at chance for hundreds of steps.
+        self.classify = nn.Sequential(nn.LayerNorm(self.features), nn.Linear(self.features, num_classes)) if num_classes and aux else None
         self.shuffle = shuffle
         # Set by the model before a training forward pass; None (evaluation, tests of the score) shuffles nothing.
         self.shuffle_generator: torch.Generator | None = None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None,
+                with_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Scores ``(B,)``; with ``with_logits`` also the class head's logits ``(B, K)`` (a critic with a head)."""
         h = x[:, None, :]  # (B, 1, T)
         for i, conv in enumerate(self.convs):
             h = F.leaky_relu(conv(h), 0.2)
@@ -119,6 +131,10 @@ class WaveCritic(nn.Module):
         out = self.score(h)[:, 0]
         if self.embed is not None:
             out = out + (self.embed(labels) * h).sum(1)  # the projection term
+        if with_logits:
+            if self.classify is None:
+                raise ValueError("This critic has no class head (aux_weight is 0 or the model is unconditional).")
+            return out, self.classify(h)
         return out
 
 
@@ -157,7 +173,7 @@ class WaveGANModel(TorchSynthModel):
         super().__init__(config, layout)
         c, k = config, layout.num_classes
         self.nets["generator"] = WaveGenerator(c.latent_dim, c.model_dim, c.layers, layout.num_samples, k, c.label_dim)
-        self.nets["critic"] = WaveCritic(c.model_dim, c.layers, layout.num_samples, k, c.phase_shuffle)
+        self.nets["critic"] = WaveCritic(c.model_dim, c.layers, layout.num_samples, k, c.phase_shuffle, aux=c.aux_weight > 0)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -184,24 +200,48 @@ class WaveGANModel(TorchSynthModel):
         opt_g, opt_d = optimizers["generator"], optimizers["critic"]
         bare_d.shuffle_generator = generator
         try:
+            aux = self.config.aux_weight if bare_d.classify is not None else 0.0
+            metrics: dict[str, float] = {}
             for real, lab in zip(reals, labels):
                 y = self._labels(lab)
                 n = real.shape[0]
                 with torch.no_grad():
                     fake = bare_g(self._noise(n, generator), y)
-                loss_d, wasserstein, penalty = wgan_gp_critic_loss(d_net, real, fake, y, self.config.gp_weight, generator)
+                if aux:
+                    logits: list[torch.Tensor] = []
+
+                    def scored(x: torch.Tensor, labels_: torch.Tensor | None) -> torch.Tensor:
+                        # One critic forward (real, fake, interpolates) gives the scores and, kept here, the class logits.
+                        score, logit = d_net(x, labels_, with_logits=True)
+                        logits.append(logit)
+                        return score
+
+                    loss_d, wasserstein, penalty = wgan_gp_critic_loss(scored, real, fake, y, self.config.gp_weight, generator)
+                    class_loss = F.cross_entropy(logits[0][:n], y)  # the head learns from the real clips only
+                    loss_d = loss_d + aux * class_loss
+                    metrics["critic_class_loss"] = float(class_loss.detach())
+                else:
+                    loss_d, wasserstein, penalty = wgan_gp_critic_loss(d_net, real, fake, y, self.config.gp_weight, generator)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
             y = self._labels(labels[-1])
             fake = g_net(self._noise(reals.shape[1], generator), y)
-            loss_g = -bare_d(fake, y).mean()  # the bare critic: its gradients here are discarded
+            # The bare critic: its gradients here are discarded.
+            if aux:
+                score, logit = bare_d(fake, y, with_logits=True)
+                generator_class_loss = F.cross_entropy(logit, y)
+                loss_g = -score.mean() + aux * generator_class_loss
+                metrics["generator_class_loss"] = float(generator_class_loss.detach())
+            else:
+                loss_g = -bare_d(fake, y).mean()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
         finally:
             bare_d.shuffle_generator = None
-        return {"wasserstein": float(wasserstein.detach()), "gradient_penalty": float(penalty.detach()), "loss_g": float(loss_g.detach())}
+        return {"wasserstein": float(wasserstein.detach()), "gradient_penalty": float(penalty.detach()),
+                "loss_g": float(loss_g.detach()), **metrics}
 
     @torch.no_grad()
     def generate(self, num_rows: int, conditions: Any, generator: torch.Generator, *, batch_size: int = 256) -> np.ndarray:
