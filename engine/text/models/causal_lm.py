@@ -55,6 +55,11 @@ class GenerationRequest:
 
     ``prefixes`` are ``(n, P)`` token ids (begin token, control tokens, prompt), all of one
     length; ``banned`` ids are never drawn (padding, begin and control tokens).
+
+    ``negatives`` ``(n, M, P)`` are contrast prefixes (the same text asked for the other labels)
+    and ``guidance`` their weight: each token is drawn from
+    ``log p(t | prefix) + guidance * (log p(t | prefix) - log mean_m p(t | negative_m))``, which
+    favours the tokens that tell the requested label from the others (0: plain sampling).
     """
 
     prefixes: np.ndarray
@@ -63,6 +68,8 @@ class GenerationRequest:
     top_k: int = 0
     top_p: float = 1.0
     banned: tuple[int, ...] = field(default_factory=tuple)
+    guidance: float = 0.0
+    negatives: np.ndarray | None = None
 
 
 def max_positions(hf_config: Mapping[str, Any] | None) -> int:
@@ -194,6 +201,37 @@ class CausalLMModel(TorchSynthModel):
             lm.train(was)
         return total / max(count, 1)
 
+    @torch.no_grad()
+    def continuation_logprob(self, prefixes: np.ndarray, continuations: list[list[int]], batch_size: int = 64) -> np.ndarray:
+        """``log p(continuation | prefix)`` per row (``(n,)``, summed over the continuation's tokens and its end token
+        when it has room), in evaluation mode. ``prefixes`` are ``(n, P)`` ids of one length, as for ``generate``."""
+        prefixes = np.asarray(prefixes, dtype=np.int64)
+        room = self.layout.block_size if self.layout.hf_config is None else max_positions(self.layout.hf_config)
+        p = prefixes.shape[1]
+        lm = self.unwrapped("lm")
+        was = lm.training
+        lm.eval()
+        out = np.zeros(len(continuations))
+        try:
+            for s in range(0, len(continuations), batch_size):
+                rows = [list(c) + [self.layout.eos_id] for c in continuations[s : s + batch_size]]
+                rows = [r[: room - p] for r in rows]
+                t = max(1, max(len(r) for r in rows))
+                ids = torch.full((len(rows), p + t), self.layout.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), p + t), dtype=torch.bool)
+                ids[:, :p] = torch.as_tensor(prefixes[s : s + len(rows)])
+                mask[:, :p] = True
+                for i, r in enumerate(rows):
+                    ids[i, p : p + len(r)] = torch.as_tensor(r, dtype=torch.long)
+                    mask[i, p : p + len(r)] = True
+                ids, mask = ids.to(self.device), mask.to(self.device)
+                logits = lm(input_ids=ids, attention_mask=mask.long()).logits[:, p - 1 : -1].float()  # predicts ids[:, p:]
+                logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)  # (B, T)
+                out[s : s + len(rows)] = (logp * mask[:, p:]).sum(dim=1).cpu().numpy()
+        finally:
+            lm.train(was)
+        return out
+
     # ------------------------------------------------------------ generation
     @torch.no_grad()
     def generate(self, num_rows: int, conditions: GenerationRequest, generator: torch.Generator) -> np.ndarray:
@@ -208,6 +246,10 @@ class CausalLMModel(TorchSynthModel):
             raise ValueError(f"generate needs one prefix per sequence: {prefixes.shape[0]} prefixes for {num_rows}.")
         room = self.layout.block_size if self.layout.hf_config is None else max_positions(self.layout.hf_config)
         new = max(0, min(req.max_new_tokens, room - prefixes.shape[1]))
+        guided = req.guidance > 0 and req.negatives is not None and np.asarray(req.negatives).shape[1] > 0
+        negatives = np.asarray(req.negatives, dtype=np.int64) if guided else None
+        if guided and (negatives.shape[0] != num_rows or negatives.shape[2] != prefixes.shape[1]):
+            raise ValueError(f"negatives must be (n, M, {prefixes.shape[1]}) for {num_rows} prefixes; got {negatives.shape}.")
         out = np.full((num_rows, req.max_new_tokens), self.layout.pad_id, dtype=np.int64)
         lm = self.unwrapped("lm")
         was = lm.training
@@ -216,13 +258,14 @@ class CausalLMModel(TorchSynthModel):
             chunk = self.config.generation_batch
             for start in range(0, num_rows, chunk):
                 block = torch.as_tensor(prefixes[start : start + chunk])
-                out[start : start + len(block), :new] = self._sample(lm, block, new, req, generator).numpy()
+                neg = None if negatives is None else torch.as_tensor(negatives[start : start + chunk])
+                out[start : start + len(block), :new] = self._sample(lm, block, new, req, generator, neg).numpy()
         finally:
             lm.train(was)
         return out
 
     def _sample(self, lm: torch.nn.Module, prefix: torch.Tensor, steps: int, req: GenerationRequest,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator, negatives: torch.Tensor | None = None) -> torch.Tensor:
         b = prefix.shape[0]
         tokens = torch.full((b, steps), self.layout.pad_id, dtype=torch.long)
         done = torch.zeros(b, dtype=torch.bool)
@@ -230,17 +273,27 @@ class CausalLMModel(TorchSynthModel):
             return tokens
         # transformers 5 names the key/value cache `cache`; earlier versions and some families `past_key_values`.
         cache_arg = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+        m = 0 if negatives is None else negatives.shape[1]
+        if m:
+            # The contrast prefixes run in the same batch, after the B requested ones: (B * (1 + M), P).
+            prefix = torch.cat([prefix, negatives.reshape(b * m, -1)])
         out = lm(input_ids=prefix.to(self.device), use_cache=True)
         banned = torch.as_tensor(sorted(set(req.banned)), dtype=torch.long)
         for t in range(steps):
             logits = out.logits[:, -1].float().cpu()  # (B, V): drawn on the CPU for device-independent samples
+            if m:
+                logp = torch.log_softmax(logits, dim=-1)
+                cond, neg = logp[:b], logp[b:].reshape(b, m, -1)  # contrast row i * m + j belongs to text i
+                contrast = torch.logsumexp(neg, dim=1) - float(np.log(m))  # log of the mean over the other labels
+                logits = cond + req.guidance * (cond - contrast)
             logits[:, banned] = float("-inf")
             nxt = draw_tokens(logits, req.temperature, req.top_k, req.top_p, generator)
             tokens[:, t] = torch.where(done, torch.full_like(nxt, self.layout.pad_id), nxt)
             done |= nxt == self.layout.eos_id
             if bool(done.all()) or t == steps - 1:
                 break
-            out = lm(input_ids=nxt[:, None].to(self.device), use_cache=True, **{cache_arg: out[cache_arg]})
+            fed = torch.cat([nxt, nxt.repeat_interleave(m)]) if m else nxt  # contrast rows continue with their text's token
+            out = lm(input_ids=fed[:, None].to(self.device), use_cache=True, **{cache_arg: out[cache_arg]})
         return tokens
 
     # ----------------------------------------------------------------- state
