@@ -94,3 +94,41 @@ def test_filter_reports_accuracy_on_texts_it_did_not_train_on():
     scrambled = DiscriminatorFilter.fit(real, 1 - labels, fake, vocab_size=20, pad_id=0, num_labels=2, config=config, seed=0)
     p = scrambled.score(real[:10], labels[:10])["p_label"]
     assert np.mean(p < 0.5) >= 0.9  # trained on swapped labels, it disagrees with the true ones
+
+
+def test_label_types_reach_every_position_in_training_blocks_and_generation():
+    from engine.text.models.causal_lm import CausalLMConfig, CausalLMModel, GenerationRequest
+    from engine.text.transforms import TextLayout, encode_blocks
+
+    layout = TextLayout(vocab_size=40, block_size=6, pad_id=0, bos_id=1, eos_id=2, prefix_length=2, label_types=True)
+    seqs = [[1, 3, 7, 8, 2], [1, 4, 9, 2]]
+    padded = encode_blocks(seqs, layout)
+    assert padded["types"].tolist() == [[3] * 6, [4] * 6]
+    packed = encode_blocks(seqs, layout, pack=True)
+    assert packed["ids"].tolist() == [[1, 3, 7, 8, 2, 1], [4, 9, 2, 0, 0, 0]]
+    assert packed["types"].tolist() == [[3, 3, 3, 3, 3, 4], [4, 4, 4, 0, 0, 0]]  # a text keeps its type across the cut
+    assert "types" not in encode_blocks(seqs, TextLayout(40, 6, 0, 1, 2, 2))
+
+    torch.manual_seed(1)
+    model = CausalLMModel(CausalLMConfig(n_layer=1, n_embd=16, n_head=2, dropout=0.0), TextLayout(40, 16, 0, 1, 2, 2, None, True))
+    for p in model.unwrapped("lm").parameters():
+        p.data.mul_(8.0)
+    lm = model.unwrapped("lm").eval()
+    out = model.generate(2, GenerationRequest(np.asarray([[1, 3], [1, 4]]), 5, temperature=0.0, banned=(0, 1, 3, 4)),
+                         torch.Generator())
+    for row, control in zip(out, (3, 4)):
+        seq = [1, control]
+        for t in row:
+            with torch.no_grad():
+                ids = torch.as_tensor([seq])
+                want = lm(input_ids=ids, token_type_ids=torch.full_like(ids, control)).logits[0, -1]
+            want[[0, 1, 3, 4]] = float("-inf")
+            assert int(t) == int(want.argmax())
+            seq.append(int(t))
+            if t == 2:
+                break
+    score = model.continuation_logprob(np.asarray([[1, 3]]), [[5, 6]])[0]
+    with torch.no_grad():
+        ids = torch.as_tensor([[1, 3, 5, 6, 2]])
+        logp = torch.log_softmax(lm(input_ids=ids, token_type_ids=torch.full_like(ids, 3)).logits[0], -1)
+    assert score == pytest.approx(float(sum(logp[i - 1, ids[0, i]] for i in range(2, 5))), abs=1e-4)

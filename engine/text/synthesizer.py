@@ -159,8 +159,10 @@ class TextSynthesizer(Synthesizer):
         block = config.block_size or auto_block_size(seqs, limit)
         if block > limit:
             raise InvalidOptionError(f"The 'block_size' parameter must be at most {limit} (the model's positions). Got {block} instead.")
+        # Token types carry the label to every position; GPT-2's embeddings take them (other families may not).
+        typed = config.label_embedding and bool(controls) and (hf_config is None or hf_config.get("model_type") == "gpt2")
         layout = TextLayout(tokenizer.vocab_size, block, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id,
-                            1 + len(controls), hf_config)
+                            1 + len(controls), hf_config, typed)
         blocks = encode_blocks(seqs, layout, pack=config.pack)
         model = self._train_torch(layout=layout, data=blocks, epochs=epochs, batch_size=batch_size, seed=seed,
                                   show_progress=show_progress, **train_options)

@@ -38,6 +38,8 @@ class CausalLMConfig(ModelConfig):
     vocab_size: int = param(4096, Int(min=260), "tokens of the byte-level BPE trained on the corpus (ignored when fine-tuning)")
     block_size: int | None = param(None, OrNone(Int(min=8)), "longest sequence in tokens; None: 99% of the texts whole")
     pack: bool = param(False, Bool(), "pack short texts into full blocks instead of padding each")
+    label_embedding: bool = param(True, Bool(), "add the first label's control-token embedding at every position (GPT-2 "
+                                  "token types), so every token sees its label; GPT-2 architectures only")
     lr: float = param(5e-4, Float(gt=0), "AdamW learning rate")
     weight_decay: float = param(0.01, Float(ge=0), "AdamW weight decay")
     betas: tuple[float, float] = param((0.9, 0.95), Pair(Float(ge=0, lt=1)), "AdamW betas")
@@ -168,7 +170,8 @@ class CausalLMModel(TorchSynthModel):
         ids, mask = batch["ids"], batch["mask"].bool()
         length = int(mask.sum(dim=1).max())  # trim the padding every row of this batch shares
         ids, mask = ids[:, :length], mask[:, :length]  # (B, T)
-        logits = self.nets["lm"](input_ids=ids, attention_mask=mask.long()).logits  # (B, T, V)
+        types = {"token_type_ids": batch["types"][:, :length]} if "types" in batch else {}
+        logits = self.nets["lm"](input_ids=ids, attention_mask=mask.long(), **types).logits  # (B, T, V)
         targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)  # next tokens; padding predicts nothing
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
         opt = optimizers["lm"]
@@ -191,7 +194,9 @@ class CausalLMModel(TorchSynthModel):
             for s in range(0, len(blocks["ids"]), batch_size):
                 ids = torch.as_tensor(blocks["ids"][s : s + batch_size], device=self.device)
                 mask = torch.as_tensor(blocks["mask"][s : s + batch_size], device=self.device)
-                logits = lm(input_ids=ids, attention_mask=mask.long()).logits
+                types = {"token_type_ids": torch.as_tensor(blocks["types"][s : s + batch_size], device=self.device)} \
+                    if "types" in blocks else {}
+                logits = lm(input_ids=ids, attention_mask=mask.long(), **types).logits
                 targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
                 loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
                                        ignore_index=-100, reduction="sum")
@@ -225,7 +230,8 @@ class CausalLMModel(TorchSynthModel):
                     ids[i, p : p + len(r)] = torch.as_tensor(r, dtype=torch.long)
                     mask[i, p : p + len(r)] = True
                 ids, mask = ids.to(self.device), mask.to(self.device)
-                logits = lm(input_ids=ids, attention_mask=mask.long()).logits[:, p - 1 : -1].float()  # predicts ids[:, p:]
+                types = self._types(ids[:, :p], ids.shape[1])
+                logits = lm(input_ids=ids, attention_mask=mask.long(), **types).logits[:, p - 1 : -1].float()  # predicts ids[:, p:]
                 logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)  # (B, T)
                 out[s : s + len(rows)] = (logp * mask[:, p:]).sum(dim=1).cpu().numpy()
         finally:
@@ -277,7 +283,9 @@ class CausalLMModel(TorchSynthModel):
         if m:
             # The contrast prefixes run in the same batch, after the B requested ones: (B * (1 + M), P).
             prefix = torch.cat([prefix, negatives.reshape(b * m, -1)])
-        out = lm(input_ids=prefix.to(self.device), use_cache=True)
+        types = self._types(prefix.to(self.device), prefix.shape[1])
+        out = lm(input_ids=prefix.to(self.device), use_cache=True, **types)
+        step_types = {k: v[:, :1] for k, v in types.items()}  # each row keeps its type
         banned = torch.as_tensor(sorted(set(req.banned)), dtype=torch.long)
         for t in range(steps):
             logits = out.logits[:, -1].float().cpu()  # (B, V): drawn on the CPU for device-independent samples
@@ -293,8 +301,14 @@ class CausalLMModel(TorchSynthModel):
             if bool(done.all()) or t == steps - 1:
                 break
             fed = torch.cat([nxt, nxt.repeat_interleave(m)]) if m else nxt  # contrast rows continue with their text's token
-            out = lm(input_ids=fed[:, None].to(self.device), use_cache=True, **{cache_arg: out[cache_arg]})
+            out = lm(input_ids=fed[:, None].to(self.device), use_cache=True, **{cache_arg: out[cache_arg]}, **step_types)
         return tokens
+
+    def _types(self, prefix: torch.Tensor, length: int) -> dict[str, torch.Tensor]:
+        """``token_type_ids`` (B, length) for rows starting with ``prefix`` (the first control at every position), or none."""
+        if not (self.layout.label_types and self.layout.prefix_length > 1 and prefix.shape[1] > 1):
+            return {}
+        return {"token_type_ids": prefix[:, 1:2].expand(-1, length).contiguous()}
 
     # ----------------------------------------------------------------- state
     def _tied(self, module: torch.nn.Module) -> set[str]:
