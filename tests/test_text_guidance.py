@@ -58,6 +58,8 @@ def test_guided_greedy_tokens_follow_the_contrast_formula(tiny):
                 cond = _logp(tiny, [*prefix, *text])
                 other = torch.logsumexp(torch.stack([_logp(tiny, [*n, *text]) for n in negs]), 0) - np.log(2)
                 want = cond + g * (cond - other)
+                if g:
+                    want[cond < cond.max() - np.log(10)] = float("-inf")  # only tokens plausible under the label
                 want[list(banned)] = float("-inf")
                 assert int(t) == int(want.argmax()), (g, row)
                 text.append(int(t))
@@ -132,3 +134,16 @@ def test_label_types_reach_every_position_in_training_blocks_and_generation():
         ids = torch.as_tensor([[1, 3, 5, 6, 2]])
         logp = torch.log_softmax(lm(input_ids=ids, token_type_ids=torch.full_like(ids, 3)).logits[0], -1)
     assert score == pytest.approx(float(sum(logp[i - 1, ids[0, i]] for i in range(2, 5))), abs=1e-4)
+
+
+def test_filter_can_start_from_given_token_embeddings():
+    from engine.text.models.discriminator import DiscriminatorConfig, DiscriminatorFilter
+
+    real, fake = [[5, 6, 7]] * 4, [[8, 9]] * 4
+    emb = torch.randn(12, 8)
+    config = DiscriminatorConfig(width=8, heads=2, steps=1, batch_size=4, lr=1e-12)
+    filt = DiscriminatorFilter.fit(real, None, fake, vocab_size=12, pad_id=0, num_labels=0, config=config, seed=0, embeddings=emb)
+    torch.testing.assert_close(filt.net.tokens.weight.detach(), emb)
+    with pytest.raises(ValueError, match=r"embeddings must be \(12, 8\)"):
+        DiscriminatorFilter.fit(real, None, fake, vocab_size=12, pad_id=0, num_labels=0, config=config, seed=0,
+                                embeddings=torch.zeros(12, 4))

@@ -25,6 +25,7 @@ from engine.core.params import Bool, Float, Int, ModelConfig, OrNone, Pair, inva
 from engine.text.transforms import TextLayout
 
 DEFAULT_MAX_POSITIONS = 1024
+PLAUSIBLE_LOG_RATIO = float(np.log(10.0))  # guided draws keep tokens within 10x of the likeliest one's probability
 
 
 @dataclass
@@ -60,7 +61,8 @@ class GenerationRequest:
 
     ``negatives`` ``(n, M, P)`` are contrast prefixes (the same text asked for the other labels)
     and ``guidance`` their weight: each token is drawn from
-    ``log p(t | prefix) + guidance * (log p(t | prefix) - log mean_m p(t | negative_m))``, which
+    ``log p(t | prefix) + guidance * (log p(t | prefix) - log mean_m p(t | negative_m))``, among
+    the tokens with at least a tenth of the likeliest token's probability under ``prefix``; it
     favours the tokens that tell the requested label from the others (0: plain sampling).
     """
 
@@ -293,7 +295,11 @@ class CausalLMModel(TorchSynthModel):
                 logp = torch.log_softmax(logits, dim=-1)
                 cond, neg = logp[:b], logp[b:].reshape(b, m, -1)  # contrast row i * m + j belongs to text i
                 contrast = torch.logsumexp(neg, dim=1) - float(np.log(m))  # log of the mean over the other labels
-                logits = cond + req.guidance * (cond - contrast)
+                # Only tokens the requested label itself finds plausible (at least a tenth of its likeliest
+                # token's probability) may be drawn: the contrast alone would favour tokens unlikely under
+                # every label, whose log-ratio is noise.
+                plausible = cond >= cond.max(dim=-1, keepdim=True).values - PLAUSIBLE_LOG_RATIO
+                logits = (cond + req.guidance * (cond - contrast)).masked_fill(~plausible, float("-inf"))
             logits[:, banned] = float("-inf")
             nxt = draw_tokens(logits, req.temperature, req.top_k, req.top_p, generator)
             tokens[:, t] = torch.where(done, torch.full_like(nxt, self.layout.pad_id), nxt)

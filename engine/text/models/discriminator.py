@@ -81,12 +81,15 @@ class DiscriminatorFilter:
 
     @classmethod
     def fit(cls, real: Sequence[Sequence[int]], real_labels: np.ndarray | None, fake: Sequence[Sequence[int]], *,
-            vocab_size: int, pad_id: int, num_labels: int, config: DiscriminatorConfig, seed: int) -> DiscriminatorFilter:
+            vocab_size: int, pad_id: int, num_labels: int, config: DiscriminatorConfig, seed: int,
+            embeddings: torch.Tensor | None = None) -> DiscriminatorFilter:
         """Train on real token sequences (with label indices, or None) against generated ones.
 
         ``config.validation_fraction`` of the real and of the generated texts are held out of
         training; the filter's accuracies on them go in ``validation`` (label agreement on the
         held-out real texts, real-vs-generated on both).
+        ``embeddings`` ``(vocab_size, config.width)`` start the token embeddings (the language
+        model's own: what it learned of the words), instead of a random start.
         """
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -100,6 +103,11 @@ class DiscriminatorFilter:
         real_labels = None if real_labels is None else np.asarray(real_labels)[keep_real]
         fake = [fake[i] for i in keep_fake]
         net = TextDiscriminator(vocab_size, num_labels, config)
+        if embeddings is not None:
+            if tuple(embeddings.shape) != (vocab_size, config.width):
+                raise ValueError(f"embeddings must be ({vocab_size}, {config.width}); got {tuple(embeddings.shape)}.")
+            with torch.no_grad():
+                net.tokens.weight.copy_(embeddings.detach().float().cpu())
         opt = torch.optim.Adam(net.parameters(), lr=config.lr)
         half = max(1, config.batch_size // 2)
         history = []
