@@ -19,6 +19,12 @@ Train loop, by steps, cosine schedule), then generates a balanced set of reviews
     python bench/text.py --quick           # a small model for a few minutes of training
     python bench/text.py --minutes 30      # the issue's setting: 30 minutes of training
 
+Both settings sample with contrastive label guidance (``--guidance``, 2 by default: each
+token's log-probability under the requested label plus twice its excess over the other
+label's) and the model feeds the label to every position (GPT-2 token types). The full
+setting's model is 4 layers of width 128: on this 2-core CPU machine, shared, a wider one
+trains too few steps in 30 minutes.
+
 Timings on a shared machine are inflated by its load: the numbers say what was measured.
 """
 from __future__ import annotations
@@ -44,13 +50,37 @@ def split(frame: pd.DataFrame, holdout: float, seed: int) -> tuple[pd.DataFrame,
     return frame[~test].reset_index(drop=True), frame[test].reset_index(drop=True)
 
 
+def estimate_steps(train: pd.DataFrame, model_config: dict, budget: float, threads: int, seed: int) -> int:
+    """Optimisation steps that fit in ``budget`` seconds, from the rate of a 30-step run of the same model (its first
+    10 steps, with start-up costs, left out): 80% of them, so that the cosine schedule ends before the budget on a
+    machine whose load varies (the budget still stops the run)."""
+    from engine import TextSynthesizer
+
+    probe = TextSynthesizer(model_config=model_config, cpus_per_worker=threads)
+    probe.fit(train, label_column="label", max_steps=30, batch_size=32, report_every_steps=10, seed=seed,
+              show_progress=False, discriminator=False)
+    rows = probe.history_[1:]
+    rate = sum(r["step"] - p["step"] for p, r in zip(probe.history_, rows)) / sum(r["seconds"] for r in rows)
+    steps = max(50, int(0.8 * rate * budget))
+    print(f"timing run: {rate:.2f} steps/s -> {steps} steps for a {budget / 60:.0f}-minute budget")
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small model, short training, fewer samples")
-    parser.add_argument("--steps", type=int, help="training steps (default: 3000, quick: 400)")
+    parser.add_argument("--steps", type=int, help="training steps (default: 3000, quick: 400; with --minutes: estimated "
+                        "from a 30-step timing run, so that the cosine schedule ends near the time budget)")
+    parser.add_argument("--minutes", type=float, help="time budget of the language model's training (the training loop's "
+                        "time_budget: the run stops at the first step past it)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of the training worker (default 1: on a loaded "
+                        "2-core machine, 2 threads wait on each other)")
     parser.add_argument("--samples", type=int, help="texts generated per setting (default 1000, quick 200)")
     parser.add_argument("--out", default="runs/text", help="folder for the model and the reports")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--guidance", type=float, default=2.0, help="contrastive label guidance at sampling (0: none)")
+    parser.add_argument("--oversample", type=int, default=2, help="candidates drawn per kept text with the filter on")
+    parser.add_argument("--discriminator-samples", type=int, default=500, help="generated texts the filter trains against")
     parser.add_argument("--max-texts", type=int, help="texts compared by the embedding metrics (default: as many as generated)")
     parser.add_argument("--finetune", help="also fine-tune this causal LM (a local folder or a cached hub id) for the same steps")
     args = parser.parse_args()
@@ -59,27 +89,42 @@ def main() -> None:
         raise SystemExit(f"{DATA} is missing: see shared/data/README.md")
     import torch
 
+    torch.set_num_threads(args.threads)  # the driver's sampling and filter training too (2 threads crawl under load)
+
     from engine import TextSynthesizer
     from engine.text.metrics import evaluate_texts
 
-    steps = args.steps or (400 if args.quick else 3000)
+    budget = None if args.minutes is None else args.minutes * 60
     samples = args.samples or (200 if args.quick else 1000)
-    size = {"n_layer": 2, "n_embd": 128, "n_head": 4, "vocab_size": 2048} if args.quick else {"n_layer": 4, "n_embd": 256, "n_head": 4, "vocab_size": 4096}
+    size = {"n_layer": 2, "n_embd": 128, "n_head": 4, "vocab_size": 2048} if args.quick else {"n_layer": 4, "n_embd": 128, "n_head": 4, "vocab_size": 2048}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frame = pd.read_csv(DATA)
     train, holdout = split(frame, 0.1, args.seed)
-    print(f"data: {len(train)} training sentences, {len(holdout)} held out; torch threads {torch.get_num_threads()}")
+    print(f"data: {len(train)} training sentences, {len(holdout)} held out; torch threads {torch.get_num_threads()} "
+          f"(driver and training worker)")
 
+    model_config = {**size, "block_size": 64, "dropout": 0.1, "lr": 1e-3}
+    steps = args.steps or (400 if args.quick else 3000)
+    if budget is not None and args.steps is None:
+        steps = estimate_steps(train, model_config, budget, args.threads, args.seed)
     started = time.perf_counter()
-    synth = TextSynthesizer(model_config={**size, "block_size": 64, "dropout": 0.1, "lr": 1e-3}, top_p=0.95, oversample=3)
+    synth = TextSynthesizer(model_config=model_config, top_p=0.95, oversample=args.oversample, guidance=args.guidance,
+                            cpus_per_worker=args.threads)
     synth.fit(train, label_column="label", max_steps=steps, batch_size=32, lr_schedule="cosine", warmup_steps=50,
-              report_every_steps=max(1, steps // 10), seed=args.seed, show_progress=True,
-              discriminator_config={"steps": 300 if args.quick else 1000}, discriminator_samples=min(1000, 4 * samples))
+              report_every_steps=max(1, steps // 10), seed=args.seed, show_progress=True, time_budget=budget,
+              discriminator_config={"steps": 300 if args.quick else 1000}, discriminator_samples=args.discriminator_samples)
     fit_seconds = time.perf_counter() - started
     synth.save(out / "model")
-    print(f"fit: {steps} steps in {fit_seconds:.0f} s (tokenizer, Ray Train, discriminator); loss "
-          f"{synth.history_[0]['loss']:.3f} -> {synth.history_[-1]['loss']:.3f}")
+    last = synth.history_[-1]
+    trained_s = sum(row.get("seconds", 0.0) for row in synth.history_)
+    print(f"fit: {last['step']} of {steps} steps in {trained_s:.0f} s of training "
+          f"({'stopped by the time budget' if last.get('stopped_by') else 'all steps'}), {fit_seconds:.0f} s in all "
+          f"(tokenizer, Ray Train, discriminator); loss {synth.history_[0]['loss']:.3f} -> {last['loss']:.3f}")
+    disc = synth.discriminator_.validation
+    print(f"discriminator filter, on {disc.get('texts', 0)} training-split texts it did not train on: label accuracy "
+          f"{disc.get('label_accuracy', float('nan')):.3f}, real-vs-generated accuracy "
+          f"{disc.get('real_vs_generated_accuracy', float('nan')):.3f}")
 
     runs = [("filter off", synth, False), ("filter on", synth, True)]
     if args.finetune:
@@ -116,7 +161,8 @@ def main() -> None:
             "candidates": stats.get("candidates"), "texts_per_s": samples / gen_seconds,
             "examples": texts.head(6).to_dict("records"), "errors": report.details["errors"],
         }
-    print(json.dumps({"steps": steps, "fit_seconds": fit_seconds, "model": size, **results}, indent=2, default=float))
+    print(json.dumps({"guidance": args.guidance, "oversample": args.oversample, "steps": steps, "steps_trained": last["step"], "time_budget_s": budget, "fit_seconds": fit_seconds,
+                      "model": size, "discriminator_validation": disc, **results}, indent=2, default=float))
     for name, r in results.items():
         print(f"{name:10s}: label fidelity {r['label_fidelity']:.3f} (judge on held-out {r['judge_accuracy_on_holdout']:.3f}); "
               f"TSTR {r['tstr_accuracy']:.3f} vs TRTR {r['trtr_accuracy']:.3f} (ratio {r['tstr_ratio']:.3f}); "

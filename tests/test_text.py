@@ -81,6 +81,9 @@ def test_training_lowers_the_loss_and_labels_steer_generation(trained):
     match = np.mean([_word_label(t) == y for t, y in zip(out["text"], out["label"])])
     # Chance is 0.5 (or less, with ties): a model blind to its control tokens fails this.
     assert match >= 0.8, list(zip(out["text"], out["label"]))
+    guided = synth.sample(40, conditions={"label": {"a": 20, "b": 20}}, seed=1, filter=False, guidance=2.0)
+    assert np.mean([_word_label(t) == y for t, y in zip(guided["text"], guided["label"])]) >= 0.8
+    assert not guided["text"].equals(out["text"])  # the guided draw is another draw
     one = synth.sample(12, conditions={"label": "b"}, seed=2, temperature=0.7, top_k=20, top_p=0.9)
     assert set(one["label"]) == {"b"} and len(one) == 12
     mixed = synth.sample(30, seed=3)
@@ -229,5 +232,7 @@ def test_bad_inputs_are_named(trained, tmp_path):
         synth.sample(3, conditions={"mood": "a"})
     with pytest.raises(InvalidOptionError, match="'top_p' parameter must be"):
         synth.sample(3, top_p=0)
+    with pytest.raises(InvalidOptionError, match="'guidance' parameter must be"):
+        synth.sample(3, guidance=-1)
     with pytest.raises(InvalidOptionError, match="'n_head' parameter of CausalLM must be a divisor"):
         TextSynthesizer(model_config={"n_embd": 32, "n_head": 3})

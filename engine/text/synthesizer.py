@@ -56,6 +56,8 @@ class TextSynthesizer(Synthesizer):
         memorization_ngram: generated texts sharing this many consecutive words with a training text
             (or copying one) are refused and counted.
         temperature, top_k, top_p, max_new_tokens: default sampling rule (each may be given per call).
+        guidance: contrastive label guidance at sampling: each token's log-probability under the
+            requested label plus ``guidance`` times its excess over the other labels' (0: none).
         filter: rank candidates with the discriminator and keep the best (when one was trained).
         oversample: candidates drawn per kept text when filtering.
         num_workers, use_gpu, cpus_per_worker: how Ray Train scales training.
@@ -76,6 +78,7 @@ class TextSynthesizer(Synthesizer):
         top_k: int = 0,
         top_p: float = 1.0,
         max_new_tokens: int | None = None,
+        guidance: float = 0.0,
         filter: bool = True,
         oversample: int = 2,
         num_workers: int = 1,
@@ -87,6 +90,7 @@ class TextSynthesizer(Synthesizer):
         self.memorization_ngram = check_count(memorization_ngram, "memorization_ngram")
         self.temperature, self.top_k, self.top_p = _sampling_rule(temperature, top_k, top_p)
         self.max_new_tokens = None if max_new_tokens is None else check_count(max_new_tokens, "max_new_tokens")
+        self.guidance = _check_guidance(guidance)
         self.filter = bool(filter)
         self.oversample = check_count(oversample, "oversample")
         self._model: CausalLMModel | None = None
@@ -108,6 +112,7 @@ class TextSynthesizer(Synthesizer):
             FrontDoorOption("top_k", "sample among the k likeliest tokens (0: all)", stage="sample", type=int),
             FrontDoorOption("top_p", "nucleus sampling mass", stage="sample", type=float),
             FrontDoorOption("max_new_tokens", "longest generated text, in tokens", stage="sample", type=int),
+            FrontDoorOption("guidance", "contrastive label guidance weight (0: none)", stage="sample", type=float),
         )
 
     # ------------------------------------------------------------ fitting
@@ -154,8 +159,10 @@ class TextSynthesizer(Synthesizer):
         block = config.block_size or auto_block_size(seqs, limit)
         if block > limit:
             raise InvalidOptionError(f"The 'block_size' parameter must be at most {limit} (the model's positions). Got {block} instead.")
+        # Token types carry the label to every position; GPT-2's embeddings take them (other families may not).
+        typed = config.label_embedding and bool(controls) and (hf_config is None or hf_config.get("model_type") == "gpt2")
         layout = TextLayout(tokenizer.vocab_size, block, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id,
-                            1 + len(controls), hf_config)
+                            1 + len(controls), hf_config, typed)
         blocks = encode_blocks(seqs, layout, pack=config.pack)
         model = self._train_torch(layout=layout, data=blocks, epochs=epochs, batch_size=batch_size, seed=seed,
                                   show_progress=show_progress, **train_options)
@@ -205,6 +212,7 @@ class TextSynthesizer(Synthesizer):
         top_k: int | None = None,
         top_p: float | None = None,
         max_new_tokens: int | None = None,
+        guidance: float | None = None,
         filter: bool | None = None,
         seed: int | None = None,
         stream: int = 0,
@@ -216,14 +224,15 @@ class TextSynthesizer(Synthesizer):
                 (a mixture: shares, or counts adding up to ``num_samples``); columns not named follow the
                 training mix. None: the training mix.
             prompt: text every generation starts with (kept in the output).
-            temperature, top_k, top_p, max_new_tokens, filter: override the defaults set at construction.
+            temperature, top_k, top_p, max_new_tokens, guidance, filter: override the defaults set at construction.
             seed: the same seed gives the same texts.
         """
         model, tok = self._require_fitted()
         n = check_count(num_samples)
         gen, rng = seed_streams(check_seed(seed), stream)
         labels = self._plan_labels(n, conditions, rng)
-        rule = self._rule({"temperature": temperature, "top_k": top_k, "top_p": top_p, "max_new_tokens": max_new_tokens})
+        rule = self._rule({"temperature": temperature, "top_k": top_k, "top_p": top_p, "max_new_tokens": max_new_tokens,
+                           "guidance": guidance})
         use_filter = (self.filter if filter is None else bool(filter)) and self.discriminator_ is not None
         texts = self._generate_texts(n, labels, prompt, rule, gen, use_filter)
         return pd.DataFrame({self.text_column_: texts, **labels})
@@ -236,7 +245,8 @@ class TextSynthesizer(Synthesizer):
         m = given.get("max_new_tokens") or self.max_new_tokens
         model, _ = self._require_fitted()
         m = check_count(m, "max_new_tokens") if m is not None else model.layout.block_size - model.layout.prefix_length
-        return {"temperature": t, "top_k": k, "top_p": p, "max_new_tokens": m}
+        g = _check_guidance(self.guidance if given.get("guidance") is None else given["guidance"])
+        return {"temperature": t, "top_k": k, "top_p": p, "max_new_tokens": m, "guidance": g}
 
     def _plan_labels(self, n: int, conditions: Mapping[str, Any] | None, rng: np.random.Generator) -> dict[str, list[str]]:
         """The label values of each of ``n`` texts: the training mix, with the columns ``conditions`` names overridden."""
@@ -276,8 +286,16 @@ class TextSynthesizer(Synthesizer):
                 f"{model.layout.block_size}-token block. Use a shorter prompt."
             )
         banned = (tok.pad_id, tok.bos_id, *(i for vs in tok.controls.values() for i in vs.values()))
+        negatives = None
+        guidance = float(rule.get("guidance", 0.0))
+        if guidance > 0 and columns and len(tok.controls[columns[0]]) > 1:
+            # The same prefix asking for each other value of the first label column: what guidance contrasts with.
+            ids = list(tok.controls[columns[0]].values())
+            negatives = np.repeat(prefixes[:, None, :], len(ids) - 1, axis=1).copy()
+            for i in range(rows):
+                negatives[i, :, 1] = [v for v in ids if v != prefixes[i, 1]]
         req = GenerationRequest(prefixes, int(rule["max_new_tokens"]), float(rule["temperature"]), int(rule["top_k"]),
-                                float(rule["top_p"]), tuple(int(b) for b in banned if b != tok.eos_id))
+                                float(rule["top_p"]), tuple(int(b) for b in banned if b != tok.eos_id), guidance, negatives)
         return req
 
     def _generate_texts(self, n: int, labels: dict[str, list[str]], prompt: str | None, rule: Mapping[str, Any],
@@ -433,7 +451,7 @@ class TextSynthesizer(Synthesizer):
                 "pretrained": self.pretrained,
                 "sampling": {"memorization_ngram": self.memorization_ngram, "temperature": self.temperature,
                              "top_k": self.top_k, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens,
-                             "filter": self.filter, "oversample": self.oversample},
+                             "guidance": self.guidance, "filter": self.filter, "oversample": self.oversample},
             },
             schema=model.layout.to_dict(),
             preprocessor={"tokenizer": tok.to_dict(), "text_column": self.text_column_,
@@ -490,6 +508,12 @@ def _sampling_rule(temperature: Any, top_k: Any, top_p: Any) -> tuple[float, int
     if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
         raise InvalidOptionError(f"The 'top_p' parameter must be a number in (0, 1]. Got {top_p!r} instead.")
     return float(temperature), int(top_k), float(top_p)
+
+
+def _check_guidance(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise InvalidOptionError(f"The 'guidance' parameter must be a number in [0, 100] (0: none). Got {value!r} instead.")
+    return float(value)
 
 
 def _condition_values(column: str, wanted: Any, known: list[str], n: int, rng: np.random.Generator) -> list[str]:

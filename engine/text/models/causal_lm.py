@@ -25,6 +25,7 @@ from engine.core.params import Bool, Float, Int, ModelConfig, OrNone, Pair, inva
 from engine.text.transforms import TextLayout
 
 DEFAULT_MAX_POSITIONS = 1024
+PLAUSIBLE_LOG_RATIO = float(np.log(10.0))  # guided draws keep tokens within 10x of the likeliest one's probability
 
 
 @dataclass
@@ -38,6 +39,8 @@ class CausalLMConfig(ModelConfig):
     vocab_size: int = param(4096, Int(min=260), "tokens of the byte-level BPE trained on the corpus (ignored when fine-tuning)")
     block_size: int | None = param(None, OrNone(Int(min=8)), "longest sequence in tokens; None: 99% of the texts whole")
     pack: bool = param(False, Bool(), "pack short texts into full blocks instead of padding each")
+    label_embedding: bool = param(True, Bool(), "add the first label's control-token embedding at every position (GPT-2 "
+                                  "token types), so every token sees its label; GPT-2 architectures only")
     lr: float = param(5e-4, Float(gt=0), "AdamW learning rate")
     weight_decay: float = param(0.01, Float(ge=0), "AdamW weight decay")
     betas: tuple[float, float] = param((0.9, 0.95), Pair(Float(ge=0, lt=1)), "AdamW betas")
@@ -55,6 +58,12 @@ class GenerationRequest:
 
     ``prefixes`` are ``(n, P)`` token ids (begin token, control tokens, prompt), all of one
     length; ``banned`` ids are never drawn (padding, begin and control tokens).
+
+    ``negatives`` ``(n, M, P)`` are contrast prefixes (the same text asked for the other labels)
+    and ``guidance`` their weight: each token is drawn from
+    ``log p(t | prefix) + guidance * (log p(t | prefix) - log mean_m p(t | negative_m))``, among
+    the tokens with at least a tenth of the likeliest token's probability under ``prefix``; it
+    favours the tokens that tell the requested label from the others (0: plain sampling).
     """
 
     prefixes: np.ndarray
@@ -63,6 +72,8 @@ class GenerationRequest:
     top_k: int = 0
     top_p: float = 1.0
     banned: tuple[int, ...] = field(default_factory=tuple)
+    guidance: float = 0.0
+    negatives: np.ndarray | None = None
 
 
 def max_positions(hf_config: Mapping[str, Any] | None) -> int:
@@ -161,7 +172,8 @@ class CausalLMModel(TorchSynthModel):
         ids, mask = batch["ids"], batch["mask"].bool()
         length = int(mask.sum(dim=1).max())  # trim the padding every row of this batch shares
         ids, mask = ids[:, :length], mask[:, :length]  # (B, T)
-        logits = self.nets["lm"](input_ids=ids, attention_mask=mask.long()).logits  # (B, T, V)
+        types = {"token_type_ids": batch["types"][:, :length]} if "types" in batch else {}
+        logits = self.nets["lm"](input_ids=ids, attention_mask=mask.long(), **types).logits  # (B, T, V)
         targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)  # next tokens; padding predicts nothing
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
         opt = optimizers["lm"]
@@ -184,7 +196,9 @@ class CausalLMModel(TorchSynthModel):
             for s in range(0, len(blocks["ids"]), batch_size):
                 ids = torch.as_tensor(blocks["ids"][s : s + batch_size], device=self.device)
                 mask = torch.as_tensor(blocks["mask"][s : s + batch_size], device=self.device)
-                logits = lm(input_ids=ids, attention_mask=mask.long()).logits
+                types = {"token_type_ids": torch.as_tensor(blocks["types"][s : s + batch_size], device=self.device)} \
+                    if "types" in blocks else {}
+                logits = lm(input_ids=ids, attention_mask=mask.long(), **types).logits
                 targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
                 loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
                                        ignore_index=-100, reduction="sum")
@@ -193,6 +207,38 @@ class CausalLMModel(TorchSynthModel):
         finally:
             lm.train(was)
         return total / max(count, 1)
+
+    @torch.no_grad()
+    def continuation_logprob(self, prefixes: np.ndarray, continuations: list[list[int]], batch_size: int = 64) -> np.ndarray:
+        """``log p(continuation | prefix)`` per row (``(n,)``, summed over the continuation's tokens and its end token
+        when it has room), in evaluation mode. ``prefixes`` are ``(n, P)`` ids of one length, as for ``generate``."""
+        prefixes = np.asarray(prefixes, dtype=np.int64)
+        room = self.layout.block_size if self.layout.hf_config is None else max_positions(self.layout.hf_config)
+        p = prefixes.shape[1]
+        lm = self.unwrapped("lm")
+        was = lm.training
+        lm.eval()
+        out = np.zeros(len(continuations))
+        try:
+            for s in range(0, len(continuations), batch_size):
+                rows = [list(c) + [self.layout.eos_id] for c in continuations[s : s + batch_size]]
+                rows = [r[: room - p] for r in rows]
+                t = max(1, max(len(r) for r in rows))
+                ids = torch.full((len(rows), p + t), self.layout.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), p + t), dtype=torch.bool)
+                ids[:, :p] = torch.as_tensor(prefixes[s : s + len(rows)])
+                mask[:, :p] = True
+                for i, r in enumerate(rows):
+                    ids[i, p : p + len(r)] = torch.as_tensor(r, dtype=torch.long)
+                    mask[i, p : p + len(r)] = True
+                ids, mask = ids.to(self.device), mask.to(self.device)
+                types = self._types(ids[:, :p], ids.shape[1])
+                logits = lm(input_ids=ids, attention_mask=mask.long(), **types).logits[:, p - 1 : -1].float()  # predicts ids[:, p:]
+                logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)  # (B, T)
+                out[s : s + len(rows)] = (logp * mask[:, p:]).sum(dim=1).cpu().numpy()
+        finally:
+            lm.train(was)
+        return out
 
     # ------------------------------------------------------------ generation
     @torch.no_grad()
@@ -208,6 +254,10 @@ class CausalLMModel(TorchSynthModel):
             raise ValueError(f"generate needs one prefix per sequence: {prefixes.shape[0]} prefixes for {num_rows}.")
         room = self.layout.block_size if self.layout.hf_config is None else max_positions(self.layout.hf_config)
         new = max(0, min(req.max_new_tokens, room - prefixes.shape[1]))
+        guided = req.guidance > 0 and req.negatives is not None and np.asarray(req.negatives).shape[1] > 0
+        negatives = np.asarray(req.negatives, dtype=np.int64) if guided else None
+        if guided and (negatives.shape[0] != num_rows or negatives.shape[2] != prefixes.shape[1]):
+            raise ValueError(f"negatives must be (n, M, {prefixes.shape[1]}) for {num_rows} prefixes; got {negatives.shape}.")
         out = np.full((num_rows, req.max_new_tokens), self.layout.pad_id, dtype=np.int64)
         lm = self.unwrapped("lm")
         was = lm.training
@@ -216,13 +266,14 @@ class CausalLMModel(TorchSynthModel):
             chunk = self.config.generation_batch
             for start in range(0, num_rows, chunk):
                 block = torch.as_tensor(prefixes[start : start + chunk])
-                out[start : start + len(block), :new] = self._sample(lm, block, new, req, generator).numpy()
+                neg = None if negatives is None else torch.as_tensor(negatives[start : start + chunk])
+                out[start : start + len(block), :new] = self._sample(lm, block, new, req, generator, neg).numpy()
         finally:
             lm.train(was)
         return out
 
     def _sample(self, lm: torch.nn.Module, prefix: torch.Tensor, steps: int, req: GenerationRequest,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator, negatives: torch.Tensor | None = None) -> torch.Tensor:
         b = prefix.shape[0]
         tokens = torch.full((b, steps), self.layout.pad_id, dtype=torch.long)
         done = torch.zeros(b, dtype=torch.bool)
@@ -230,18 +281,40 @@ class CausalLMModel(TorchSynthModel):
             return tokens
         # transformers 5 names the key/value cache `cache`; earlier versions and some families `past_key_values`.
         cache_arg = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
-        out = lm(input_ids=prefix.to(self.device), use_cache=True)
+        m = 0 if negatives is None else negatives.shape[1]
+        if m:
+            # The contrast prefixes run in the same batch, after the B requested ones: (B * (1 + M), P).
+            prefix = torch.cat([prefix, negatives.reshape(b * m, -1)])
+        types = self._types(prefix.to(self.device), prefix.shape[1])
+        out = lm(input_ids=prefix.to(self.device), use_cache=True, **types)
+        step_types = {k: v[:, :1] for k, v in types.items()}  # each row keeps its type
         banned = torch.as_tensor(sorted(set(req.banned)), dtype=torch.long)
         for t in range(steps):
             logits = out.logits[:, -1].float().cpu()  # (B, V): drawn on the CPU for device-independent samples
+            if m:
+                logp = torch.log_softmax(logits, dim=-1)
+                cond, neg = logp[:b], logp[b:].reshape(b, m, -1)  # contrast row i * m + j belongs to text i
+                contrast = torch.logsumexp(neg, dim=1) - float(np.log(m))  # log of the mean over the other labels
+                # Only tokens the requested label itself finds plausible (at least a tenth of its likeliest
+                # token's probability) may be drawn: the contrast alone would favour tokens unlikely under
+                # every label, whose log-ratio is noise.
+                plausible = cond >= cond.max(dim=-1, keepdim=True).values - PLAUSIBLE_LOG_RATIO
+                logits = (cond + req.guidance * (cond - contrast)).masked_fill(~plausible, float("-inf"))
             logits[:, banned] = float("-inf")
             nxt = draw_tokens(logits, req.temperature, req.top_k, req.top_p, generator)
             tokens[:, t] = torch.where(done, torch.full_like(nxt, self.layout.pad_id), nxt)
             done |= nxt == self.layout.eos_id
             if bool(done.all()) or t == steps - 1:
                 break
-            out = lm(input_ids=nxt[:, None].to(self.device), use_cache=True, **{cache_arg: out[cache_arg]})
+            fed = torch.cat([nxt, nxt.repeat_interleave(m)]) if m else nxt  # contrast rows continue with their text's token
+            out = lm(input_ids=fed[:, None].to(self.device), use_cache=True, **{cache_arg: out[cache_arg]}, **step_types)
         return tokens
+
+    def _types(self, prefix: torch.Tensor, length: int) -> dict[str, torch.Tensor]:
+        """``token_type_ids`` (B, length) for rows starting with ``prefix`` (the first control at every position), or none."""
+        if not (self.layout.label_types and self.layout.prefix_length > 1 and prefix.shape[1] > 1):
+            return {}
+        return {"token_type_ids": prefix[:, 1:2].expand(-1, length).contiguous()}
 
     # ----------------------------------------------------------------- state
     def _tied(self, module: torch.nn.Module) -> set[str]:

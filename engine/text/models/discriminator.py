@@ -9,7 +9,7 @@ best-scored ones, so the kept texts look more like real ones and carry their lab
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,8 @@ class DiscriminatorConfig(ModelConfig):
     steps: int = param(200, Int(min=1), "optimisation steps")
     batch_size: int = param(32, Int(min=2), "texts per step (half real, half generated)")
     lr: float = param(1e-3, Float(gt=0), "Adam learning rate")
+    validation_fraction: float = param(0.1, Float(ge=0, lt=1), "share of the real and generated texts kept out of training to "
+                                       "measure the filter's accuracy (none when fewer than 20 texts)")
 
 
 class TextDiscriminator(nn.Module):
@@ -75,14 +77,37 @@ class DiscriminatorFilter:
     vocab_size: int
     pad_id: int
     history: list[dict[str, float]]
+    validation: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, real: Sequence[Sequence[int]], real_labels: np.ndarray | None, fake: Sequence[Sequence[int]], *,
-            vocab_size: int, pad_id: int, num_labels: int, config: DiscriminatorConfig, seed: int) -> DiscriminatorFilter:
-        """Train on real token sequences (with label indices, or None) against generated ones."""
+            vocab_size: int, pad_id: int, num_labels: int, config: DiscriminatorConfig, seed: int,
+            embeddings: torch.Tensor | None = None) -> DiscriminatorFilter:
+        """Train on real token sequences (with label indices, or None) against generated ones.
+
+        ``config.validation_fraction`` of the real and of the generated texts are held out of
+        training; the filter's accuracies on them go in ``validation`` (label agreement on the
+        held-out real texts, real-vs-generated on both).
+        ``embeddings`` ``(vocab_size, config.width)`` start the token embeddings (the language
+        model's own: what it learned of the words), instead of a random start.
+        """
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
+        real_val, fake_val = _held_out(len(real), config.validation_fraction, rng), _held_out(len(fake), config.validation_fraction, rng)
+        val_real = [real[i] for i in real_val]
+        val_labels = None if real_labels is None else np.asarray(real_labels)[real_val]
+        val_fake = [fake[i] for i in fake_val]
+        keep_real = np.setdiff1d(np.arange(len(real)), real_val)
+        keep_fake = np.setdiff1d(np.arange(len(fake)), fake_val)
+        real = [real[i] for i in keep_real]
+        real_labels = None if real_labels is None else np.asarray(real_labels)[keep_real]
+        fake = [fake[i] for i in keep_fake]
         net = TextDiscriminator(vocab_size, num_labels, config)
+        if embeddings is not None:
+            if tuple(embeddings.shape) != (vocab_size, config.width):
+                raise ValueError(f"embeddings must be ({vocab_size}, {config.width}); got {tuple(embeddings.shape)}.")
+            with torch.no_grad():
+                net.tokens.weight.copy_(embeddings.detach().float().cpu())
         opt = torch.optim.Adam(net.parameters(), lr=config.lr)
         half = max(1, config.batch_size // 2)
         history = []
@@ -105,25 +130,35 @@ class DiscriminatorFilter:
             if step % 50 == 0 or step == config.steps - 1:
                 history.append({"step": step, "loss": float(loss.detach()), "loss_real_vs_generated": float(loss_real.detach())})
         net.eval()
-        return cls(net, config, vocab_size, pad_id, history)
+        out = cls(net, config, vocab_size, pad_id, history)
+        if len(val_real) and len(val_fake):
+            r, f = out.score(val_real, val_labels), out.score(val_fake)
+            out.validation = {"texts": len(val_real) + len(val_fake),
+                              "real_vs_generated_accuracy": float(np.mean(np.r_[r["p_real"] > 0.5, f["p_real"] <= 0.5]))}
+            if num_labels and val_labels is not None:
+                out.validation["label_accuracy"] = float(np.mean(out.probabilities(val_real)[1].argmax(1) == val_labels))
+        return out
 
     @torch.no_grad()
-    def score(self, seqs: Sequence[Sequence[int]], labels: np.ndarray | None = None, batch: int = 256) -> dict[str, np.ndarray]:
-        """Per text: ``p_real``, ``p_label`` (of the requested label index; 1 without labels) and ``score``
-        (the sum of their logs: what the filter ranks by)."""
+    def probabilities(self, seqs: Sequence[Sequence[int]], batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """``p(real)`` per text ``(n,)`` and the label probabilities ``(n, K)`` (``K`` is 1 without labels)."""
         self.net.eval()
-        p_real, p_label = [], []
+        p_real, p_labels = [np.zeros(0)], [np.zeros((0, max(self.net.num_labels, 1)))]
         for s in range(0, len(seqs), batch):
             ids, mask = pad_ids(seqs[s : s + batch], self.config.max_length, self.pad_id)
             real_logit, label_logits = self.net(ids, mask)
             p_real.append(torch.sigmoid(real_logit).numpy())
-            if self.net.num_labels and labels is not None:
-                probs = label_logits.softmax(-1).numpy()
-                p_label.append(probs[np.arange(len(ids)), np.asarray(labels[s : s + batch], dtype=np.int64)])
-            else:
-                p_label.append(np.ones(len(ids)))
-        pr = np.concatenate(p_real) if p_real else np.zeros(0)
-        pl = np.concatenate(p_label) if p_label else np.zeros(0)
+            p_labels.append(label_logits.softmax(-1).numpy())
+        return np.concatenate(p_real), np.concatenate(p_labels)
+
+    def score(self, seqs: Sequence[Sequence[int]], labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per text: ``p_real``, ``p_label`` (of the requested label index; 1 without labels) and ``score``
+        (the sum of their logs: what the filter ranks by)."""
+        pr, probs = self.probabilities(seqs)
+        if self.net.num_labels and labels is not None:
+            pl = probs[np.arange(len(pr)), np.asarray(labels, dtype=np.int64)]
+        else:
+            pl = np.ones(len(pr))
         return {"p_real": pr, "p_label": pl, "score": np.log(pr + 1e-9) + np.log(pl + 1e-9)}
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -131,7 +166,7 @@ class DiscriminatorFilter:
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "vocab_size": self.vocab_size, "pad_id": self.pad_id,
-                "num_labels": self.net.num_labels, "history": self.history}
+                "num_labels": self.net.num_labels, "history": self.history, "validation": self.validation}
 
     @classmethod
     def from_saved(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> DiscriminatorFilter:
@@ -139,4 +174,11 @@ class DiscriminatorFilter:
         net = TextDiscriminator(int(meta["vocab_size"]), int(meta["num_labels"]), config)
         net.load_state_dict(tensors)
         net.eval()
-        return cls(net, config, int(meta["vocab_size"]), int(meta["pad_id"]), list(meta.get("history", [])))
+        return cls(net, config, int(meta["vocab_size"]), int(meta["pad_id"]), list(meta.get("history", [])),
+                   dict(meta.get("validation", {})))
+
+
+def _held_out(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``fraction`` of ``n`` texts kept out of training (none below 20 texts: too few to measure and train)."""
+    k = int(round(n * fraction)) if n >= 20 else 0
+    return np.sort(rng.choice(n, size=k, replace=False)) if k else np.zeros(0, dtype=np.int64)
