@@ -82,6 +82,8 @@ def main() -> None:
     parser.add_argument("--oversample", type=int, default=2, help="candidates drawn per kept text with the filter on")
     parser.add_argument("--discriminator-samples", type=int, default=500, help="generated texts the filter trains against")
     parser.add_argument("--max-texts", type=int, help="texts compared by the embedding metrics (default: as many as generated)")
+    parser.add_argument("--model", help="sample and score a model this bench saved before (its <out>/model, same --seed, "
+                        "so the held-out split is the one it never saw) instead of training one")
     parser.add_argument("--finetune", help="also fine-tune this causal LM (a local folder or a cached hub id) for the same steps")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress lines reach a log file as they are printed
@@ -106,21 +108,29 @@ def main() -> None:
 
     model_config = {**size, "block_size": 64, "dropout": 0.1, "lr": 1e-3}
     steps = args.steps or (400 if args.quick else 3000)
-    if budget is not None and args.steps is None:
-        steps = estimate_steps(train, model_config, budget, args.threads, args.seed)
-    started = time.perf_counter()
-    synth = TextSynthesizer(model_config=model_config, top_p=0.95, oversample=args.oversample, guidance=args.guidance,
-                            cpus_per_worker=args.threads)
-    synth.fit(train, label_column="label", max_steps=steps, batch_size=32, lr_schedule="cosine", warmup_steps=50,
-              report_every_steps=max(1, steps // 10), seed=args.seed, show_progress=True, time_budget=budget,
-              discriminator_config={"steps": 300 if args.quick else 1000}, discriminator_samples=args.discriminator_samples)
-    fit_seconds = time.perf_counter() - started
-    synth.save(out / "model")
-    last = synth.history_[-1]
-    trained_s = sum(row.get("seconds", 0.0) for row in synth.history_)
-    print(f"fit: {last['step']} of {steps} steps in {trained_s:.0f} s of training "
-          f"({'stopped by the time budget' if last.get('stopped_by') else 'all steps'}), {fit_seconds:.0f} s in all "
-          f"(tokenizer, Ray Train, discriminator); loss {synth.history_[0]['loss']:.3f} -> {last['loss']:.3f}")
+    if args.model:
+        # Sampling and scoring only: the model was trained by an earlier run of this bench.
+        synth = TextSynthesizer.load(args.model)
+        synth.guidance, synth.oversample = args.guidance, args.oversample
+        fit_seconds, last, steps = float("nan"), synth.history_[-1], synth.history_[-1]["step"]
+        size = synth.model_config
+        print(f"model: {args.model}, trained {steps} steps; loss {synth.history_[0]['loss']:.3f} -> {last['loss']:.3f}")
+    else:
+        if budget is not None and args.steps is None:
+            steps = estimate_steps(train, model_config, budget, args.threads, args.seed)
+        started = time.perf_counter()
+        synth = TextSynthesizer(model_config=model_config, top_p=0.95, oversample=args.oversample, guidance=args.guidance,
+                                cpus_per_worker=args.threads)
+        synth.fit(train, label_column="label", max_steps=steps, batch_size=32, lr_schedule="cosine", warmup_steps=50,
+                  report_every_steps=max(1, steps // 10), seed=args.seed, show_progress=True, time_budget=budget,
+                  discriminator_config={"steps": 300 if args.quick else 1000}, discriminator_samples=args.discriminator_samples)
+        fit_seconds = time.perf_counter() - started
+        synth.save(out / "model")
+        last = synth.history_[-1]
+        trained_s = sum(row.get("seconds", 0.0) for row in synth.history_)
+        print(f"fit: {last['step']} of {steps} steps in {trained_s:.0f} s of training "
+              f"({'stopped by the time budget' if last.get('stopped_by') else 'all steps'}), {fit_seconds:.0f} s in all "
+              f"(tokenizer, Ray Train, discriminator); loss {synth.history_[0]['loss']:.3f} -> {last['loss']:.3f}")
     disc = synth.discriminator_.validation
     print(f"discriminator filter, on {disc.get('texts', 0)} training-split texts it did not train on: label accuracy "
           f"{disc.get('label_accuracy', float('nan')):.3f}, real-vs-generated accuracy "
