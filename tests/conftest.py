@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -48,3 +49,20 @@ def adult() -> pd.DataFrame:
 def adult_small(adult: pd.DataFrame) -> pd.DataFrame:
     """A 2,000-row random subsample of Adult for fast model tests."""
     return adult.sample(n=2000, random_state=0).reset_index(drop=True)
+
+
+def _one_torch_thread() -> Iterator[None]:
+    # Tiny networks are all threading overhead: one thread is several times faster than two on
+    # a busy 2-core machine. The old count is restored for the tests that follow.
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+one_torch_thread = pytest.fixture(_one_torch_thread)
+"""One torch thread for a test (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+one_torch_thread_per_module = pytest.fixture(scope="module")(_one_torch_thread)
+"""One torch thread for a whole test module, its module fixtures included."""

@@ -23,12 +23,7 @@ TINY = {"model_dim": 4, "layers": 3, "latent_dim": 8, "label_dim": 4, "critic_it
 PITCHES = {"low": 400.0, "high": 2000.0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")
 
 
 def _tone(hz: float, seconds: float, rate: int, phase: float = 0.0, amp: float = 0.5) -> np.ndarray:

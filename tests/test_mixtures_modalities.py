@@ -15,7 +15,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from engine.core.errors import InvalidDataError, InvalidOptionError
 from engine.core.labels import label_codes
@@ -30,12 +29,7 @@ PITCHES = {"low": 400.0, "high": 2000.0}
 WORDS = {"pos": "bright warm lovely joyful splendid charming".split(), "neg": "grim cold dreadful bleak gloomy dull".split()}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")
 
 
 # ------------------------------------------------------------------ data with known classes

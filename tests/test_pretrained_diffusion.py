@@ -95,13 +95,7 @@ def no_network(monkeypatch) -> list:
     return attempts
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Kernels this small are all threading overhead: one thread is several times faster on a busy 2-core box.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")
 
 
 @pytest.fixture(scope="module")

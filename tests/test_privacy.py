@@ -19,12 +19,6 @@ from engine.privacy.synthesizer import DPSynthesizer
 warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
 
 
-@pytest.fixture
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _table(n: int = 240, seed: int = 0) -> pd.DataFrame:
@@ -123,7 +117,7 @@ def test_private_preprocessing_spends_and_hides_a_unique_value():
 
 
 # ---------------------------------------------------------- DP-SGD maths
-def test_dp_tvae_per_row_gradients_and_clipped_update(one_thread):
+def test_dp_tvae_per_row_gradients_and_clipped_update(one_torch_thread):
     """Per-row gradients (torch.func) against plain autograd row by row; the update against a hand-clipped mean."""
     from engine.privacy.dp_sgd import private_step
     from engine.privacy.models.dp_tvae import DPTVAE, DPTVAEConfig

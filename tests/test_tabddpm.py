@@ -21,12 +21,7 @@ from engine.tabular.transforms.diffusion_encoding import DiffusionEncoder, Quant
 TINY = {"hidden_dims": [32, 32], "time_embedding_dim": 16, "category_embedding_dim": 4, "sampling_steps": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------ the processes

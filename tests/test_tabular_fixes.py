@@ -19,13 +19,7 @@ from engine.tabular.transforms import ModeNormalizer, TabularEncoder
 TINY_TVAE = {"embedding_dim": 8, "compress_dims": (32,), "decompress_dims": (32,)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run faster on one thread than on two busy ones."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _table(n: int = 2000, seed: int = 0) -> pd.DataFrame:

@@ -14,12 +14,7 @@ import torch
 from tests.test_text import _corpus, _tiny_checkpoint
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")
 
 
 def test_fine_tuning_starts_from_the_checkpoint_and_round_trips(ray_session, tmp_path):

@@ -25,13 +25,7 @@ from engine.timeseries.transforms import SequenceEncoder
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny GRUs and transformers are many times slower with 2 threads on a loaded 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _panel(n: int = 30, seed: int = 0, irregular: bool = False) -> pd.DataFrame:

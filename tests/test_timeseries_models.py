@@ -10,12 +10,7 @@ from engine.core.errors import SynthError
 from engine.timeseries.transforms import SequenceLayout
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(n: int = 16, steps: int = 8, channels: int = 2) -> dict[str, torch.Tensor]:

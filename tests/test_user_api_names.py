@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from engine import ImageSynthesizer, QualityEvaluator, StableDiffusionSynthesizer
 from engine.core.errors import InvalidDataError, InvalidOptionError
@@ -18,13 +17,7 @@ from engine.images.pretrained.source import PretrainedModelError
 from tests.test_pretrained_diffusion import STEPS, _tiny_pipeline, cache_pipeline
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Kernels this small are all threading overhead: one thread is several times faster on a busy 2-core box.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")
 
 
 @pytest.fixture(scope="module")
