@@ -36,7 +36,7 @@ def _logp(model, ids: list[int]) -> torch.Tensor:
 
 
 def test_guided_greedy_tokens_follow_the_contrast_formula(tiny):
-    from engine.text.models.causal_lm import GenerationRequest
+    from engine.text.models.causal_lm import PLAUSIBLE_LOG_RATIO, GenerationRequest
 
     # Three labels (controls 3, 4, 5): each text is contrasted with the mean of the two others.
     prefixes = np.asarray([[1, 3], [1, 4], [1, 5]])
@@ -54,7 +54,7 @@ def test_guided_greedy_tokens_follow_the_contrast_formula(tiny):
                 other = torch.logsumexp(torch.stack([_logp(tiny, [*n, *text]) for n in negs]), 0) - np.log(2)
                 want = cond + g * (cond - other)
                 if g:
-                    want[cond < cond.max() - np.log(10)] = float("-inf")  # only tokens plausible under the label
+                    want[cond < cond.max() - PLAUSIBLE_LOG_RATIO] = float("-inf")  # only tokens plausible under the label
                 want[list(banned)] = float("-inf")
                 assert int(t) == int(want.argmax()), (g, row)
                 text.append(int(t))
