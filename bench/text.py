@@ -128,7 +128,7 @@ def main() -> None:
                                 cpus_per_worker=args.threads)
         synth.fit(train, label_column="label", max_steps=steps, batch_size=32, lr_schedule="cosine", warmup_steps=50,
                   report_every_steps=max(1, steps // 10), seed=args.seed, show_progress=True, time_budget=budget,
-                  discriminator_config={"steps": 300 if args.quick else 1000}, discriminator_samples=args.discriminator_samples)
+                  discriminator_config={"steps": 300 if args.quick else 3000}, discriminator_samples=args.discriminator_samples)
         fit_seconds = time.perf_counter() - started
         synth.save(out / "model")
         last = synth.history_[-1]
