@@ -66,6 +66,21 @@ def test_tokenizer_round_trip_and_saved_copy():
         TextTokenizer.train(texts, 5000)
 
 
+def test_tokens_the_corpus_never_contains_are_never_drawn(trained):
+    """An undertrained model drawn at a high temperature emits byte tokens its ASCII corpus never had (stray
+    ``\ufffd`` in the text) unless the tokenizer's unseen ids are banned; they survive save/load too."""
+    synth, path = trained
+    tok = synth._tokenizer
+    assert tok.tokenizer.token_to_id("Ã") in tok.unseen  # byte 0xC3: the lead byte of most accented letters
+    allowed = set("".join(_corpus()["text"]))
+    out = synth.sample(60, seed=5, filter=False, temperature=4.0, top_k=0, top_p=1.0)
+    stray = sorted({c for t in out["text"] for c in t} - allowed)
+    assert not stray, stray
+    from engine import TextSynthesizer
+
+    assert TextSynthesizer.load(path)._tokenizer.unseen == tok.unseen
+
+
 def test_training_lowers_the_loss_and_labels_steer_generation(trained):
     synth, _ = trained
     losses = [row["loss"] for row in synth.history_]

@@ -42,6 +42,9 @@ class TextTokenizer:
             keeps it so).
         controls: label column -> value -> control token id, in the order learned.
         source: ``"trained"`` or the pretrained folder it came from.
+        unseen: ids a tokenizer learned from scratch has but its corpus never produces (the
+            byte alphabet's unused bytes, merges always absorbed by longer ones): never drawn,
+            since an undertrained model would otherwise emit stray bytes (``\ufffd`` in the text).
     """
 
     tokenizer: Any
@@ -50,6 +53,7 @@ class TextTokenizer:
     eos_id: int
     controls: dict[str, dict[str, int]] = field(default_factory=dict)
     source: str = "trained"
+    unseen: tuple[int, ...] = ()
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -84,7 +88,11 @@ class TextTokenizer:
                 f"found pairs repeated at least {min_frequency} times for only {reached} tokens. Use "
                 f"model_config={{'vocab_size': {reached}}} or less, or a larger corpus."
             )
-        return cls._with_ids(tok, controls or {}, source="trained")
+        out = cls._with_ids(tok, controls or {}, source="trained")
+        used = {i for ids in out.encode(texts) for i in ids}
+        special = {out.pad_id, out.bos_id, out.eos_id, *(i for vs in out.controls.values() for i in vs.values())}
+        out.unseen = tuple(i for i in range(out.vocab_size) if i not in used and i not in special)
+        return out
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, controls: Mapping[str, Sequence[str]] | None = None) -> TextTokenizer:
@@ -149,7 +157,8 @@ class TextTokenizer:
         return self.tokenizer.to_str().encode()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pad_id": self.pad_id, "bos_id": self.bos_id, "eos_id": self.eos_id, "controls": self.controls, "source": self.source}
+        return {"pad_id": self.pad_id, "bos_id": self.bos_id, "eos_id": self.eos_id, "controls": self.controls, "source": self.source,
+                "unseen": list(self.unseen)}
 
     @classmethod
     def from_saved(cls, blob: bytes, meta: Mapping[str, Any]) -> TextTokenizer:
@@ -160,4 +169,5 @@ class TextTokenizer:
         except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
             raise ArtifactError(f"{TOKENIZER_FILE} cannot be read: {exc}") from None
         controls = {str(c): {str(v): int(i) for v, i in vs.items()} for c, vs in dict(meta["controls"]).items()}
-        return cls(tok, int(meta["pad_id"]), int(meta["bos_id"]), int(meta["eos_id"]), controls, str(meta.get("source", "trained")))
+        return cls(tok, int(meta["pad_id"]), int(meta["bos_id"]), int(meta["eos_id"]), controls, str(meta.get("source", "trained")),
+                   tuple(int(i) for i in meta.get("unseen", ())))
