@@ -111,7 +111,7 @@ def run(name: str, quick: bool, models: list[str], budgets: dict[tuple[str, str]
         model_config = {**cfg["model_config"], **cfg["by_data"].get(name, {}), **overrides.get(model, {})}
         synth = TimeSeriesSynthesizer(model, sequence_length=24, stride=1, model_config=model_config, show_progress=False)
         t0 = time.perf_counter()
-        synth.fit(frame, epochs=100_000, batch_size=cfg["batch_size"], seed=0, time_budget=budgets[name, model])
+        synth.fit(frame, batch_size=cfg["batch_size"], seed=0, time_budget=budgets[name, model])
         fit_s = time.perf_counter() - t0
         steps = max((row.get("step", 0) for row in synth.history_), default=0)
         t0 = time.perf_counter()

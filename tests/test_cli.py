@@ -1,4 +1,9 @@
-"""The `synth` command end to end, in a subprocess as a user runs it."""
+"""The `synth` command end to end.
+
+A fit that trains runs in a subprocess, as a user runs it (what reaches the console is part of
+what is tested there); the other commands run in this process through ``engine.cli.main``,
+which is what the entry point calls (a subprocess per command would start Python and Ray anew).
+"""
 from __future__ import annotations
 
 import json
@@ -11,10 +16,27 @@ import pytest
 from tests.test_quiet_output import RAY_NOISE, user_env
 
 
-def synth(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def synth_process(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
     )
+
+
+@pytest.fixture
+def synth(capsys):
+    """``synth ARGS`` in this process: its exit code (argparse's ``SystemExit`` included) and its output."""
+    from engine.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["synth", *args], code, out.out, out.err)
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +46,19 @@ def adult_csv(tmp_path_factory, adult_small):
     return path
 
 
-@pytest.mark.parametrize("model, extra", [("gaussian_copula", []), ("ctgan", ["--epochs", "2", "--batch-size", "200"])])
-def test_fit_then_sample_with_conditions(tmp_path, adult_csv, model, extra):
+SMALL_CTGAN = '{"embedding_dim": 16, "generator_dims": [32], "discriminator_dims": [32]}'  # the command is under test, not the model
+
+
+@pytest.mark.parametrize(
+    "model, extra",
+    # One CPU for the worker: with the default (every CPU, 2 torch threads) the 20 steps took about 1 s each on a
+    # busy 2-core machine, against 43 steps/s with one thread (see the lane report).
+    [("gaussian_copula", []),
+     ("ctgan", ["--epochs", "2", "--batch-size", "200", "--model-config", SMALL_CTGAN, "--cpus-per-worker", "1"])],
+)
+def test_fit_then_sample_with_conditions(tmp_path, adult_csv, model, extra, synth):
     out = tmp_path / "model"
-    fit = synth("fit", str(adult_csv), "--model", model, "--out", str(out), *extra, env=user_env())
+    fit = synth_process("fit", str(adult_csv), "--model", model, "--out", str(out), *extra, env=user_env())
     assert fit.returncode == 0, fit.stderr
     noise = [line for line in (fit.stdout + fit.stderr).splitlines() if any(n in line for n in RAY_NOISE)]
     assert not noise, "Ray's own logs reached the console:\n" + "\n".join(noise[:10])
@@ -52,7 +83,7 @@ def test_fit_then_sample_with_conditions(tmp_path, adult_csv, model, extra):
     assert info.returncode == 0 and '"model": "' + model + '"' in info.stdout
 
 
-def test_help_documents_every_option():
+def test_help_documents_every_option(synth):
     for cmd, options in {
         "fit": ["--model", "--epochs", "--time-budget", "--out", "--workers", "--gpu", "--cpus-per-worker", "--categorical", "--storage-path"],
         "sample": ["--rows", "--condition", "--seed", "--out"],
@@ -71,7 +102,7 @@ def test_help_documents_every_option():
         (["sample", "no-such-model", "--rows", "5", "--out", "x.csv"], ["no-such-model"]),
     ],
 )
-def test_errors_are_one_clear_line(tmp_path, args, words):
+def test_errors_are_one_clear_line(tmp_path, args, words, synth):
     res = synth(*args)
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
@@ -79,7 +110,7 @@ def test_errors_are_one_clear_line(tmp_path, args, words):
         assert w in res.stderr
 
 
-def test_bad_condition_and_output_keep_nothing_half_written(tmp_path, adult_csv):
+def test_bad_condition_and_output_keep_nothing_half_written(tmp_path, adult_csv, synth):
     out = tmp_path / "model"
     assert synth("fit", str(adult_csv), "--model", "gaussian_copula", "--out", str(out)).returncode == 0
     res = synth("sample", str(out), "--rows", "5", "--condition", "sex=Robot", "--out", str(tmp_path / "r.csv"))
@@ -89,13 +120,13 @@ def test_bad_condition_and_output_keep_nothing_half_written(tmp_path, adult_csv)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
-def test_invalid_model_config_json_is_one_line_naming_the_option(adult_csv, tmp_path):
+def test_invalid_model_config_json_is_one_line_naming_the_option(adult_csv, tmp_path, synth):
     res = synth("fit", str(adult_csv), "--model", "ctgan", "--model-config", "{embedding_dim: 8", "--out", str(tmp_path / "m"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "--model-config" in res.stderr and "JSON object" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
-def test_sample_to_sharded_parquet_folder(tmp_path, adult_csv):
+def test_sample_to_sharded_parquet_folder(tmp_path, adult_csv, synth, ray_session):
     out = tmp_path / "model"
     assert synth("fit", str(adult_csv), "--model", "gaussian_copula", "--out", str(out)).returncode == 0
     shards = tmp_path / "shards"
@@ -114,14 +145,14 @@ def test_sample_to_sharded_parquet_folder(tmp_path, adult_csv):
     [("ctgan", ["--image-size", "16"], "image"), ("gaussian_copula", ["--channels", "3"], "image"),
      ("dcgan", ["--categorical", "sex,race"], "table"), ("ddpm", ["--constraints", "rules.yaml"], "table")],
 )
-def test_an_option_of_another_modality_is_refused_by_name(tmp_path, model, option, owner):
+def test_an_option_of_another_modality_is_refused_by_name(tmp_path, model, option, owner, synth):
     res = synth("fit", str(tmp_path / "never-read"), "--model", model, *option, "--out", str(tmp_path / "m"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"{option[0]} is an option of the {owner} modality" in res.stderr and repr(model) in res.stderr
     assert not (tmp_path / "m").exists()
 
 
-def test_modality_options_reach_the_front_door_and_sampling_options_apply(tmp_path, adult_csv):
+def test_modality_options_reach_the_front_door_and_sampling_options_apply(tmp_path, adult_csv, synth):
     rules = tmp_path / "rules.yaml"
     rules.write_text("constraints:\n  - {type: bounds, column: age, low: 30, high: 40}\n")
     out = tmp_path / "model"

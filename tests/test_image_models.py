@@ -213,20 +213,6 @@ def test_num_samples_must_be_a_positive_integer(trained_dcgan):
     assert gan.sample(labels={"3": 0, "7": 2}, seed=0).labels.tolist() == [7, 7]  # one label may be asked 0 times
 
 
-def test_wgan_gp_trains_on_a_shard_smaller_than_its_critic_iterations(ray_session, mnist_small):
-    # Regression: 3 images and 5 critic steps gave batches of 1 but only 3 indices for 5 steps, and the
-    # sampler's reshape failed.
-    from engine.images.models.batches import ImageBatches
-
-    x, y = mnist_small
-    rows = np.zeros((3, 4 * 4 + 1), np.float32)
-    images, labels = next(ImageBatches(rows, (1, 4, 4), 64, np.random.default_rng(0), steps_per_batch=5).epoch())
-    assert images.shape == (5, 1, 1, 4, 4) and labels.shape == (5, 1)
-    wgan = WGANGP(critic_iterations=5, **TINY, show_progress=False).train(x[:3], labels=y[:3], epochs=1, batch_size=64)
-    assert len(wgan.history_) == 1 and np.isfinite(wgan.history_[0]["wasserstein"])
-    assert wgan.generate(2, labels=int(y[0]), seed=0).shape == (2, 28, 28, 1)
-
-
 def test_unconditional_model_from_a_folder_and_its_errors(ray_session, mnist_small, tmp_path):
     x, _ = mnist_small
     save_dataset(x[:128], tmp_path / "digits", format="folder")
@@ -242,13 +228,22 @@ def test_unconditional_model_from_a_folder_and_its_errors(ray_session, mnist_sma
         gan.generate(5, steps=50)
 
 
-def test_wgan_gp_trains_data_parallel_on_two_workers(ray_session, mnist_small):
-    """Two DDP workers: the gradient penalty's double backward and the bare-critic generator step under DDP."""
+def test_wgan_gp_trains_data_parallel_on_two_workers_with_shards_smaller_than_its_critic_iterations(ray_session, mnist_small):
+    """Two DDP workers: the gradient penalty's double backward and the bare-critic generator step under DDP,
+    each on a shard of 3 images for 5 critic iterations (one Ray Train run for both)."""
+    # Regression: 3 images and 5 critic steps gave batches of 1 but only 3 indices for 5 steps, and the
+    # sampler's reshape failed.
+    from engine.images.models.batches import ImageBatches
+
     x, y = mnist_small
-    wgan = WGANGP(critic_iterations=2, gp_weight=10, **TINY, num_workers=2, cpus_per_worker=1, show_progress=False)
-    wgan.train(x[:256], labels=y[:256], epochs=1, batch_size=32)
-    assert wgan.history_ and all(np.isfinite(wgan.history_[-1][k]) for k in ("wasserstein", "gradient_penalty", "loss_g"))
-    assert wgan.generate(4, labels=1, seed=0).shape == (4, 28, 28, 1)
+    rows = np.zeros((3, 4 * 4 + 1), np.float32)
+    images, labels = next(ImageBatches(rows, (1, 4, 4), 64, np.random.default_rng(0), steps_per_batch=5).epoch())
+    assert images.shape == (5, 1, 1, 4, 4) and labels.shape == (5, 1)
+    wgan = WGANGP(critic_iterations=5, gp_weight=10, **TINY, num_workers=2, cpus_per_worker=1, show_progress=False)
+    wgan.train(x[:6], labels=y[:6], epochs=1, batch_size=64)
+    assert len(wgan.history_) == 1
+    assert all(np.isfinite(wgan.history_[-1][k]) for k in ("wasserstein", "gradient_penalty", "loss_g"))
+    assert wgan.generate(4, labels=int(y[0]), seed=0).shape == (4, 28, 28, 1)
 
 
 def test_unknown_model_names_are_not_mistaken_for_hub_ids():

@@ -86,3 +86,23 @@ def test_budget_run_keeps_and_reports_the_validated_state(budget_run):
     assert selection["stopped_by"] == "time_budget" and selection["chosen_epoch"] == last["epoch"]
     rows = budget_run.sample(20, seed=0)
     assert len(rows) == 20
+
+
+def test_a_budget_without_epochs_ends_the_run_of_any_modality(ray_session, one_torch_thread):
+    """The core, not each front door, lifts the epoch cap of a budgeted run: the toy modality's
+    default of 5 epochs (milliseconds on 64 rows) would otherwise end the run long before 1 s."""
+    import numpy as np
+
+    from engine.core.registry import register_modality, unregister_modality
+    from tests.toy_modality import TOY, ToySequenceSynthesizer
+
+    x = np.random.default_rng(0).normal(size=(64, 4, 2))
+    register_modality(TOY)
+    try:
+        synth = ToySequenceSynthesizer().fit(x, batch_size=32, seed=0, time_budget=1)
+    finally:
+        unregister_modality(TOY.name)
+    last = synth.history_[-1]
+    assert last["stopped_by"] == "time_budget"
+    assert last["epoch"] > ToySequenceSynthesizer.default_epochs["toy_gaussian"]
+    assert synth.training_options_["time_budget"] == 1.0

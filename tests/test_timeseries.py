@@ -7,10 +7,6 @@ that needs a fitted synthesizer; the diffusion model is exercised in process thr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,9 +17,6 @@ from engine.core.errors import InvalidConditionError, InvalidDataError, SynthErr
 from engine.timeseries.anomalies import inject_anomalies
 from engine.timeseries.metrics import scores as S
 from engine.timeseries.transforms import SequenceEncoder
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -358,18 +351,20 @@ def test_evaluate_gives_scores_and_an_html_report(fitted, tmp_path):
     assert html.count("<svg") >= 4 and "discriminative_score" in html and "t-SNE" in html and "PCA" in html
 
 
-def test_cli_samples_and_describes_a_saved_model(fitted, tmp_path):
+def test_cli_samples_and_describes_a_saved_model(fitted, tmp_path, capsys):
+    from engine.cli import main
+
     _, path = fitted
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    run = subprocess.run([sys.executable, "-m", "engine.cli", "sample", str(path), "--rows", "6", "--seed", "1",
-                          "--condition", "site=north", "--anomaly-rate", "0.5", "--out", str(tmp_path / "s.csv")],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "wrote 6 sequences" in run.stdout
+    capsys.readouterr()
+    code = main(["sample", str(path), "--rows", "6", "--seed", "1", "--condition", "site=north", "--anomaly-rate", "0.5",
+                 "--out", str(tmp_path / "s.csv")])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-2000:]
+    assert "wrote 6 sequences" in out.out
     rows = pd.read_csv(tmp_path / "s.csv")
     assert rows["device"].nunique() == 6 and (rows["site"] == "north").all() and "is_anomaly" in rows
-    info = subprocess.run([sys.executable, "-m", "engine.cli", "info", str(path)], capture_output=True, text=True, env=env, timeout=600)
-    card = json.loads(info.stdout)
+    assert main(["info", str(path)]) == 0
+    card = json.loads(capsys.readouterr().out)
     assert card["modality"] == "timeseries" and card["sequence"]["static_columns"] == ["site"]
 
 

@@ -191,28 +191,38 @@ def test_worker_failure_recovers_from_checkpoint(encoded, ray_session, tmp_path,
         assert len(first_states) == 2  # ranks draw different batches
 
 
-def test_failed_run_restarted_with_same_name_resumes(encoded, ray_session, tmp_path):
-    storage, marker = str(tmp_path / "runs"), tmp_path / "failed-once"
-    hooks = {"fail_once_at_epoch": 3, "fail_once_marker": str(marker)}
-    with pytest.raises(TrainingError, match="injected failure"):
-        _train(encoded, epochs=5, checkpoint_every=1, storage_path=storage, run_name="again", hooks=hooks)
-    first_history = load_checkpoint(_latest_checkpoint(storage, "again")).history
-    assert [h["epoch"] for h in first_history] == [1, 2, 3]
-    result = _train(encoded, epochs=5, checkpoint_every=1, storage_path=storage, run_name="again", hooks=hooks)
-    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5]
-    assert result.resumed_at == [3]
-    assert result.history[:3] == first_history  # resumed, not retrained
-
-
 def _latest_checkpoint(storage: str, name: str):
+    """The state of the run's checkpoint of the most epochs (whatever Ray Train names its folders)."""
     from pathlib import Path
 
-    found = sorted(p for p in Path(storage, name).glob("checkpoint_*") if p.is_dir())
-    assert found, "the failed run left no checkpoint"
-    return found[-1]
+    found = [p for p in Path(storage, name).glob("checkpoint_*") if p.is_dir()]
+    assert found, "the run left no checkpoint"
+    return max((load_checkpoint(p) for p in found), key=lambda st: st.epoch)
+
+
+def test_named_runs_resume_from_the_default_folder_after_completing_or_failing(encoded, ray_session, tmp_path, monkeypatch):
+    """A named run without ``storage_path`` keeps its checkpoints in the default folder; started again
+    with the same name it resumes from its last checkpoint, whether it completed (and is asked for
+    more epochs) or failed. Three runs of one name share the Ray Train start-ups this would cost apart."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("SYNTH_RUNS_DIR", str(runs))
+    first = _train(encoded, epochs=2, checkpoint_every=1, run_name="stable")
+    assert first.resumed_at == [] and first.checkpoint_path.startswith(str(runs / "stable"))
+    # Asked for 5 epochs, it resumes after epoch 2, runs epoch 3 and fails before epoch 4.
+    hooks = {"fail_once_at_epoch": 3, "fail_once_marker": str(tmp_path / "failed-once")}
+    with pytest.raises(TrainingError, match="injected failure"):
+        _train(encoded, epochs=5, checkpoint_every=1, run_name="stable", hooks=hooks)
+    failed_history = _latest_checkpoint(str(runs), "stable").history
+    assert [h["epoch"] for h in failed_history] == [1, 2, 3]
+    assert failed_history[:2] == first.history  # the completed run was resumed, not retrained
+    result = _train(encoded, epochs=5, checkpoint_every=1, run_name="stable", hooks=hooks)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5]
+    assert result.resumed_at == [2, 3]  # after the completed run, then after the failure
+    assert result.history[:3] == failed_history  # the failed run was resumed, not retrained
 
 
 def test_too_few_rows_for_workers_is_a_clear_error(encoded, ray_session):
+    """In-memory data with fewer rows than workers is refused before Ray Train starts."""
     enc, x = encoded
     with pytest.raises(TrainingError, match="no rows"):
         train_torch_model(
@@ -221,22 +231,16 @@ def test_too_few_rows_for_workers_is_a_clear_error(encoded, ray_session):
         )
 
 
-def test_named_run_without_storage_path_resumes_from_the_default_folder(encoded, ray_session, tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTH_RUNS_DIR", str(tmp_path / "runs"))
-    first = _train(encoded, epochs=2, checkpoint_every=1, run_name="stable")
-    assert first.resumed_at == [] and first.checkpoint_path.startswith(str(tmp_path / "runs" / "stable"))
-    again = _train(encoded, epochs=4, checkpoint_every=1, run_name="stable")
-    assert again.resumed_at == [2] and [h["epoch"] for h in again.history] == [1, 2, 3, 4]
-    assert again.history[:2] == first.history
-
-
-def test_unnamed_run_leaves_no_checkpoints_behind(encoded, ray_session, tmp_path, monkeypatch):
+def test_unnamed_run_leaves_no_checkpoints_and_its_worker_uses_the_cpus_it_reserved(encoded, ray_session, tmp_path, monkeypatch):
     import tempfile
     from pathlib import Path
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    result = _train(encoded, epochs=1)
+    log = tmp_path / "epochs"
+    result = _train(encoded, epochs=1, cpus_per_worker=2, hooks={"epoch_log": str(log)})
     assert result.checkpoint_path is None and not list(Path(tmp_path).glob("synth-train-*"))
+    # Ray starts its worker processes with one intra-op thread: a worker given 2 CPUs used only one.
+    assert _epoch_log(log, 0)[0]["threads"] == torch_threads(2) == min(2, len(os.sched_getaffinity(0)))
 
 
 @pytest.mark.parametrize(
@@ -252,13 +256,6 @@ def test_unnamed_run_leaves_no_checkpoints_behind(encoded, ray_session, tmp_path
 )
 def test_auto_cpus_per_worker_fits_on_one_node(available, workers, largest_node, expected):
     assert auto_cpus_per_worker(available, workers, largest_node) == expected
-
-
-def test_a_worker_uses_as_many_threads_as_the_cpus_it_reserved(encoded, ray_session, tmp_path):
-    # Ray starts its worker processes with one intra-op thread: a worker given 2 CPUs used only one.
-    log = tmp_path / "epochs"
-    _train(encoded, epochs=1, cpus_per_worker=2, hooks={"epoch_log": str(log)})
-    assert _epoch_log(log, 0)[0]["threads"] == torch_threads(2) == min(2, len(os.sched_getaffinity(0)))
 
 
 def test_threads_never_exceed_the_cores_of_the_machine():

@@ -37,7 +37,6 @@ from engine.store.artifact import Artifact
 
 DEFAULT_EPOCHS = {"wavegan": 50, "diffwave": 100}
 DEFAULT_BATCH_SIZE = {"wavegan": 64, "diffwave": 32}
-BUDGET_EPOCHS = 100_000  # the epochs of a run given a time budget and no epochs: the budget ends it
 Labels = Any  # None, one label, a sequence of labels (one per clip), or {label: count}
 
 
@@ -122,8 +121,6 @@ class AudioSynthesizer(ClassLabelled, Synthesizer):
         pre = AudioPreprocessor(self.sample_rate, self.duration, labels_from=self.labels_from, normalize=self.normalize)
         audio_set = pre.prepare(data, labels)
         pre.fit(audio_set)
-        if epochs is None and time_budget is not None:
-            epochs = BUDGET_EPOCHS
         model = self._train_torch(
             layout=pre.layout, data=pre.transform(audio_set), epochs=epochs, batch_size=batch_size, seed=seed,
             checkpoint_every=self.checkpoint_every, storage_path=self.storage_path, run_name=self.run_name,

@@ -43,6 +43,8 @@ from engine.store.artifact import Artifact, load_artifact, save_artifact
 
 
 OptionStage = Literal["init", "fit", "sample"]
+# The epoch cap of a run given a time budget and no epochs (nor max_steps): the budget, not the cap, ends it.
+BUDGET_EPOCHS = 100_000
 
 
 @dataclass(frozen=True)
@@ -324,14 +326,20 @@ class Synthesizer(ABC):
         (``model_class.layout_class``). The history and options are kept on ``self``.
         ``validator`` turns on early stopping (see ``train_torch_model``); ``train_options``
         go to ``TrainOptions`` (``time_budget``, ``validate_every``, ``patience``, ...).
+        ``epochs=None`` means the model's default, or, with a ``time_budget`` and no
+        ``max_steps``, :data:`BUDGET_EPOCHS`: the budget ends the run.
         """
         from engine.core.runtime import ray_session
         from engine.training.config import TrainOptions
         from engine.training.loop import train_torch_model
 
         model_cls = self.model_class()
+        if epochs is None:
+            # A time budget without epochs is meant to end the run itself: the epoch cap must not come first.
+            by_budget = train_options.get("time_budget") is not None and train_options.get("max_steps") is None
+            epochs = BUDGET_EPOCHS if by_budget else self.default_epochs.get(self.model, 10)
         options = TrainOptions(
-            epochs=epochs if epochs is not None else self.default_epochs.get(self.model, 10),
+            epochs=epochs,
             batch_size=batch_size if batch_size is not None else self.default_batch_size.get(self.model, 64),
             seed=seed,
             checkpoint_every=checkpoint_every,

@@ -37,7 +37,6 @@ from engine.tabular.transforms.tabular import TabularEncoder
 
 COPULA = "gaussian_copula"
 DEFAULT_EPOCHS = {"ctgan": 300, "tvae": 300, "tabddpm": 300}
-BUDGET_EPOCHS = 10_000  # the epochs of a run given a time budget and no epochs
 DEFAULT_BATCH_SIZE = {"ctgan": 500, "tvae": 500, "tabddpm": 1024}
 
 
@@ -248,8 +247,6 @@ class TabularSynthesizer(Synthesizer):
                 # About 20 validations in a run of known length; every 5 epochs in one the budget ends.
                 by_budget = epochs is None and time_budget is not None
                 validate_every = 5 if by_budget else max(1, (epochs or self.default_epochs.get(self.model, 300)) // 20)
-            if epochs is None and time_budget is not None:
-                epochs = BUDGET_EPOCHS  # the budget, not the epochs, is meant to end the run
             with ray_session():
                 encoded = encode_dataset(large, encoder) if large is not None else encoder.transform(train_table)
                 model = self._train_torch(

@@ -594,7 +594,15 @@ def train_torch_model(
     # per node, and each worker takes its share of the rows: no Ray Data pipeline to start
     # (its actors cost seconds per run). Streamed runs and Ray Datasets go through Ray Data.
     in_memory = not isinstance(data, ray.data.Dataset) and not options.stream
-    arrays_ref = ray.put(training_arrays(data)) if in_memory else None
+    arrays = training_arrays(data) if in_memory else None
+    rows = None if arrays is None else len(next(iter(arrays.values())))
+    if rows is not None and rows < scaling.num_workers:
+        # Known before Ray Train starts: a worker would find its shard empty only seconds later.
+        raise TrainingError(
+            f"The training data has {rows} row(s) for {scaling.num_workers} workers: a worker would receive no rows "
+            "(give more rows or fewer workers)."
+        )
+    arrays_ref = ray.put(arrays) if arrays is not None else None
     datasets = {} if in_memory else {"train": data if isinstance(data, ray.data.Dataset) else dataset_from_arrays(data)}
     require_shared_location(
         options.storage_path, option="storage_path", what="the training checkpoints", writable=True, nodes=nodes
