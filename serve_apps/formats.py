@@ -2,7 +2,7 @@
 
 Each encoder turns a sequence of Arrow tables (the chunks of one response,
 as ``Synthesizer.sample_table`` makes them) into one well-formed document: a
-JSON array of row objects, a CSV file with one header, a Parquet file with one
+JSON array of row objects, JSON lines, a CSV file with one header, a Parquet file with one
 row group per chunk, a zip archive of media files, or the one media file of a
 one-sample answer. Only the current chunk is ever held, so a response of any
 size streams in bounded memory.
@@ -25,9 +25,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-Format = Literal["json", "csv", "parquet", "zip", "png", "wav"]
+Format = Literal["json", "jsonl", "csv", "parquet", "zip", "png", "wav"]
 MEDIA_TYPES: dict[str, str] = {
     "json": "application/json",
+    "jsonl": "application/jsonl",
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
     "png": "image/png",
@@ -176,6 +177,18 @@ class JsonEncoder(_TextEncoder):
 
     def end(self) -> bytes:
         return b"]"
+
+
+class JsonLinesEncoder(_TextEncoder):
+    """One JSON object per line (JSON lines): a client can act on each row as it arrives."""
+
+    format = "jsonl"
+    media_type = MEDIA_TYPES["jsonl"]
+
+    def encode(self, table: pa.Table) -> bytes:
+        if table.num_rows == 0:
+            return b""
+        return table.to_pandas().to_json(orient="records", lines=True, date_format="iso", date_unit="s").rstrip("\n").encode() + b"\n"
 
 
 class CsvEncoder(_TextEncoder):
@@ -353,7 +366,7 @@ class ZipEncoder(ChunkEncoder):
 
 
 ENCODERS: dict[str, type[ChunkEncoder]] = {
-    cls.format: cls for cls in (JsonEncoder, CsvEncoder, ParquetEncoder, ZipEncoder, PngEncoder, WavEncoder)
+    cls.format: cls for cls in (JsonEncoder, JsonLinesEncoder, CsvEncoder, ParquetEncoder, ZipEncoder, PngEncoder, WavEncoder)
 }
 
 

@@ -70,6 +70,7 @@ def served(ray_session, adult_small, tmp_path_factory):
     _untrained_digits(store / "digits", digits, digit_labels)
     _untrained_clips(store / "clips")
     _untrained_series(store / "devices")
+    _untrained_texts(store / "reviews")
     register_modality(TONE_MODALITY)  # this process saves one; the replicas register it from the app's 'modalities'
     ToneSynthesizer().fit({"low": 220.0, "high": 880.0}).save(store / "tones")
     register_modality(TOY)  # the toy sequence modality of tests/test_modality_plugin.py, trained by the loop
@@ -130,6 +131,24 @@ def _untrained_series(path) -> None:
                                   time_column="timestamp", static_columns=["site"])
     encoder = SequenceEncoder(entity_column="device", time_column="timestamp", static_columns=["site"]).fit(_panel())
     synth._encoder, synth._model = encoder, synth.model_class()(synth._config_object(), encoder.layout)
+    synth.save(path)
+
+
+def _untrained_texts(path) -> None:
+    """A label-conditional GPT-2 saved as initialised (its tokenizer learned, no training run), on the corpus of tests/test_text.py."""
+    from engine.text.memorization import MemorizationGuard
+    from engine.text.synthesizer import TextSynthesizer
+    from engine.text.tokenization import TextTokenizer
+    from engine.text.transforms import TextLayout
+    from tests.test_text import TINY, _corpus
+
+    corpus = _corpus()
+    synth = TextSynthesizer(model_config=TINY, max_new_tokens=12)
+    tok = TextTokenizer.train(list(corpus["text"]), TINY["vocab_size"], {"label": ["a", "b"]})
+    layout = TextLayout(tok.vocab_size, 24, tok.pad_id, tok.bos_id, tok.eos_id, 2, None, True)
+    synth._tokenizer, synth._model = tok, synth.model_class()(synth._config_object(), layout)
+    synth.text_column_, synth.label_combos_ = "text", [(["a"], 32), (["b"], 32)]
+    synth.guard_ = MemorizationGuard.fit(list(corpus["text"]), synth.memorization_ngram)
     synth.save(path)
 
 
@@ -228,7 +247,7 @@ def test_generate_runs_a_spec_under_outputs_dir(served):
 
 def test_models_lists_the_store(client):
     assert client.models() == [
-        "adult-ctgan", "adult-gc", "adult-gc-narrow", "bad-manifest", "broken", "clips", "devices", "digits", "sequences", "tones"
+        "adult-ctgan", "adult-gc", "adult-gc-narrow", "bad-manifest", "broken", "clips", "devices", "digits", "reviews", "sequences", "tones"
     ]
 
 
@@ -870,6 +889,23 @@ def test_concurrent_streams_are_capped_with_retry_after(served):
     _wait_for_no_streams(served)  # the slot comes back once the stream ends or its client leaves
     again = served["http"].post("/v1/models/adult-gc/sample", json={"num_rows": CHUNK + 1, "seed": 2, "format": "csv"})
     assert again.status_code == 200 and again.content.count(b"\n") == CHUNK + 2
+
+
+def test_text_model_streams_json_lines_by_default_and_answers_csv_and_parquet(served):
+    """``/v1/models/{id}/sample`` of a text model: the texts ``sample`` gives for the asked label, one JSON object per
+    line by default (the text modality's first format), and the same rows as CSV and Parquet."""
+    from engine.text.synthesizer import TextSynthesizer
+
+    expected = TextSynthesizer.load(served["store"] / "reviews").sample(5, conditions={"label": "b"}, seed=4)
+    r = served["http"].post("/v1/models/reviews/sample", json={"num_rows": 5, "seed": 4, "conditions": {"label": "b"}})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/jsonl"), r.text
+    lines = r.content.decode().splitlines()
+    assert len(lines) == 5 and [json.loads(line) for line in lines] == expected.to_dict("records")
+    read = {"parquet": pd.read_parquet, "csv": lambda b: pd.read_csv(b, keep_default_na=False)}
+    for fmt, reader in read.items():
+        r = served["http"].post("/v1/models/reviews/sample", json={"num_rows": 5, "seed": 4, "format": fmt, "conditions": {"label": "b"}})
+        assert r.status_code == 200, r.text
+        pd.testing.assert_frame_equal(reader(io.BytesIO(r.content)), expected, check_dtype=False)
 
 
 def test_series_model_answers_long_format_sequences_in_every_format(served):
