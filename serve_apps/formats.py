@@ -327,6 +327,9 @@ def _entry_label(label: object, names: list[str] | None) -> str:
     return _UNSAFE.sub("-", text).lstrip(".") or (str(label) if isinstance(label, int) else "x")
 
 
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
 class ZipEncoder(ChunkEncoder):
     """A zip archive of media files (``000000_<class name>.png``, ...), written entry by entry as chunks arrive.
 
@@ -350,13 +353,18 @@ class ZipEncoder(ChunkEncoder):
         media_column(table.schema)
 
     def encode(self, table: pa.Table) -> bytes:
+        import zipfile
+
         found = class_labels(table.schema)
         labels = table.column(found[0]).to_pylist() if found else [None] * table.num_rows
         names = found[1] if found else None
         for blob, path, label in zip(*_media(table), labels):
             blob = blob or b""
             suffix = "" if label is None else f"_{_entry_label(label, names)}"
-            self._zip.writestr(f"{self._count:06d}{suffix}.{media_extension(blob, path)}", blob)
+            # A fixed entry time (zip's earliest): the same request gives the same bytes, whatever the clock says.
+            entry = zipfile.ZipInfo(f"{self._count:06d}{suffix}.{media_extension(blob, path)}", date_time=ZIP_EPOCH)
+            entry.external_attr = 0o644 << 16  # rw-r--r-- once unpacked
+            self._zip.writestr(entry, blob, compress_type=zipfile.ZIP_STORED)
             self._count += 1
         return self._sink.take()
 
