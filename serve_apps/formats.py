@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from pathlib import PurePosixPath
 from typing import ClassVar, Literal
 
@@ -154,6 +155,11 @@ class _TextEncoder(ChunkEncoder):
             raise FormatMismatch(f"format {self.format!r} cannot carry the binary column(s) {', '.join(map(repr, binary))}")
 
 
+def _records_json(table: pa.Table, *, lines: bool) -> str:
+    """The rows of ``table`` as JSON objects (ISO dates, ``null`` for missing): an array, or one object per line."""
+    return table.to_pandas().to_json(orient="records", lines=lines, date_format="iso", date_unit="s")
+
+
 class JsonEncoder(_TextEncoder):
     """A JSON array of ``{column: value}`` objects (ISO dates, ``null`` for missing)."""
 
@@ -169,7 +175,7 @@ class JsonEncoder(_TextEncoder):
     def encode(self, table: pa.Table) -> bytes:
         if table.num_rows == 0:
             return b""
-        text = table.to_pandas().to_json(orient="records", date_format="iso", date_unit="s")
+        text = _records_json(table, lines=False)
         body = text[1:-1].encode()  # strip the chunk's own brackets: the chunks join into one array
         sep = b"" if self._first else b","
         self._first = False
@@ -188,7 +194,7 @@ class JsonLinesEncoder(_TextEncoder):
     def encode(self, table: pa.Table) -> bytes:
         if table.num_rows == 0:
             return b""
-        return table.to_pandas().to_json(orient="records", lines=True, date_format="iso", date_unit="s").rstrip("\n").encode() + b"\n"
+        return _records_json(table, lines=True).rstrip("\n").encode() + b"\n"
 
 
 class CsvEncoder(_TextEncoder):
@@ -342,8 +348,6 @@ class ZipEncoder(ChunkEncoder):
     media_type = MEDIA_TYPES["zip"]
 
     def __init__(self) -> None:
-        import zipfile
-
         self._sink = _Drain()
         # Media formats are already compressed: stored entries cost no CPU.
         self._zip = zipfile.ZipFile(self._sink, mode="w", compression=zipfile.ZIP_STORED)
@@ -353,8 +357,6 @@ class ZipEncoder(ChunkEncoder):
         media_column(table.schema)
 
     def encode(self, table: pa.Table) -> bytes:
-        import zipfile
-
         found = class_labels(table.schema)
         labels = table.column(found[0]).to_pylist() if found else [None] * table.num_rows
         names = found[1] if found else None

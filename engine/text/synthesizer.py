@@ -285,7 +285,7 @@ class TextSynthesizer(Synthesizer):
                 f"The prompt is {len(prompt_ids)} tokens long; with the label tokens it fills the model's "
                 f"{model.layout.block_size}-token block. Use a shorter prompt."
             )
-        banned = (tok.pad_id, tok.bos_id, *(i for vs in tok.controls.values() for i in vs.values()), *tok.unseen)
+        banned = (*sorted(tok.special_ids), *tok.unseen)  # the end token is allowed back below
         negatives = None
         guidance = float(rule.get("guidance", 0.0))
         if guidance > 0 and columns and len(tok.controls[columns[0]]) > 1:

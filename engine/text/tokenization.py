@@ -90,8 +90,7 @@ class TextTokenizer:
             )
         out = cls._with_ids(tok, controls or {}, source="trained")
         used = {i for ids in out.encode(texts) for i in ids}
-        special = {out.pad_id, out.bos_id, out.eos_id, *(i for vs in out.controls.values() for i in vs.values())}
-        out.unseen = tuple(i for i in range(out.vocab_size) if i not in used and i not in special)
+        out.unseen = tuple(i for i in range(out.vocab_size) if i not in used and i not in out.special_ids)
         return out
 
     @classmethod
@@ -130,6 +129,11 @@ class TextTokenizer:
         return cls(tok, int(tok.token_to_id(pad)), int(tok.token_to_id(bos)), int(tok.token_to_id(eos)), ids, source)
 
     # ------------------------------------------------------------ using
+    @property
+    def special_ids(self) -> frozenset[int]:
+        """Padding, begin, end and control token ids: tokens no text of the corpus contains."""
+        return frozenset({self.pad_id, self.bos_id, self.eos_id, *(i for vs in self.controls.values() for i in vs.values())})
+
     @property
     def vocab_size(self) -> int:
         return int(self.tokenizer.get_vocab_size(with_added_tokens=True))
