@@ -114,13 +114,15 @@ def run(name: str, quick: bool, models: list[str], budgets: dict[tuple[str, str]
         synth.fit(frame, batch_size=cfg["batch_size"], seed=0, time_budget=budgets[name, model])
         fit_s = time.perf_counter() - t0
         steps = max((row.get("step", 0) for row in synth.history_), default=0)
+        phases = phase_steps(synth.history_)
         t0 = time.perf_counter()
         out = synth.sample(n_eval, seed=1)
         sample_s = time.perf_counter() - t0
         syn = windows01_like(out, frame)
         disc, disc_sd, pred, pred_sd = scores(real_eval, syn, steps_disc, steps_pred, *repeats)
         rows.append((model, disc, disc_sd, pred, pred_sd, fit_s, steps, n_eval / sample_s))
-        print(f"  {model} {model_config}: fitted in {fit_s:.0f} s ({steps} steps), disc {disc:.3f} +- {disc_sd:.3f}, "
+        by_phase = f"; {', '.join(f'{k} {v}' for k, v in phases.items())}" if len(phases) > 1 else ""
+        print(f"  {model} {model_config}: fitted in {fit_s:.0f} s ({steps} steps{by_phase}), disc {disc:.3f} +- {disc_sd:.3f}, "
               f"pred {pred:.3f} +- {pred_sd:.3f}, sampling {n_eval / sample_s:.0f} seq/s", flush=True)
     print(f"{'model':26s} {'disc':>7s} {'+-':>6s} {'pred':>7s} {'+-':>6s} {'fit s':>7s} {'steps':>7s} {'seq/s':>7s}")
     for label, disc, disc_sd, pred, pred_sd, fit_s, steps, speed in rows:
@@ -136,6 +138,18 @@ def run(name: str, quick: bool, models: list[str], budgets: dict[tuple[str, str]
         print(f"timegan / TimeGAN published: {by_model['timegan'][1] / PUBLISHED[name]['TimeGAN'][0]:.2f}x")
     for model, r in by_model.items():
         print(f"{model} predictive / real (this run): {r[3] / real_pred[2]:.2f}x")
+
+
+def phase_steps(history: list[dict]) -> dict[str, int]:
+    """Optimisation steps per training phase, from the history rows (a run cut short by its budget may never reach
+    TimeGAN's joint phase, and then its generator is untrained: the printout must show it)."""
+    out: dict[str, int] = {}
+    previous = 0
+    for row in history:
+        if "step" in row:
+            out[row.get("phase", "train")] = out.get(row.get("phase", "train"), 0) + row["step"] - previous
+            previous = row["step"]
+    return out
 
 
 def windows01_like(out: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
@@ -172,7 +186,7 @@ def main() -> None:
                         help="training seconds per model, for all or one data set / model, later items win "
                              "(default 1800, the issue's; --quick: 60), e.g. 600 energy:diffusion_ts=900")
     parser.add_argument("--repeats", type=int, nargs=2, default=None, metavar=("DISC", "PRED"),
-                        help="post-hoc trainings averaged per score (default 3 1; --quick: 1 1)")
+                        help="post-hoc trainings averaged per score (default 5 1, as Diffusion-TS reports; --quick: 1 1)")
     parser.add_argument("--config", action="append", default=[], metavar="MODEL=JSON",
                         help="override a model's configuration, e.g. timegan='{\"hidden_dim\": 32}'")
     parser.add_argument("--posthoc-steps", type=int, nargs=2, default=None, metavar=("DISC", "PRED"),
@@ -188,7 +202,7 @@ def main() -> None:
         target, _, seconds = item.rpartition("=")
         data, _, model = target.rpartition(":") if ":" in target else ("", "", target)
         budgets.update({(d, m): float(seconds) for d, m in budgets if d == (data or d) and m == (model or m)})
-    repeats = tuple(args.repeats) if args.repeats is not None else ((1, 1) if args.quick else (3, 1))
+    repeats = tuple(args.repeats) if args.repeats is not None else ((1, 1) if args.quick else (5, 1))
     torch.set_num_threads(1)
     # Ray starts its workers at nice 15 so that they yield to its own processes; on a machine shared
     # with other (un-niced) jobs that turns a time budget into a measure of the neighbours' load.
