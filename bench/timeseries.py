@@ -113,8 +113,8 @@ def run(name: str, quick: bool, models: list[str], budgets: dict[tuple[str, str]
         t0 = time.perf_counter()
         synth.fit(frame, batch_size=cfg["batch_size"], seed=0, time_budget=budgets[name, model])
         fit_s = time.perf_counter() - t0
-        steps = max((row.get("step", 0) for row in synth.history_), default=0)
         phases = phase_steps(synth.history_)
+        steps = sum(phases.values())
         t0 = time.perf_counter()
         out = synth.sample(n_eval, seed=1)
         sample_s = time.perf_counter() - t0
@@ -147,7 +147,8 @@ def phase_steps(history: list[dict]) -> dict[str, int]:
     previous = 0
     for row in history:
         if "step" in row:
-            out[row.get("phase", "train")] = out.get(row.get("phase", "train"), 0) + row["step"] - previous
+            phase = row.get("phase", "train")
+            out[phase] = out.get(phase, 0) + row["step"] - previous
             previous = row["step"]
     return out
 

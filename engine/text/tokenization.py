@@ -90,7 +90,8 @@ class TextTokenizer:
             )
         out = cls._with_ids(tok, controls or {}, source="trained")
         used = {i for ids in out.encode(texts) for i in ids}
-        out.unseen = tuple(i for i in range(out.vocab_size) if i not in used and i not in out.special_ids)
+        known = used | out.special_ids  # the property builds a fresh set: once, not per vocabulary id
+        out.unseen = tuple(i for i in range(out.vocab_size) if i not in known)
         return out
 
     @classmethod
