@@ -434,6 +434,53 @@ def test_a_resumed_schedule_continues_at_the_step_it_stopped():
     assert fresh.optimizers["opt"].param_groups[0]["lr"] == pytest.approx(0.1 * ScheduleFactor("linear", 1, 10)(3))
 
 
+def test_a_decay_ends_with_the_time_budget_when_it_comes_before_the_last_step():
+    linear = ScheduleFactor("linear", 0, 1000)
+    linear.budget_spent = 0.5
+    assert linear(10) == pytest.approx(0.5)  # half the budget spent, 1% of the steps taken
+    assert linear(750) == pytest.approx(0.25)  # the steps ahead of the budget
+    linear.budget_spent = 1.7  # the last step may overshoot the budget
+    assert linear(10) == 0.0
+    unbounded = ScheduleFactor("cosine", 2, None)  # a streamed run: no total, only the budget
+    unbounded.budget_spent = 0.5
+    assert unbounded(1) == pytest.approx(2 / 3) and unbounded(100) == pytest.approx(0.5)
+    constant = ScheduleFactor("constant", 0, 10)
+    constant.budget_spent = 0.9
+    assert constant(5) == 1.0
+
+
+def test_a_run_resumed_with_a_new_budget_decays_the_rest_of_the_way_over_it():
+    def runner():
+        torch.manual_seed(0)
+        model = LinearToy(ToyConfig(lr=0.1), ToyLayout())
+        optimizers = model.configure_optimizers()
+        options = TrainOptions(epochs=100_000, lr_schedule="linear", time_budget=60)
+        return StepRunner(model, optimizers, options, torch.device("cpu"), build_schedulers(optimizers, options, 10**8))
+
+    first = runner()
+    first.step([torch.from_numpy(_regression_rows(8))], torch.Generator().manual_seed(0))
+    first.spend_budget(0.6)
+    assert first.optimizers["opt"].param_groups[0]["lr"] == pytest.approx(0.04)
+    resumed = runner()
+    resumed.load_state(first.state(), step=1)
+    assert resumed.optimizers["opt"].param_groups[0]["lr"] == pytest.approx(0.04)  # no jump back up
+    resumed.spend_budget(0.5)  # half the new budget: half of the 40% of the decay left
+    assert resumed.optimizers["opt"].param_groups[0]["lr"] == pytest.approx(0.02)
+
+
+def test_a_budgeted_run_decays_its_learning_rate_over_the_budget(ray_session):
+    """Its epochs are only a bound (a million steps here): without the budget's share the
+    schedule would keep the learning rate of the start to the end."""
+    result = _train(
+        SequenceToy, _sequences(40), epochs=200_000, time_budget=3, lr_schedule="linear",
+        report_every_steps=5, lr=0.2,
+    )
+    rates = [row["lr"] for row in result.history]
+    assert result.history[-1]["stopped_by"] == "time_budget" and len(rates) >= 3
+    assert rates[0] > 0.1 and rates[-1] < 0.05
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
 # --------------------------------------------------------------------------- phases
 def test_phases_are_planned_in_their_units():
     options = TrainOptions(epochs=3)

@@ -110,7 +110,9 @@ class TrainOptions:
         lr_schedule: how the loop scales the learning rate of every optimiser the model
             returns, per optimisation step after the warm-up: ``"constant"``,
             ``"cosine"`` (half a cosine down to 0 at the last step) or ``"linear"``
-            (straight down to 0). Saved in checkpoints, so a resumed run continues it.
+            (straight down to 0). With a ``time_budget`` the decay ends at the last step
+            or at the end of the budget, whichever comes first. Saved in checkpoints, so a
+            resumed run continues it.
         warmup_steps: optimisation steps of linear warm-up, from ``1/(warmup_steps+1)``
             of the learning rate to all of it.
         grad_accumulation_steps: batches whose gradients are averaged into one update,

@@ -391,9 +391,12 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
                     # resumed with a longer phase continues that epoch; else the next phase starts afresh.
                     break
             # Checked after every step (all ranks agree), so the budget is kept within one step, not one epoch.
-            if budget is not None and _agreed_flag(time.perf_counter() - training_started >= budget, world):
-                stop_reason = "time_budget"
-                break
+            if budget is not None:
+                spent = _agreed_max(time.perf_counter() - training_started, world) / budget
+                runner.spend_budget(spent)  # a decaying learning rate reaches its end with the budget
+                if spent >= 1.0:
+                    stop_reason = "time_budget"
+                    break
         steps_left = None
         if stop_reason is not None:
             if not history or history[-1].get("stopped_by") is None:
@@ -417,15 +420,16 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         bar.close()
 
 
-def _agreed_flag(flag: bool, world: int) -> bool:
-    """``flag`` if any rank raised it (every rank must stop at the same step, or DDP waits forever)."""
+def _agreed_max(value: float, world: int) -> float:
+    """The largest ``value`` over the ranks: every rank must stop at the same step (or DDP waits
+    forever) and set the same learning rate (or their weights drift apart)."""
     if world == 1:
-        return flag
+        return value
     import torch.distributed as dist
 
-    t = torch.tensor([1.0 if flag else 0.0])
+    t = torch.tensor([float(value)], dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return float(t.item())
 
 
 def _agreed_score(score: float, world: int) -> float:

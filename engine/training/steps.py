@@ -83,20 +83,32 @@ class ScheduleFactor:
 
     Linear warm-up from ``1/(warmup+1)`` to 1 over ``warmup`` steps (the first update
     is not wasted at a learning rate of 0), then constant, half a cosine or a
-    straight line down to 0 at step ``total``.
+    straight line down to 0 at step ``total`` or at the end of the time budget,
+    whichever comes first. The loop tells the factor how much of the budget is spent
+    (:meth:`StepRunner.spend_budget`): a run that stops on its budget would otherwise
+    end with the learning rate of its start, since its ``total`` is only a bound.
     """
 
     def __init__(self, kind: str, warmup: int, total: int | None):
         self.kind = kind
         self.warmup = warmup
         self.total = total
+        self.budget_start = 0.0  # decay done by the runs this one resumes (each had a budget of its own)
+        self.budget_spent = 0.0  # share of this run's time budget spent so far
+
+    @property
+    def budget_progress(self) -> float:
+        """The share of the decay the time budgets have taken so far."""
+        return self.budget_start + (1.0 - self.budget_start) * min(1.0, self.budget_spent)
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
             return (step + 1) / (self.warmup + 1)
-        if self.kind == "constant" or self.total is None:
+        if self.kind == "constant":
             return 1.0
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        progress = self.budget_progress
+        if self.total is not None:
+            progress = max(progress, min(1.0, (step - self.warmup) / max(1, self.total - self.warmup)))
         if self.kind == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * progress))
         return 1.0 - progress  # linear
@@ -107,14 +119,16 @@ def build_schedulers(
 ) -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
     """One ``LambdaLR`` per optimiser, stepped once per optimisation step; none for a constant rate.
 
-    ``steps`` is the run's total of optimisation steps (the end of a cosine or linear decay).
+    ``steps`` is the run's total of optimisation steps (the end of a cosine or linear decay,
+    unless the time budget ends first).
     """
     if options.lr_schedule == "constant" and options.warmup_steps == 0:
         return {}  # nothing to schedule: the optimisers keep their learning rates untouched
-    if options.lr_schedule != "constant" and steps is None:
+    if options.lr_schedule != "constant" and steps is None and options.time_budget is None:
         raise PhaseError(
             f"The 'lr_schedule' option {options.lr_schedule!r} decays over the run's steps, which a streamed "
-            "shard does not tell in advance: set 'max_steps' (or give every phase its length in steps)."
+            "shard does not tell in advance: set 'max_steps' (or give every phase its length in steps) "
+            "or a 'time_budget'."
         )
     return {
         name: torch.optim.lr_scheduler.LambdaLR(opt, ScheduleFactor(options.lr_schedule, options.warmup_steps, steps))
@@ -239,7 +253,8 @@ class StepRunner:
         """Continue the schedules at optimisation step ``step`` (after the optimisers' own state is loaded).
 
         The schedule's shape (kind, warm-up, total) is this run's: a run resumed with more steps
-        stretches its decay over them. A schedule the checkpoint did not have starts at ``step``.
+        stretches its decay over them, and one resumed with a time budget decays the rest of the
+        way over its new budget. A schedule the checkpoint did not have starts at ``step``.
         """
         saved = state.get("schedulers") or {}
         for name, scheduler in self.schedulers.items():
@@ -247,14 +262,31 @@ class StepRunner:
             if name in saved:
                 scheduler.load_state_dict(dict(saved[name]))
                 for f, shape in zip(scheduler.lr_lambdas, shapes):
-                    vars(f).update(shape)
+                    reached = f.budget_progress if hasattr(f, "budget_spent") else 0.0  # older checkpoints lack it
+                    vars(f).update(shape, budget_start=reached, budget_spent=0.0)
             scheduler.last_epoch = step
-            lrs = [base * f(step) for base, f in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
-            for group, lr in zip(scheduler.optimizer.param_groups, lrs):
-                group["lr"] = lr
-            scheduler._last_lr = lrs  # what get_last_lr() reports
+            _apply_schedule(scheduler)
         if self.scaler is not None and state.get("grad_scaler"):
             self.scaler.load_state_dict(dict(state["grad_scaler"]))
+
+    def spend_budget(self, share: float) -> None:
+        """Tell the schedules that ``share`` of the time budget is spent, and set the learning rates of the next step.
+
+        Every rank must pass the same share (the loop agrees on it), or their updates would differ.
+        """
+        for scheduler in self.schedulers.values():
+            for f in scheduler.lr_lambdas:
+                f.budget_spent = share
+            _apply_schedule(scheduler)
+
+
+def _apply_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Set the optimiser's learning rates to the schedule's at its current step."""
+    step = scheduler.last_epoch
+    lrs = [base * f(step) for base, f in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = lrs  # what get_last_lr() reports
 
 
 def _unique_params(optimizers: Iterable[torch.optim.Optimizer]) -> list[torch.Tensor]:
