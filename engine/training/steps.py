@@ -262,8 +262,8 @@ class StepRunner:
             if name in saved:
                 scheduler.load_state_dict(dict(saved[name]))
                 for f, shape in zip(scheduler.lr_lambdas, shapes):
-                    reached = f.budget_progress if hasattr(f, "budget_spent") else 0.0  # older checkpoints lack it
-                    vars(f).update(shape, budget_start=reached, budget_spent=0.0)
+                    # The decay the saved budgets took (none in a checkpoint from before budgets decayed).
+                    vars(f).update(shape, budget_start=f.budget_progress, budget_spent=0.0)
             scheduler.last_epoch = step
             _apply_schedule(scheduler)
         if self.scaler is not None and state.get("grad_scaler"):
