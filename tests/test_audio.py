@@ -262,6 +262,20 @@ def test_cli_options_reach_the_front_door():
 
 
 # ------------------------------------------------------------------ metrics
+def test_the_judge_hears_the_same_class_at_any_loudness():
+    # A quieter speaker or a farther microphone must not change what the judge hears: its
+    # spectrograms are taken relative to each clip's mean level. Before that, a clip at a fifth of
+    # the training loudness landed outside everything the judge had seen.
+    from engine.audio.metrics.judge import AudioJudge
+
+    real = _tone_set(80, PITCHES, seed=0)
+    judge = AudioJudge(epochs=1, min_steps=60, seed=0).fit(real.clips, real.labels, RATE)
+    test = _tone_set(40, PITCHES, seed=1)
+    loud, quiet = judge.run(test.clips)[1], judge.run(0.2 * test.clips)[1]
+    assert (loud.argmax(1) == test.labels).mean() > 0.9
+    np.testing.assert_allclose(quiet, loud, atol=1e-4)
+
+
 def test_metrics_tell_the_same_distribution_from_another():
     from engine.audio.metrics import evaluate_audio
 

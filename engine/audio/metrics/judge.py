@@ -20,13 +20,14 @@ from engine.audio.metrics.spectral import MelOptions, log_mel
 
 
 class _Net(nn.Module):
-    def __init__(self, num_classes: int, width: int = 16):
+    def __init__(self, num_classes: int, width: int = 32):
         super().__init__()
+        conv = lambda i, o: [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]  # noqa: E731
         self.body = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            *conv(1, width), nn.MaxPool2d(2),
+            *conv(width, 2 * width), nn.MaxPool2d(2),
             # Averaged over time only: where energy sits in frequency is what tells a class apart.
-            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 8)),
+            *conv(2 * width, 4 * width), nn.AdaptiveAvgPool2d((1, 8)),
         )
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(4 * width * 8, 64), nn.ReLU())
         self.head = nn.Linear(64, num_classes)
@@ -46,7 +47,7 @@ class AudioJudge:
         seed: fixes its initialisation and batches.
     """
 
-    def __init__(self, *, epochs: int = 15, min_steps: int = 150, batch_size: int = 64, lr: float = 2e-3, width: int = 16,
+    def __init__(self, *, epochs: int = 15, min_steps: int = 150, batch_size: int = 64, lr: float = 2e-3, width: int = 32,
                  mel: MelOptions = MelOptions(), seed: int = 0, device: str | None = None):
         self.min_steps = min_steps
         self.epochs, self.batch_size, self.lr, self.width, self.mel, self.seed = epochs, batch_size, lr, width, mel, seed
@@ -54,8 +55,17 @@ class AudioJudge:
         self.net_: _Net | None = None
         self.sample_rate_: int | None = None
 
+    def _spectrograms(self, clips: np.ndarray, sample_rate: int) -> np.ndarray:
+        # Each clip's mean log-mel is removed, so a louder speaker or a closer microphone shifts nothing.
+        # On FSDD with one speaker held out, this, BatchNorm and width 32 raised the judge's accuracy on
+        # that speaker from 0.58 to 0.78 (mean over the six speakers). Removing the mean of each band
+        # instead (cepstral mean normalisation) scored 0.81 there, but it erases what a steady sound
+        # (a hum, a tone, a machine's whine) is: its spectrum.
+        spec = log_mel(clips, sample_rate, self.mel)  # (N, F, M)
+        return spec - spec.mean(axis=(1, 2), keepdims=True)
+
     def _inputs(self, clips: np.ndarray) -> torch.Tensor:
-        spec = log_mel(clips, self.sample_rate_, self.mel)  # (N, F, M)
+        spec = self._spectrograms(clips, self.sample_rate_)
         return torch.from_numpy((spec - self.mean_) / self.std_)[:, None]  # (N, 1, F, M)
 
     def fit(self, clips: np.ndarray, labels: np.ndarray, sample_rate: int) -> AudioJudge:
@@ -63,7 +73,7 @@ class AudioJudge:
         if len(clips) != len(labels) or len(clips) < 2:
             raise InvalidDataError(f"The judge needs at least 2 labelled clips, one label each; got {len(clips)} clips, {len(labels)} labels.")
         self.sample_rate_ = int(sample_rate)
-        spec = log_mel(clips, sample_rate, self.mel)
+        spec = self._spectrograms(clips, sample_rate)
         self.mean_, self.std_ = spec.mean(axis=(0, 1)), spec.std(axis=(0, 1)) + 1e-5
         x, y = self._inputs(clips), torch.from_numpy(labels)
         torch_gen = torch.Generator().manual_seed(self.seed)
