@@ -15,7 +15,8 @@ Each table is split 80/20 into train and holdout. Models: ours (tabddpm, ctgan, 
 (``pip install --target /tmp/sdv_site sdv``), SDV's CTGAN and GaussianCopula. For each:
 SDMetrics' QualityReport (column shapes, pair trends, score), logistic detection ROC AUC
 (3-fold logistic regression telling real from synthetic rows; 0.5 = indistinguishable),
-TSTR/TRTR (``engine``'s ML efficacy ratio on the holdout; 1.0 = as good as real data),
+TSTR/TRTR (``engine``'s ML efficacy ratio on the holdout, from as many synthetic rows as real
+training rows; 1.0 = as good as real data),
 the DCR share (synthetic rows closer to a training row than to a holdout row; 0.5 = no
 copying), fit seconds and sampling rows/s, plus the QualityReport ratio to our CTGAN.
 
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="tabddpm,ctgan,tvae,gaussian_copula,sdv_ctgan,sdv_gaussian_copula")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--save", help="save each of our trained models in this folder (as TABLE-MODEL), to score them again later")
     args = p.parse_args(argv)
     budget = parse_duration("30s" if args.quick and args.budget == "15m" else args.budget)
     models = args.models.split(",")
@@ -178,15 +180,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick and len(train) > 8000:
             train = train.iloc[:8000]
         schema = infer_schema(train)
-        n = min(len(train), 10_000)
+        # As many synthetic rows as real training rows: TSTR and TRTR then learn from equally many rows.
+        n = len(train)
         for model in models:
             t0 = time.perf_counter()
             try:
                 if model.startswith("sdv_"):
                     _, sample = fit_sdv(model, train, budget, args.seed, args.quick)
                 else:
-                    _, sample = fit_ours(model, train, budget, args.seed)
+                    synth, sample = fit_ours(model, train, budget, args.seed)
                 fit_s = time.perf_counter() - t0
+                if args.save and not model.startswith("sdv_"):
+                    synth.save(Path(args.save) / f"{name}-{model}")
                 t1 = time.perf_counter()
                 synthetic = sample(n)
                 rate = n / (time.perf_counter() - t1)
