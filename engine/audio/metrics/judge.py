@@ -64,8 +64,7 @@ class AudioJudge:
         spec = log_mel(clips, sample_rate, self.mel)  # (N, F, M)
         return spec - spec.mean(axis=(1, 2), keepdims=True)
 
-    def _inputs(self, clips: np.ndarray) -> torch.Tensor:
-        spec = self._spectrograms(clips, self.sample_rate_)
+    def _inputs(self, spec: np.ndarray) -> torch.Tensor:
         return torch.from_numpy((spec - self.mean_) / self.std_)[:, None]  # (N, 1, F, M)
 
     def fit(self, clips: np.ndarray, labels: np.ndarray, sample_rate: int) -> AudioJudge:
@@ -75,7 +74,7 @@ class AudioJudge:
         self.sample_rate_ = int(sample_rate)
         spec = self._spectrograms(clips, sample_rate)
         self.mean_, self.std_ = spec.mean(axis=(0, 1)), spec.std(axis=(0, 1)) + 1e-5
-        x, y = self._inputs(clips), torch.from_numpy(labels)
+        x, y = self._inputs(spec), torch.from_numpy(labels)
         torch_gen = torch.Generator().manual_seed(self.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -100,7 +99,7 @@ class AudioJudge:
         """Features ``(N, 64)`` and class probabilities ``(N, K)`` of ``clips``."""
         if self.net_ is None:
             raise NotFittedError("The audio judge is not trained; call fit() first.")
-        x = self._inputs(clips)
+        x = self._inputs(self._spectrograms(clips, self.sample_rate_))
         feats, probs = [], []
         for i in range(0, len(x), 256):
             f, logits = self.net_(x[i : i + 256].to(self.device))
