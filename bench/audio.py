@@ -1,4 +1,4 @@
-"""Conditional WaveGAN on the Free Spoken Digit Dataset (8 kHz), judged by a classifier trained on real digits.
+"""A conditional audio model (WaveGAN, or ``--model specdiff``) on the Free Spoken Digit Dataset (8 kHz), judged by a classifier trained on real digits.
 
 Trains on five speakers and holds the sixth (``--holdout-speaker``) out: the
 judge (a small CNN on log-mel spectrograms, trained by the evaluator on the
@@ -14,11 +14,14 @@ and training clips per second with 1 and 2 Ray Train workers.
 
     python bench/audio.py --quick            # minutes: a few epochs on 1,000 clips
     python bench/audio.py --minutes 30       # the issue's setting: 30 minutes of training (the loop's time budget)
+    python bench/audio.py --minutes 30 --model specdiff    # the spectrogram diffusion model, same protocol
 
 The WaveGAN is conditioned three ways: a label embedding beside the noise, a
 projection critic, and a class head on the critic (AC-GAN, ``aux_weight``),
-which learns the digits from the training speakers' real clips only. The judge
-is trained here on those same real clips and never seen by the generator.
+which learns the digits from the training speakers' real clips only. The
+spectrogram diffusion model embeds the label and samples with classifier-free
+guidance. The judge is trained here on those same real clips and never seen by
+the generator.
 
 Timings on a shared machine are inflated by its load; the script prints the load average.
 """
@@ -56,15 +59,19 @@ def labels_of(files: list[Path]) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="wavegan", choices=("wavegan", "specdiff"), help="the model to train and judge")
     p.add_argument("--quick", action="store_true", help="a reduced run: small model, few epochs, 0.5 s clips")
     p.add_argument("--minutes", type=float, default=30.0, help="training time budget (ignored with --quick or --epochs)")
     p.add_argument("--epochs", type=int, default=None, help="train exactly this many epochs instead of a budget")
     p.add_argument("--duration", type=float, default=0.5,
                    help="seconds per clip (FSDD's median recording is 0.42 s; 0.5 s halves the cost of a step against 1 s)")
     p.add_argument("--model-dim", type=int, default=None, help="WaveGAN width d (default 16; --quick 8)")
-    p.add_argument("--critic-iterations", type=int, default=1, help="critic steps per generator step")
-    p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the critic's class head (AC-GAN); 0: projection only")
-    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--critic-iterations", type=int, default=1, help="WaveGAN: critic steps per generator step")
+    p.add_argument("--aux-weight", type=float, default=1.0, help="WaveGAN: weight of the critic's class head (AC-GAN); 0: projection only")
+    p.add_argument("--guidance-scale", type=float, default=None, help="specdiff: classifier-free guidance (default: the model's)")
+    p.add_argument("--sampling-steps", type=int, default=None, help="specdiff: DDIM steps per clip (default: the model's)")
+    p.add_argument("--ema-decay", type=float, default=None, help="specdiff: decay of the sampling weights' moving average (default: the model's)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: WaveGAN 2e-4, specdiff the model's)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads of the driver and of each training worker (1: on a shared, oversubscribed machine "
@@ -73,7 +80,7 @@ def main() -> None:
     p.add_argument("--holdout-speaker", default="theo")
     p.add_argument("--per-class", type=int, default=None, help="generated clips per digit for the evaluation")
     p.add_argument("--no-scaling", action="store_true", help="skip the 1 vs 2 worker timing")
-    p.add_argument("--train-clips", type=int, default=None, help="train the GAN on this many clips (default: all; --quick: 1000)")
+    p.add_argument("--train-clips", type=int, default=None, help="train the model on this many clips (default: all; --quick: 1000)")
     p.add_argument("--evaluate-only", action="store_true", help="evaluate the model saved in --out/model again (no training)")
     p.add_argument("--out", default=None, help="folder for the model and report (default: a temporary folder)")
     args = p.parse_args()
@@ -89,11 +96,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     quick = args.quick
     duration = args.duration
-    model_config = {"model_dim": args.model_dim or (8 if quick else 16), "layers": 5, "aux_weight": args.aux_weight,
-                    "critic_iterations": args.critic_iterations, "lr": args.lr}
+    if args.model == "wavegan":
+        model_config = {"model_dim": args.model_dim or (8 if quick else 16), "layers": 5, "aux_weight": args.aux_weight,
+                        "critic_iterations": args.critic_iterations, "lr": args.lr or 2e-4}
+    else:
+        model_config = {} if args.lr is None else {"lr": args.lr}
+        if quick:
+            model_config["block_out_channels"] = (16, 32)
+        if args.ema_decay is not None:
+            model_config["ema_decay"] = args.ema_decay
+    # Sampling settings, applied when generating (also to a model loaded with --evaluate-only).
+    generate_options = {key: getattr(args, key) for key in ("guidance_scale", "sampling_steps") if getattr(args, key) is not None}
+    steps_per_batch = args.critic_iterations if args.model == "wavegan" else 1
     batch_size = args.batch_size
     per_class = args.per_class or (20 if quick else 100)
-    gan_clips = args.train_clips or (1000 if quick else None)  # the judge always trains on every training clip
+    model_clips = args.train_clips or (1000 if quick else None)  # the judge always trains on every training clip
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-audio-"))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; output in {out}")
 
@@ -104,9 +121,11 @@ def main() -> None:
     print(f"FSDD: {len(train)} training clips (5 speakers), {len(held)} held-out clips (speaker {args.holdout_speaker!r}); "
           f"{duration} s at {RATE} Hz; model {model_config}")
 
-    def make(show_progress: bool = False, **kw) -> AudioSynthesizer:
-        return AudioSynthesizer("wavegan", sample_rate=RATE, duration=duration, model_config=model_config,
-                                show_progress=show_progress, cpus_per_worker=args.threads, **kw)
+    def make(show_progress: bool = False, num_workers: int = 1, **kw) -> AudioSynthesizer:
+        # The workers share --threads cores: two workers of two threads each would wait forever for 4 CPUs on 2.
+        return AudioSynthesizer(args.model, sample_rate=RATE, duration=duration, model_config=model_config,
+                                show_progress=show_progress, num_workers=num_workers,
+                                cpus_per_worker=max(1, args.threads // num_workers), **kw)
 
     # One judge for both evaluations, trained on the training speakers' real clips only.
     judge_epochs = args.judge_epochs or (3 if quick else 15)
@@ -124,7 +143,7 @@ def main() -> None:
         with ray_session():
             if not args.no_scaling:
                 # 4 (8) optimisation steps per epoch on 1 worker, half as many on each of 2.
-                take = (4 if quick else 8) * batch_size * args.critic_iterations
+                take = (4 if quick else 8) * batch_size * steps_per_batch
                 pick = np.random.default_rng(1).permutation(len(train))[:take]
                 subset = AudioSet(train.clips[pick], RATE, train.labels[pick], train.class_names)
                 for workers in (1, 2):
@@ -134,22 +153,22 @@ def main() -> None:
                 print(f"training speed: 1 worker {scaling[1]:.1f} clips/s, 2 workers {scaling[2]:.1f} clips/s "
                       f"(x{scaling[2] / scaling[1]:.2f})")
 
-            if gan_clips is not None and gan_clips < len(train):
-                pick = np.random.default_rng(2).permutation(len(train))[:gan_clips]
-                gan_data = AudioSet(train.clips[pick], RATE, train.labels[pick], train.class_names)
+            if model_clips is not None and model_clips < len(train):
+                pick = np.random.default_rng(2).permutation(len(train))[:model_clips]
+                model_data = AudioSet(train.clips[pick], RATE, train.labels[pick], train.class_names)
             else:
-                gan_data = train
-            print(f"WaveGAN trains on {len(gan_data)} clips")
+                model_data = train
+            print(f"{args.model} trains on {len(model_data)} clips")
             started = time.perf_counter()
             synth = make(checkpoint_every=1000, show_progress=True)  # one line per epoch in a log
             if args.epochs is not None or quick:
-                synth.fit(gan_data.clips, gan_data.label_names(), epochs=args.epochs or 3, batch_size=batch_size)
+                synth.fit(model_data.clips, model_data.label_names(), epochs=args.epochs or 3, batch_size=batch_size)
             else:
-                synth.fit(gan_data.clips, gan_data.label_names(), batch_size=batch_size, time_budget=args.minutes * 60)
+                synth.fit(model_data.clips, model_data.label_names(), batch_size=batch_size, time_budget=args.minutes * 60)
             train_wall = time.perf_counter() - started
             last = synth.history_[-1]
-            per_epoch = len(gan_data) // (batch_size * args.critic_iterations)
-            print(f"trained {last.get('epoch')} epochs (about {int(last.get('epoch', 0) * per_epoch)} generator steps) in {train_wall / 60:.1f} min wall "
+            per_epoch = len(model_data) // (batch_size * steps_per_batch)
+            print(f"trained {last.get('epoch')} epochs (about {int(last.get('epoch', 0) * per_epoch)} optimisation steps) in {train_wall / 60:.1f} min wall "
                   f"(budget {'none' if args.epochs is not None or quick else f'{args.minutes:g} min'}; stopped by "
                   f"{last.get('stopped_by') or 'epochs'}); last: "
                   + ", ".join(f"{k} {v:.3g}" for k, v in last.items() if isinstance(v, float) and k != "epoch"))
@@ -157,9 +176,10 @@ def main() -> None:
 
     conditions = {str(d): per_class for d in range(10)}
     started = time.perf_counter()
-    clips = synth.generate(conditions=conditions, seed=0)
+    clips = synth.generate(conditions=conditions, seed=0, **generate_options)
     gen_rate = len(clips) / (time.perf_counter() - started)
-    print(f"generated {len(clips)} clips at {gen_rate:.1f} clips/s (one process, {torch.get_num_threads()} threads)")
+    print(f"generated {len(clips)} clips at {gen_rate:.1f} clips/s (one process, {torch.get_num_threads()} threads"
+          + "".join(f", {k} {v}" for k, v in generate_options.items()) + ")")
 
     # Baseline measured here: white noise at the real clips' RMS, with the requested labels.
     rng = np.random.default_rng(0)
@@ -185,7 +205,7 @@ def main() -> None:
     print(f"precision {s['precision']:.3f} recall {s['recall']:.3f}   [floor {s['precision_floor']:.3f} / {s['recall_floor']:.3f}]")
     print(f"diversity ratio {s['diversity_ratio']:.3f}, nearest-real ratio {s['nearest_real_ratio']:.3f}, copy share {s['copy_share']:.3f}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    summary = {"quick": quick, "model_config": model_config, "duration": duration, "history": synth.history_, "train_wall_s": train_wall, "clips_per_s": gen_rate,
+    summary = {"model": args.model, "quick": quick, "model_config": model_config, "duration": duration, "history": synth.history_, "train_wall_s": train_wall, "clips_per_s": gen_rate,
                "train_clips_per_s": scaling, "scores": report.to_dict()["scores"], "white_noise": baseline.to_dict()["scores"]}
     (out / "bench.json").write_text(json.dumps(summary, indent=2, default=float))
 

@@ -231,6 +231,18 @@ def test_too_few_rows_for_workers_is_a_clear_error(encoded, ray_session):
         )
 
 
+def test_more_cpus_than_the_local_instance_has_is_a_clear_error(encoded, ray_session):
+    """Ray Train would wait forever for CPUs that a local instance will never have."""
+    enc, x = encoded
+    total = int(ray_session.cluster_resources()["CPU"])
+    with pytest.raises(TrainingError, match=rf"num_workers=2 with cpus_per_worker={total} asks for {2 * total} CPUs"):
+        train_torch_model(
+            model_name="tvae", model_class=get_model_class("tvae"), model_config=TINY_TVAE, layout=enc.layout_, data=x,
+            options=TrainOptions(epochs=1, batch_size=2, show_progress=False),
+            scaling=ScalingOptions(num_workers=2, cpus_per_worker=total),
+        )
+
+
 def test_unnamed_run_leaves_no_checkpoints_and_its_worker_uses_the_cpus_it_reserved(encoded, ray_session, tmp_path, monkeypatch):
     import tempfile
     from pathlib import Path

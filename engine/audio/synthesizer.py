@@ -35,8 +35,8 @@ from engine.core.seeds import seed_streams
 from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_seed, reading
 from engine.store.artifact import Artifact
 
-DEFAULT_EPOCHS = {"wavegan": 50, "diffwave": 100}
-DEFAULT_BATCH_SIZE = {"wavegan": 64, "diffwave": 32}
+DEFAULT_EPOCHS = {"wavegan": 50, "diffwave": 100, "specdiff": 100}
+DEFAULT_BATCH_SIZE = {"wavegan": 64, "diffwave": 32, "specdiff": 32}
 Labels = Any  # None, one label, a sequence of labels (one per clip), or {label: count}
 
 
@@ -44,8 +44,10 @@ class AudioSynthesizer(ClassLabelled, Synthesizer):
     """Learn a set of recordings and generate new clips like them, optionally of requested classes.
 
     Args:
-        model: ``"wavegan"`` (a GAN: fast to sample) or ``"diffwave"`` (a small diffusion model: 50
-            network passes per clip, slower to sample, steadier to train).
+        model: ``"wavegan"`` (a GAN: fast to sample), ``"diffwave"`` (a small diffusion model of
+            waveforms: 50 network passes per clip, slower to sample, steadier to train) or
+            ``"specdiff"`` (a diffusion model of spectrograms, inverted by Griffin-Lim, as
+            SpecGAN's spectrograms are).
         sample_rate: the rate clips are read, trained and generated at (Hz).
         duration: seconds per clip (recordings are cropped or padded with silence).
         labels_from: where labels come from for files: ``"folder"`` (class
@@ -53,7 +55,7 @@ class AudioSynthesizer(ClassLabelled, Synthesizer):
             is a 7), ``"none"``; for a table, the name of its label column.
         normalize: ``"global"`` (one gain brings the loudest training sample to
             0.95) or ``"none"``.
-        model_config: hyperparameters of the model (see ``WaveGANConfig``, ``DiffWaveConfig``).
+        model_config: hyperparameters of the model (see ``WaveGANConfig``, ``DiffWaveConfig``, ``SpecDiffusionConfig``).
         num_workers, use_gpu, cpus_per_worker: how Ray Train scales training.
         checkpoint_every, storage_path, run_name, max_failures, show_progress:
             as for the other front doors (see ``TrainOptions``).

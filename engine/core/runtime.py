@@ -134,6 +134,16 @@ def alive_nodes() -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
+def started_ray_here() -> bool:
+    """Whether this process started the running Ray instance (a local one, which no autoscaler grows)."""
+    try:
+        from ray._private.worker import global_worker  # no public API tells a started head from a joined cluster
+
+        return bool(global_worker.node.is_head())
+    except Exception:  # an API change or a client connection: assume a cluster that may grow
+        return False
+
+
 def largest_node_cpus(nodes: list[dict[str, Any]] | None = None) -> float:
     """CPUs of the biggest alive node: no single worker or actor can reserve more."""
     nodes = alive_nodes() if nodes is None else nodes

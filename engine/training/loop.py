@@ -592,6 +592,7 @@ def train_torch_model(
     # CPUs read during it would be one short (a worker on a 2-CPU laptop got 1 CPU and 1 thread).
     if cpus is None:
         cpus = auto_cpus_per_worker(ray.available_resources().get("CPU", 1), scaling.num_workers, largest_node_cpus(nodes))
+    _check_workers_fit(scaling.num_workers, cpus, nodes)
     data_context = ray.data.DataContext.get_current()
     data_context.enable_progress_bars = False  # the training bar and per-epoch loss lines are the progress report
     # In-memory data that each worker reads whole goes through the object store, one copy
@@ -750,6 +751,27 @@ def dataset_from_arrays(data: Any) -> Any:
 
     tables = [pa.table({key: column(a[lo:hi]) for key, a in arrays.items()}) for lo, hi in zip(bounds[:-1], bounds[1:])]
     return ray.data.from_arrow(tables)
+
+
+def _check_workers_fit(num_workers: int, cpus_per_worker: float, nodes: list[dict[str, Any]]) -> None:
+    """Refuse a reservation that a Ray instance this process started can never grant.
+
+    Ray Train would wait for the CPUs without a word, forever: a local instance does not grow.
+    On a cluster this process only joined, an autoscaler may still add nodes, so the run waits.
+    """
+    from engine.core.runtime import largest_node_cpus, started_ray_here
+
+    if not started_ray_here():
+        return
+    total = sum(float(n.get("Resources", {}).get("CPU", 0)) for n in nodes)
+    largest = largest_node_cpus(nodes)
+    if cpus_per_worker > largest or num_workers * cpus_per_worker > total:
+        raise TrainingError(
+            f"num_workers={num_workers} with cpus_per_worker={cpus_per_worker:g} asks for "
+            f"{num_workers * cpus_per_worker:g} CPUs, but this local Ray instance has {total:g} "
+            f"(the largest node {largest:g}): give fewer workers or fewer CPUs per worker, or leave "
+            "cpus_per_worker unset to share the CPUs there are."
+        )
 
 
 def auto_cpus_per_worker(available_cpus: float, num_workers: int, largest_node_cpus: float) -> float:

@@ -1,0 +1,42 @@
+"""Magnitude spectrograms of waveforms in torch, and back to waveforms by Griffin-Lim.
+
+A spectrogram model generates magnitudes only; the phase is found again by
+the fast Griffin-Lim algorithm (Griffin & Lim 1984, with the momentum of
+Perraudin et al. 2013, as librosa's ``griffinlim``): alternate between a
+waveform whose STFT has the wanted magnitudes and the phases of that STFT.
+SpecGAN (Donahue et al. 2019) inverts its spectrograms the same way.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def magnitude(waves: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """``|STFT|`` ``(B, n_fft // 2 + 1, frames)`` of waveforms ``(B, T)`` (Hann window, centred frames)."""
+    window = torch.hann_window(n_fft, device=waves.device)
+    return torch.stft(waves, n_fft, hop, window=window, center=True, return_complex=True).abs()
+
+
+def frames_for(num_samples: int, hop: int) -> int:
+    """Frames of a centred STFT of ``num_samples`` samples."""
+    return 1 + num_samples // hop
+
+
+def griffin_lim(mag: torch.Tensor, n_fft: int, hop: int, length: int, iterations: int,
+                generator: torch.Generator, momentum: float = 0.99) -> torch.Tensor:
+    """Waveforms ``(B, length)`` whose STFT magnitudes approach ``mag`` ``(B, n_fft // 2 + 1, frames)``.
+
+    The starting phases are drawn from ``generator`` (on the CPU), so a seed gives the same waveforms.
+    """
+    window = torch.hann_window(n_fft, device=mag.device)
+    phase = torch.rand(mag.shape, generator=generator).to(mag.device) * (2 * torch.pi)
+    angles = torch.polar(torch.ones_like(mag), phase)
+    previous = torch.zeros_like(angles)
+    for _ in range(iterations):
+        wave = torch.istft(mag * angles, n_fft, hop, window=window, center=True, length=length)
+        rebuilt = torch.stft(wave, n_fft, hop, window=window, center=True, return_complex=True)
+        # The momentum step pushes the phases past the plain projection: fewer iterations for the same fit.
+        angles = rebuilt - (momentum / (1 + momentum)) * previous
+        angles = angles / angles.abs().clamp_min(1e-16)
+        previous = rebuilt
+    return torch.istft(mag * angles, n_fft, hop, window=window, center=True, length=length)
