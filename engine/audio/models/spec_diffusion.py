@@ -25,6 +25,7 @@ Only the maths lives here; the training loop owns epochs, devices and DDP.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Mapping
@@ -201,12 +202,10 @@ class SpecDiffusionModel(TorchSynthModel):
         """
         if self.layout.num_classes and conditions is None:
             raise ValueError("A conditional spectrogram diffusion model needs one class index per clip.")
-        guidance = self.config.guidance_scale if guidance_scale is None else float(guidance_scale)
-        steps = self.config.sampling_steps if sampling_steps is None else int(sampling_steps)
-        if guidance < 0:
-            raise invalid_parameter(self.config.owner(), "guidance_scale", "at least 0", guidance)
-        if not 1 <= steps <= self.config.timesteps:
-            raise invalid_parameter(self.config.owner(), "sampling_steps", f"between 1 and timesteps={self.config.timesteps}", steps)
+        # The config's own rules check the overrides: a copy with them is validated as it is built.
+        given = {"guidance_scale": guidance_scale, "sampling_steps": sampling_steps}
+        call = dataclasses.replace(self.config, **{k: v for k, v in given.items() if v is not None})
+        guidance, steps = call.guidance_scale, call.sampling_steps
         codes = None if not self.layout.num_classes else torch.as_tensor(np.asarray(conditions), dtype=torch.long)
         unet = self.shadow_nets["ema_unet"].eval()
         scheduler = self._sampling_scheduler(steps)
