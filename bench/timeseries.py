@@ -23,6 +23,7 @@ windows: the figures show the pipeline works, not the models' best.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -84,7 +85,8 @@ SETTINGS = {
 
 
 def run(name: str, quick: bool, models: list[str], budgets: dict[tuple[str, str], float], repeats: tuple[int, int], overrides: dict[str, dict],
-        posthoc_steps: tuple[int, int] | None = None) -> None:
+        posthoc_steps: tuple[int, int] | None = None, out: Path | None = None, evaluate_only: bool = False,
+        sampling: dict[str, dict] | None = None) -> None:
     from engine import TimeSeriesSynthesizer
 
     frame = pd.read_csv(DATA / FILES[name])
@@ -109,16 +111,29 @@ def run(name: str, quick: bool, models: list[str], budgets: dict[tuple[str, str]
     for model in models:
         cfg = SETTINGS[model]
         model_config = {**cfg["model_config"], **cfg["by_data"].get(name, {}), **overrides.get(model, {})}
-        synth = TimeSeriesSynthesizer(model, sequence_length=24, stride=1, model_config=model_config, show_progress=False)
+        saved = out / f"{name}-{model}" if out is not None else None
         t0 = time.perf_counter()
-        synth.fit(frame, batch_size=cfg["batch_size"], seed=0, time_budget=budgets[name, model])
-        fit_s = time.perf_counter() - t0
+        if evaluate_only:
+            synth = TimeSeriesSynthesizer.load(saved)
+            model_config = synth.model_config
+        else:
+            synth = TimeSeriesSynthesizer(model, sequence_length=24, stride=1, model_config=model_config, show_progress=False)
+            synth.fit(frame, batch_size=cfg["batch_size"], seed=0, time_budget=budgets[name, model])
+            if saved is not None:
+                synth.save(saved)
+        fit_s = float("nan") if evaluate_only else time.perf_counter() - t0
+        if sampling and sampling.get(model):
+            # Settings read only while generating (e.g. diffusion_ts's sampling_steps): a trained model is
+            # sampled with them as it is; the config's own rules check them.
+            fitted = synth._require_fitted()[0]
+            fitted.config = dataclasses.replace(fitted.config, **sampling[model])
+            model_config = {**model_config, **sampling[model]}
         phases = phase_steps(synth.history_)
         steps = sum(phases.values())
         t0 = time.perf_counter()
-        out = synth.sample(n_eval, seed=1)
+        generated = synth.sample(n_eval, seed=1)
         sample_s = time.perf_counter() - t0
-        syn = windows01_like(out, frame)
+        syn = windows01_like(generated, frame)
         disc, disc_sd, pred, pred_sd = scores(real_eval, syn, steps_disc, steps_pred, *repeats)
         rows.append((model, disc, disc_sd, pred, pred_sd, fit_s, steps, n_eval / sample_s))
         by_phase = f"; {', '.join(f'{k} {v}' for k, v in phases.items())}" if len(phases) > 1 else ""
@@ -193,11 +208,19 @@ def main() -> None:
     parser.add_argument("--posthoc-steps", type=int, nargs=2, default=None, metavar=("DISC", "PRED"),
                         help="training steps of the post-hoc GRUs (default 2000 5000, as the TimeGAN reference; --quick: 200 300)")
     parser.add_argument("--no-workers", action="store_true", help="skip the 1 vs 2 workers timing")
+    parser.add_argument("--out", type=Path, default=None, help="save each fitted model in OUT/<data>-<model>")
+    parser.add_argument("--evaluate-only", action="store_true", help="score the models saved in --out again (no training)")
+    parser.add_argument("--sampling", action="append", default=[], metavar="MODEL=JSON",
+                        help="sampling-time settings applied to the trained (or loaded) model, e.g. "
+                             "diffusion_ts='{\"sampling_steps\": 100, \"sampling_eta\": 1.0}'")
     args = parser.parse_args()
-    overrides = {}
-    for item in args.config:
-        model, _, text = item.partition("=")
-        overrides[model] = json.loads(text)
+    if args.evaluate_only and args.out is None:
+        parser.error("--evaluate-only needs --out, the folder the models were saved in")
+    overrides, sampling = {}, {}
+    for target, items in ((overrides, args.config), (sampling, args.sampling)):
+        for item in items:
+            model, _, text = item.partition("=")
+            target[model] = json.loads(text)
     budgets = {(d, m): 60.0 if args.quick else 1800.0 for d in FILES for m in SETTINGS}
     for item in args.budget:
         target, _, seconds = item.rpartition("=")
@@ -213,7 +236,8 @@ def main() -> None:
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     for name in args.data or (["stocks"] if args.quick else list(FILES)):
-        run(name, args.quick, args.models, budgets, repeats, overrides, args.posthoc_steps)
+        run(name, args.quick, args.models, budgets, repeats, overrides, args.posthoc_steps, args.out, args.evaluate_only,
+            sampling)
     if not args.no_workers:
         workers(args.quick)
 

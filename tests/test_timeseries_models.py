@@ -86,3 +86,23 @@ def test_timegan_phases_in_steps_and_generator_steps():
     step_of = lambda opt: int(next(iter(opt.state.values()))["step"])  # noqa: E731
     assert step_of(opts["generator"]) == 3 and step_of(opts["embedder"]) == 3
     assert step_of(opts["discriminator"]) <= 1
+
+
+def test_timegan_moment_loss_is_per_time_step():
+    """One trajectory shared by every sequence, sweeping the real range, matches the real moments pooled
+    over time but not step by step: the generator must not be rewarded for ignoring its noise."""
+    from engine.timeseries.models.timegan import _moment_loss
+
+    rng = np.random.default_rng(0)
+    levels = torch.tensor(rng.uniform(-1, 1, (256, 1, 1)), dtype=torch.float32)
+    real = levels.expand(-1, 24, 2)  # every sequence flat at its own level
+    ramp = torch.linspace(-1, 1, 24)[None, :, None].expand(256, -1, 2)  # one shared ramp over the same range
+    mask = torch.ones(256, 24)
+    pooled_gap = (ramp.std() - real.std()).abs() + (ramp.mean() - real.mean()).abs()
+    assert pooled_gap < 0.1  # the collapse a pooled loss would not see
+    assert _moment_loss(ramp, real, mask) > 0.6
+    other = torch.tensor(rng.uniform(-1, 1, (256, 1, 1)), dtype=torch.float32).expand(-1, 24, 2)
+    assert _moment_loss(other, real, mask) < 0.1
+    # Padded steps are left out: fakes that differ only there cost nothing.
+    mask[:, 12:] = 0
+    assert torch.isclose(_moment_loss(torch.where(mask[:, :, None] > 0, other, 5.0), other, mask), torch.tensor(0.0), atol=1e-3)

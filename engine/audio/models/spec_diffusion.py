@@ -26,7 +26,6 @@ Only the maths lives here; the training loop owns epochs, devices and DDP.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,12 +34,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler, UNet2DModel
 from torch import nn
 
 from engine.audio.stft import frames_for, griffin_lim, magnitude
 from engine.audio.transforms import AudioLayout
 from engine.core.contract import TorchSynthModel, iter_chunks
+from engine.core.diffusion import ddim_scheduler
 from engine.core.ema import ema_copy, ema_decay, update_ema
 from engine.core.params import Dims, Float, Int, ModelConfig, invalid_parameter, param
 
@@ -184,14 +184,6 @@ class SpecDiffusionModel(TorchSynthModel):
         return metrics
 
     # ------------------------------------------------------------ generation
-    def _sampling_scheduler(self, steps: int) -> DDIMScheduler:
-        known = inspect.signature(DDIMScheduler.__init__).parameters
-        cfg = {k: v for k, v in self.noise_scheduler.config.items() if k in known}
-        # "trailing": the first step starts from pure noise, as trained; alpha_0 = 1: the last step returns x0.
-        scheduler = DDIMScheduler.from_config(cfg, set_alpha_to_one=True, timestep_spacing="trailing")
-        scheduler.set_timesteps(steps)
-        return scheduler
-
     @torch.no_grad()
     def generate(self, num_rows: int, conditions: Any, generator: torch.Generator, *,
                  guidance_scale: float | None = None, sampling_steps: int | None = None) -> np.ndarray:
@@ -208,7 +200,8 @@ class SpecDiffusionModel(TorchSynthModel):
         guidance, steps = call.guidance_scale, call.sampling_steps
         codes = None if not self.layout.num_classes else torch.as_tensor(np.asarray(conditions), dtype=torch.long)
         unet = self.shadow_nets["ema_unet"].eval()
-        scheduler = self._sampling_scheduler(steps)
+        # "trailing": the first step starts from pure noise, as trained.
+        scheduler = ddim_scheduler(self.noise_scheduler, steps, timestep_spacing="trailing")
         guided = codes is not None and guidance != 1.0
         out = np.empty((num_rows, self.layout.num_samples), dtype=np.float32)
         start = 0

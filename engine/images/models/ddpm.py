@@ -22,7 +22,6 @@ Only the maths lives here; the training loop owns epochs, devices and DDP.
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,6 +35,7 @@ from torch import nn
 from engine.core.errors import InvalidConditionError
 from engine.core.contract import BatchSampler, TorchSynthModel, iter_chunks
 from engine.images.models.batches import ImageBatches
+from engine.core.diffusion import ddim_scheduler
 from engine.core.ema import ema_copy, ema_decay, update_ema
 from engine.core.params import Bool, Choice, Dims, Float, Int, ModelConfig, OrNone, invalid_parameter, param
 from engine.images.transforms import ImageLayout
@@ -255,14 +255,9 @@ class DDPMModel(TorchSynthModel):
         """A reverse-process scheduler on the training noise schedule, with ``steps`` steps set."""
         if sampler == "ddpm":
             scheduler: DDPMScheduler | DDIMScheduler = DDPMScheduler.from_config(self.noise_scheduler.config)
-        else:
-            # Only the keys DDIM knows (DDPM's variance_type is not one): from_config warns about the rest.
-            known = inspect.signature(DDIMScheduler.__init__).parameters
-            cfg = {k: v for k, v in self.noise_scheduler.config.items() if k in known}
-            # With alpha_0 = 1 the last step returns the predicted x0 itself, not a slightly noisy one.
-            scheduler = DDIMScheduler.from_config(cfg, set_alpha_to_one=True)
-        scheduler.set_timesteps(steps)
-        return scheduler
+            scheduler.set_timesteps(steps)
+            return scheduler
+        return ddim_scheduler(self.noise_scheduler, steps)
 
     def resolve_sampling(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int]:
         """The sampler and step count a :meth:`generate` call uses (its arguments over the config's defaults)."""

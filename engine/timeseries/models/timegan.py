@@ -54,7 +54,7 @@ class TimeGANConfig(ModelConfig):
         None, OrNone(Int(min=1)), "optimisation steps of the supervised phase instead of epochs (the reference: 10000)")
     generator_steps: int = param(1, Int(min=1), "generator and embedder updates per discriminator update in the joint phase "
                                  "(the reference: 2)")
-    moment_weight: float = param(100.0, Float(ge=0), "weight of the moment loss (mean and standard deviation per channel)")
+    moment_weight: float = param(100.0, Float(ge=0), "weight of the moment loss (mean and standard deviation per time step and channel)")
     supervised_weight: float = param(100.0, Float(ge=0), "weight of sqrt(supervised loss) in the generator's loss")
     sample_batch_size: int = param(512, Int(min=1), "sequences generated together")
 
@@ -88,6 +88,24 @@ class RecurrentBlock(nn.Module):
 def _masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask[:, :, None].expand_as(a)
     return ((a - b) ** 2 * m).sum() / m.sum().clamp(min=1)
+
+
+def _moment_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The paper's moment loss: |std| and |mean| gaps per time step and channel, across the batch.
+
+    Per step, not pooled over time: pooled moments are matched by one trajectory shared by
+    every sequence that sweeps the channel's range (the generator then ignores its noise,
+    a collapse seen here); per-step moments need spread across sequences at every step.
+    """
+    m = mask[:, :, None]
+    count = m.sum(0)  # (T, 1): real sequences at each step
+    steps = (count > 0).float().expand(-1, real.shape[2])
+    count = count.clamp(min=1)
+    mean_r, mean_f = (real * m).sum(0) / count, (fake * m).sum(0) / count
+    var_r = ((real - mean_r) ** 2 * m).sum(0) / count
+    var_f = ((fake - mean_f) ** 2 * m).sum(0) / count
+    gap = (torch.sqrt(var_f + 1e-6) - torch.sqrt(var_r + 1e-6)).abs() + (mean_f - mean_r).abs()
+    return (gap * steps).sum() / steps.sum().clamp(min=1)
 
 
 class TimeGANModel(TorchSynthModel):
@@ -185,10 +203,7 @@ class TimeGANModel(TorchSynthModel):
                 F.binary_cross_entropy_with_logits(y_fake_e, ones, weight=m3)
             )
             loss_sup = self._supervised_loss(h_real, bare["supervisor"](h_real, static), mask)
-            mean_r, mean_f = (x * m3).sum((0, 1)) / mask.sum(), (x_hat * m3).sum((0, 1)) / mask.sum()
-            var_r = (((x - mean_r) ** 2) * m3).sum((0, 1)) / mask.sum()
-            var_f = (((x_hat - mean_f) ** 2) * m3).sum((0, 1)) / mask.sum()
-            loss_moments = (torch.sqrt(var_f + 1e-6) - torch.sqrt(var_r + 1e-6)).abs().mean() + (mean_f - mean_r).abs().mean()
+            loss_moments = _moment_loss(x_hat, x, mask)
             loss_g = (loss_adv + self.config.supervised_weight * torch.sqrt(loss_sup + 1e-12)
                       + self.config.moment_weight * loss_moments)
             opt_g = optimizers["generator"]
