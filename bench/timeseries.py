@@ -19,6 +19,9 @@ discriminative score is the mean over ``--repeats`` trainings of the classifier.
 
 ``--quick`` trains one minute per model and the post-hoc GRUs for fewer steps on 500
 windows: the figures show the pipeline works, not the models' best.
+
+``--out DIR`` keeps each fitted model; ``--out DIR --evaluate-only`` scores them again without
+training, and ``--sampling MODEL=JSON`` samples them with other sampling-time settings.
 """
 from __future__ import annotations
 
