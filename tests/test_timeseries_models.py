@@ -88,6 +88,31 @@ def test_timegan_phases_in_steps_and_generator_steps():
     assert step_of(opts["discriminator"]) <= 1
 
 
+def test_timegan_dynamics_loss_scores_generated_latents_against_the_supervisor_and_leaves_it_alone():
+    """Latents rolled out by the supervisor itself follow its dynamics (no loss); jumpy ones do not. The
+    gradient reaches the generated latents, never the supervisor: it must stay a model of real dynamics."""
+    from engine.timeseries.models.timegan import TimeGANConfig, TimeGANModel
+
+    torch.manual_seed(0)
+    model = TimeGANModel(TimeGANConfig(hidden_dim=4, num_layers=2, dynamics_weight=10.0),
+                         SequenceLayout(steps=8, channels=2, static_dim=0))
+    sup, static, mask = model.nets["supervisor"], torch.zeros(16, 0), torch.ones(16, 8)
+    with torch.no_grad():
+        rollout = torch.rand(16, 1, 4)
+        for _ in range(7):
+            rollout = torch.cat([rollout, sup(rollout, static)[:, -1:]], dim=1)
+    assert model._dynamics_loss(rollout, static, mask) < 1e-10
+    jumpy = torch.rand(16, 8, 4, requires_grad=True)
+    loss = model._dynamics_loss(jumpy, static, mask)
+    assert loss > 0.01
+    loss.backward()
+    assert jumpy.grad.abs().sum() > 0
+    assert all(p.grad is None for p in sup.parameters())
+    # Padded steps are left out.
+    mask[:, 1:] = 0
+    assert model._dynamics_loss(jumpy, static, mask) == 0
+
+
 def test_timegan_moment_loss_is_per_time_step():
     """One trajectory shared by every sequence, sweeping the real range, matches the real moments pooled
     over time but not step by step: the generator must not be rewarded for ignoring its noise."""

@@ -20,6 +20,12 @@ recovery ends in ``tanh`` (not a sigmoid), static attributes are appended to eve
 network's input, losses on sequences of different lengths are masked to the real
 steps, and the generator takes ``generator_steps`` steps per discriminator step (the
 reference code takes two; the default here, one).
+
+``dynamics_weight`` (0 by default, as the reference code) adds the supervisor's one-step
+error on the generated latents to the generator's loss. The reference fits the
+supervisor to real latents only, so nothing but the discriminator (on latents) asks
+generated sequences to move like real ones; on the 28-channel Energy set their recovered
+windows jumped about 16 times as much from step to step as real ones.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 from torch import nn
 
 from engine.core.contract import Phase, TorchSynthModel, iter_chunks
@@ -56,6 +63,9 @@ class TimeGANConfig(ModelConfig):
                                  "(the reference: 2)")
     moment_weight: float = param(100.0, Float(ge=0), "weight of the moment loss (mean and standard deviation per time step and channel)")
     supervised_weight: float = param(100.0, Float(ge=0), "weight of sqrt(supervised loss) in the generator's loss")
+    dynamics_weight: float = param(
+        0.0, Float(ge=0), "weight of sqrt of the supervisor's one-step error on the generated latents s(g(z)) in the "
+        "generator's loss (0, the reference code: the supervisor is only fitted to real latents)")
     sample_batch_size: int = param(512, Int(min=1), "sequences generated together")
 
     def check_combination(self) -> None:
@@ -171,6 +181,16 @@ class TimeGANModel(TorchSynthModel):
         # s(h)_t predicts h_{t+1}: compare on steps whose successor is real.
         return _masked_mse(h_sup[:, :-1], h[:, 1:], mask[:, 1:])
 
+    def _dynamics_loss(self, h_hat: torch.Tensor, static: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """How far generated latents stray from the one-step dynamics the supervisor learnt on real ones.
+
+        The supervisor is applied with its weights detached: the gradient moves the generated
+        latents towards real dynamics, never the supervisor towards the generated ones.
+        """
+        sup = self.unwrapped("supervisor")
+        frozen = {k: v.detach() for k, v in sup.named_parameters()}
+        return self._supervised_loss(h_hat, functional_call(sup, frozen, (h_hat, static)), mask)
+
     def _supervised_step(self, x, mask, static, opt) -> dict[str, float]:
         with torch.no_grad():
             h = self.unwrapped("embedder")(x, static)
@@ -206,6 +226,8 @@ class TimeGANModel(TorchSynthModel):
             loss_moments = _moment_loss(x_hat, x, mask)
             loss_g = (loss_adv + self.config.supervised_weight * torch.sqrt(loss_sup + 1e-12)
                       + self.config.moment_weight * loss_moments)
+            if self.config.dynamics_weight:
+                loss_g = loss_g + self.config.dynamics_weight * torch.sqrt(self._dynamics_loss(h_hat, static, mask) + 1e-12)
             opt_g = optimizers["generator"]
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
