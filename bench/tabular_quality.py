@@ -113,14 +113,19 @@ def fit_sdv(model: str, train: pd.DataFrame, budget: float, seed: int, quick: bo
     from sdv.metadata import Metadata
     from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer
 
-    metadata = Metadata.detect_from_dataframe(train)
+    # SDV 2 takes and returns single tables as {name: frame} dictionaries; SDV 1 takes frames.
+    sdv2 = not hasattr(Metadata, "detect_from_dataframe")
+    if sdv2:
+        metadata = Metadata.detect_from_dataframes({"table": train}, infer_keys="primary_only")
+    else:
+        metadata = Metadata.detect_from_dataframe(train)
     if model == "sdv_ctgan":
         # SDV has no time budget: its default 300 epochs (30 with --quick).
         synth = CTGANSynthesizer(metadata, epochs=30 if quick else 300, verbose=False)
     else:
         synth = GaussianCopulaSynthesizer(metadata)
-    synth.fit(train)
-    return synth, (lambda n: synth.sample(num_rows=n))
+    synth.fit({"table": train} if sdv2 else train)
+    return synth, (lambda n: synth.sample(num_rows=n)["table"] if sdv2 else synth.sample(num_rows=n))
 
 
 def evaluate(name: str, model: str, train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema, rate: float, fit_s: float) -> dict:
