@@ -26,7 +26,6 @@ training, and ``--sampling MODEL=JSON`` samples them with other sampling-time se
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import time
@@ -130,16 +129,13 @@ def run(name: str, quick: bool, models: list[str], budgets: dict[tuple[str, str]
             if saved is not None:
                 synth.save(saved)
         fit_s = float("nan") if evaluate_only else time.perf_counter() - t0
-        if sampling and sampling.get(model):
-            # Settings read only while generating (e.g. diffusion_ts's sampling_steps): a trained model is
-            # sampled with them as it is; the config's own rules check them.
-            fitted = synth._require_fitted()[0]
-            fitted.config = dataclasses.replace(fitted.config, **sampling[model])
-            model_config = {**model_config, **sampling[model]}
+        # Settings read only while generating (e.g. diffusion_ts's sampling_steps) apply to this call.
+        generate_options = (sampling or {}).get(model, {})
+        model_config = {**model_config, **generate_options}
         phases = phase_steps(synth.history_)
         steps = sum(phases.values())
         t0 = time.perf_counter()
-        generated = synth.sample(n_eval, seed=1)
+        generated = synth.sample(n_eval, seed=1, **generate_options)
         sample_s = time.perf_counter() - t0
         syn = windows01_like(generated, frame)
         disc, disc_sd, pred, pred_sd = scores(real_eval, syn, steps_disc, steps_pred, *repeats)

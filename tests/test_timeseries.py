@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from engine.core.errors import InvalidConditionError, InvalidDataError, SynthError
+from engine.core.errors import InvalidConditionError, InvalidDataError, InvalidOptionError, SynthError
 from engine.timeseries.anomalies import inject_anomalies
 from engine.timeseries.metrics import scores as S
 from engine.timeseries.transforms import SequenceEncoder
@@ -279,6 +279,11 @@ def test_diffusion_model_learns_in_process_and_generates_by_seed():
     a = model.generate(5, cond, torch.Generator().manual_seed(3))
     b = model.generate(5, cond, torch.Generator().manual_seed(3))
     assert a.shape == (5, 12, 2) and np.array_equal(a, b) and not a[0, 6:].any()
+    # Sampling settings for one call: other steps give other sequences, and the model keeps its own.
+    c = model.generate(5, cond, torch.Generator().manual_seed(3), sampling_steps=2, sampling_eta=1.0)
+    assert not np.allclose(a, c) and not c[0, 6:].any() and model.config.sampling_steps == 5
+    with pytest.raises(InvalidOptionError, match="'sampling_steps' parameter.*at most timesteps=50"):
+        model.generate(1, None, torch.Generator(), sampling_steps=51)
 
 
 def test_timegan_trains_its_three_phases_in_order(fitted):
@@ -305,6 +310,12 @@ def test_sample_exact_count_conditions_lengths_and_calendar(fitted):
         synth.sample(3, conditions={"site": "east"})
     with pytest.raises(InvalidConditionError, match="static columns are \\['site'\\]"):
         synth.sample(3, conditions={"temp": 1})
+
+
+def test_sample_refuses_generation_options_the_model_does_not_take(fitted):
+    synth, _ = fitted
+    with pytest.raises(InvalidOptionError, match="sampling_steps for the 'timegan' model; it takes none"):
+        synth.sample(3, seed=1, sampling_steps=5)
 
 
 def test_anomaly_rate_adds_labelled_columns(fitted):

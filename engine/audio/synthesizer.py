@@ -17,7 +17,6 @@ Example::
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,7 +31,7 @@ from engine.core.contract import TorchSynthModel
 from engine.core.errors import InvalidConditionError, InvalidDataError, InvalidOptionError
 from engine.core.labels import LABEL_COLUMN, ClassLabelled, label_codes, per_class_share
 from engine.core.seeds import seed_streams
-from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_seed, reading
+from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_generate_options, check_seed, reading
 from engine.store.artifact import Artifact
 
 DEFAULT_EPOCHS = {"wavegan": 50, "diffwave": 100, "specdiff": 100}
@@ -144,12 +143,7 @@ class AudioSynthesizer(ClassLabelled, Synthesizer):
                  stream: int = 0, **generate_options: Any) -> AudioSet:
         """Exactly ``num_samples`` clips as an :class:`AudioSet` (see :meth:`sample` for the arguments)."""
         model, pre = self._require_fitted()
-        allowed = {n for n, p in inspect.signature(model.generate).parameters.items() if p.kind is p.KEYWORD_ONLY}
-        if set(generate_options) - allowed:
-            raise InvalidOptionError(
-                f"Unknown generation option(s) {', '.join(sorted(set(generate_options) - allowed))} for the {self.model!r} "
-                f"model; it takes {', '.join(sorted(allowed)) or 'none'}."
-            )
+        check_generate_options(model, generate_options, self.model)
         gen, rng = seed_streams(check_seed(seed), stream)
         n, codes = self._label_codes(num_samples, _label_condition(conditions), rng)
         clips = pre.inverse_transform(model.generate(n, codes, gen, **generate_options))

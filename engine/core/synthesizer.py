@@ -623,6 +623,21 @@ def check_count(value: Any, name: str = "num_samples", *, minimum: int = 1) -> i
     return int(value)
 
 
+def check_generate_options(model: Any, options: Mapping[str, Any], model_name: str) -> None:
+    """Refuse sampling options that ``model.generate`` does not take as keyword-only arguments.
+
+    Such options (e.g. a diffusion model's ``sampling_steps``) act only while generating, so a
+    trained model can be sampled with other settings for one call; anything else is named back.
+    """
+    allowed = {n for n, p in inspect.signature(model.generate).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    unknown = set(options) - allowed
+    if unknown:
+        raise InvalidOptionError(
+            f"Unknown generation option(s) {', '.join(sorted(unknown))} for the {model_name!r} "
+            f"model; it takes {', '.join(sorted(allowed)) or 'none'}."
+        )
+
+
 class DamagedPart(ArtifactError):
     """A part of a loaded artifact could not be read; :meth:`Synthesizer.load` names the model and the part."""
 

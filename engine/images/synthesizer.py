@@ -32,7 +32,7 @@ from engine.core.errors import InvalidConditionError, InvalidDataError, InvalidO
 from engine.core.labels import LABEL_COLUMN, ClassLabelled, label_codes, per_class_share
 from engine.core.params import did_you_mean
 from engine.core.seeds import seed_streams
-from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_seed, reading
+from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_generate_options, check_seed, reading
 from engine.images.io import ImageSet, image_set_from_table, image_table, save_dataset
 from engine.images.transforms import ImagePreprocessor
 from engine.store.artifact import Artifact
@@ -219,12 +219,7 @@ class ImageSynthesizer(ClassLabelled, Synthesizer):
             generate_options: model-specific (e.g. ``sampler="ddim", steps=50`` for DDPM).
         """
         model, pre = self._require_fitted()
-        allowed = {n for n, p in inspect.signature(model.generate).parameters.items() if p.kind is p.KEYWORD_ONLY}
-        if set(generate_options) - allowed:
-            raise InvalidOptionError(
-                f"Unknown generation option(s) {', '.join(sorted(set(generate_options) - allowed))} for the {self.model!r} "
-                f"model; it takes {', '.join(sorted(allowed)) or 'none'}."
-            )
+        check_generate_options(model, generate_options, self.model)
         gen, rng = seed_streams(check_seed(seed), stream)
         n, codes = self._label_codes(num_samples, labels, rng)
         rows = model.generate(n, codes, gen, **generate_options)

@@ -27,7 +27,7 @@ import torch
 from engine.core.contract import TorchSynthModel
 from engine.core.errors import InvalidConditionError, InvalidDataError, InvalidOptionError
 from engine.core.seeds import seed_streams
-from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_seed, reading
+from engine.core.synthesizer import FrontDoorOption, Synthesizer, check_count, check_generate_options, check_seed, reading
 from engine.store.artifact import Artifact
 from engine.timeseries.anomalies import AnomalyConfig, check_rate, inject_anomalies
 from engine.timeseries.io import read_input
@@ -158,15 +158,17 @@ class TimeSeriesSynthesizer(Synthesizer):
             raise self._not_fitted()
         return self._model, self._encoder
 
-    def _draw(self, n: int, conditions: Any, anomaly_rate: float | None, seed: int | None, stream: int) -> dict[str, Any]:
+    def _draw(self, n: int, conditions: Any, anomaly_rate: float | None, seed: int | None, stream: int,
+              generate_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         model, enc = self._require_fitted()
+        check_generate_options(model, generate_options or {}, self.model)
         n = check_count(n, "num_sequences")
         rate = check_rate(self.anomaly_rate if anomaly_rate is None else anomaly_rate)
         gen, rng = seed_streams(check_seed(seed), stream)
         checked = enc.check_conditions(conditions)
         static_rows, lengths, starts = enc.draw_profiles(n, checked, rng)
         mask = (np.arange(enc.steps_)[None, :] < lengths[:, None]).astype(np.float32)
-        x = model.generate(n, {"static": enc.encode_static(static_rows), "mask": mask}, gen)
+        x = model.generate(n, {"static": enc.encode_static(static_rows), "mask": mask}, gen, **(generate_options or {}))
         decoded = enc.decode_arrays(x, lengths, starts)
         labels = None
         if rate > 0 and enc.num_numeric:
@@ -175,7 +177,7 @@ class TimeSeriesSynthesizer(Synthesizer):
 
     def sample(
         self, num_sequences: int, *, conditions: Mapping[str, Any] | None = None, anomaly_rate: float | None = None,
-        seed: int | None = None, stream: int = 0, row_offset: int = 0,
+        seed: int | None = None, stream: int = 0, row_offset: int = 0, **generate_options: Any,
     ) -> pd.DataFrame | np.ndarray:
         """Exactly ``num_sequences`` new sequences, in the format of the training data.
 
@@ -187,9 +189,11 @@ class TimeSeriesSynthesizer(Synthesizer):
                 :attr:`last_anomalies_`.
             seed: the same seed gives the same sequences; None draws a fresh one.
             stream, row_offset: the sharded sampler's shard index and the first id of this shard.
+            generate_options: sampling settings of the model for this call (``diffusion_ts``:
+                ``sampling_steps``, ``sampling_eta``); others are refused, naming what it takes.
         """
         _, enc = self._require_fitted()
-        drawn = self._draw(num_sequences, conditions, anomaly_rate, seed, stream)
+        drawn = self._draw(num_sequences, conditions, anomaly_rate, seed, stream, generate_options)
         self.last_anomalies_ = drawn["labels"]
         if enc.kind_ == "array":
             return enc.to_array(drawn["decoded"], drawn["lengths"])

@@ -20,6 +20,7 @@ Only the maths lives here; the training loop owns epochs, devices and DDP.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -178,9 +179,17 @@ class SequenceDiffusionModel(TorchSynthModel):
         self.ema_updates = int(state.get("ema_updates", 0))
 
     @torch.no_grad()
-    def generate(self, num_rows: int, conditions: Mapping[str, np.ndarray] | None, generator: torch.Generator) -> np.ndarray:
-        """``num_rows`` encoded sequences ``(n, T, C)``, zero on the padding given by ``conditions["mask"]``."""
-        layout, cfg = self.layout, self.config
+    def generate(self, num_rows: int, conditions: Mapping[str, np.ndarray] | None, generator: torch.Generator, *,
+                 sampling_steps: int | None = None, sampling_eta: float | None = None) -> np.ndarray:
+        """``num_rows`` encoded sequences ``(n, T, C)``, zero on the padding given by ``conditions["mask"]``.
+
+        ``sampling_steps`` and ``sampling_eta`` override the config's for this call: both act only
+        while sampling, so a trained model can be sampled with other settings.
+        """
+        layout = self.layout
+        given = {"sampling_steps": sampling_steps, "sampling_eta": sampling_eta}
+        # The config's own rules check the overrides: the copy is validated as it is built.
+        cfg = dataclasses.replace(self.config, **{k: v for k, v in given.items() if v is not None})
         cond = dict(conditions or {})
         mask_all = torch.as_tensor(cond.get("mask", np.ones((num_rows, layout.steps))), dtype=torch.float32)
         static_all = torch.as_tensor(cond.get("static", np.zeros((num_rows, layout.static_dim))), dtype=torch.float32)
