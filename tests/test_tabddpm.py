@@ -160,3 +160,25 @@ def test_the_model_kept_is_the_best_validated_one(fitted, adult_small):
     again = HoldoutValidator(source.encoder, holdout, fitted.schema_, seed=0)(source.model)
     assert again == pytest.approx(last["chosen_score"], abs=1e-12)
     assert fitted.describe()["metrics"]["selection"]["chosen_epoch"] == last["chosen_epoch"]
+
+
+# ------------------------------------------------------------------ the default model
+
+
+def test_default_model_follows_the_measured_rule(adult_small):
+    """The rule of ``default_model`` (bench/tabular_quality.py): TabDDPM from 400 rows and 2 minutes, else the copula."""
+    from engine import TabularSynthesizer
+    from engine.tabular.synthesizer import default_model
+
+    # Breast cancer's 455 training rows: TabDDPM won with 2 minutes and with its default epochs.
+    assert default_model(455, 31, 120.0) == "tabddpm"
+    assert default_model(455, 31, None) == "tabddpm"
+    assert default_model(30_000, 15, 900.0) == "tabddpm"
+    assert default_model(None, 15, None) == "tabddpm"  # too large to count on the driver
+    assert default_model(30_000, 15, 119.0) == "gaussian_copula"
+    assert default_model(399, 31, 900.0) == "gaussian_copula"
+    # At the front door, the choice is made at fit and kept.
+    tiny = TabularSynthesizer().fit(adult_small.iloc[:300], seed=0)
+    short = TabularSynthesizer().fit(adult_small, time_budget="30s", seed=0)
+    assert tiny.model == short.model == "gaussian_copula"
+    assert len(short.sample(7, seed=1)) == 7
