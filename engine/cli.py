@@ -86,7 +86,7 @@ def add_modality_options(parser: argparse.ArgumentParser, stages: Collection[str
 
 
 def given_options(
-    args: argparse.Namespace, synthesizer_class: type[Synthesizer], *, model: str, stages: Collection[str]
+    args: argparse.Namespace, synthesizer_class: type[Synthesizer], *, model: str | None, stages: Collection[str]
 ) -> dict[str, Any]:
     """The declared options given on the command line, by name, read as ``synthesizer_class`` declares them.
 
@@ -127,14 +127,14 @@ def _read_flag(option: FrontDoorOption, raw: Any) -> Any:
 
 
 def wrong_modality_error(
-    option: str, owners: Sequence[Modality], model: str, modality: Modality, takes: Sequence[str]
+    option: str, owners: Sequence[Modality], model: str | None, modality: Modality, takes: Sequence[str]
 ) -> InvalidOptionError:
-    """The error for ``option`` given with ``model``, whose modality does not take it (``owners`` do)."""
+    """The error for ``option`` given with ``model`` (None: the default), whose modality does not take it (``owners`` do)."""
     whose = "; ".join(f"the {m.name} modality ({', '.join(m.models)})" for m in owners) or "no modality"
     own = f"its options are {', '.join(takes)}" if takes else "it takes no modality options"
+    which = f"{model!r} is a model" if model is not None else "no model was named, so the default is a model"
     return InvalidOptionError(
-        f"{option} is an option of {whose}; {model!r} is a model of the {modality.name} modality, which does not "
-        f"take it ({own})."
+        f"{option} is an option of {whose}; {which} of the {modality.name} modality, which does not take it ({own})."
     )
 
 
@@ -172,11 +172,21 @@ def check_format(synth: Synthesizer, format: str | None, option: str = "--format
         )
 
 
+# Without a model name, a fit trains tables: the table front door then chooses its model by the
+# data's size and the time budget (TabularSynthesizer's default), as the Python API does.
+DEFAULT_FIT_MODALITY = "table"
+
+
+def fit_modality(model: str | None) -> Modality:
+    """The modality that fits ``model``: the model's own, or for None the tables' (whose front door chooses)."""
+    from engine.core.registry import get_modality, modality_for_model
+
+    return get_modality(DEFAULT_FIT_MODALITY) if model is None else modality_for_model(model)
+
+
 # ------------------------------------------------------------------ commands
 def cmd_fit(args: argparse.Namespace) -> int:
-    from engine.core.registry import modality_for_model
-
-    modality = modality_for_model(args.model)
+    modality = fit_modality(args.model)
     front_door = modality.synthesizer_class()
     synth = front_door.fit_with_options(
         args.model,
@@ -200,7 +210,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         options=given_options(args, front_door, model=args.model, stages=MODALITY_COMMANDS["fit"]),
     )
     where = synth.save(args.out)
-    print(f"saved {args.model} model to {where}")
+    print(f"saved {synth.model} model to {where}")
     return 0
 
 
@@ -310,9 +320,11 @@ def build_parser(modality_options: Collection[str] | None = None) -> argparse.Ar
     fit = sub.add_parser("fit", help="train a synthesizer and save it")
     fit.add_argument("data", help="training data, as the model's modality reads it: for tables a CSV or Parquet file, or a "
                      "folder of Parquet files; for images a folder of images (class sub-folders give labels), an .npz or Parquet with image bytes")
-    fit.add_argument("--model", default="ctgan", choices=_model_names(), help="the model (default: ctgan); its modality follows from it")
+    fit.add_argument("--model", default=None, choices=_model_names(),
+                     help="the model; its modality follows from it (default: a table model chosen by the data's size and "
+                     "--time-budget: the Gaussian copula under 400 rows or 2 minutes, else tabddpm)")
     fit.add_argument("--out", required=True, help="folder (or cloud URI) to save the model in")
-    fit.add_argument("--epochs", type=int, default=None, help="training epochs (default: the model's, 300 for ctgan/tvae)")
+    fit.add_argument("--epochs", type=int, default=None, help="training epochs (default: the model's, 300 for ctgan/tvae/tabddpm)")
     fit.add_argument("--batch-size", type=int, default=None, help="samples per step per worker (default: the model's)")
     fit.add_argument(
         "--time-budget", default=None, metavar="DURATION",

@@ -99,7 +99,7 @@ def gather_options(doc: Any, stages: Collection[str]) -> Any:
 
 
 def options_for(
-    front_door: type[Synthesizer], given: Mapping[str, Any], *, model: str, stages: Collection[str]
+    front_door: type[Synthesizer], given: Mapping[str, Any], *, model: str | None, stages: Collection[str]
 ) -> dict[str, Any]:
     """``given`` options (by config key or name) checked against ``front_door``'s declarations, by name.
 
@@ -148,7 +148,8 @@ class TrainJobConfig(_Strict):
 
     data: str = Field(..., description="training data as the model's modality reads it, local or cloud URI; 'adult' for the demo set")
     out: str = Field(..., description="where the model artifact is saved")
-    model: str = Field("ctgan", description="a model name of any modality (ctgan, tvae, gaussian_copula, dcgan, ...)")
+    model: str | None = Field(None, description="a model name of any modality (ctgan, tvae, gaussian_copula, dcgan, ...); "
+                              "none: a table model chosen by the data's size and the time budget")
     model_config_: dict[str, Any] = Field(default_factory=dict, alias="model_config")
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=2)
@@ -165,25 +166,23 @@ class TrainJobConfig(_Strict):
 
     @field_validator("model")
     @classmethod
-    def _known_model(cls, model: str) -> str:
+    def _known_model(cls, model: str | None) -> str | None:
         from engine.core.registry import modality_for_model
 
-        modality_for_model(model)  # UnknownModelError (a ValueError) lists every modality's models
+        if model is not None:
+            modality_for_model(model)  # UnknownModelError (a ValueError) lists every modality's models
         return model
 
     @model_validator(mode="after")
     def _check_options(self) -> TrainJobConfig:
-        from engine.core.registry import modality_for_model
-
-        front_door = modality_for_model(self.model).synthesizer_class()
-        self.options = options_for(front_door, self.options, model=self.model, stages=TRAIN_STAGES)
+        self.options = options_for(self.front_door(), self.options, model=self.model, stages=TRAIN_STAGES)
         return self
 
     def front_door(self) -> type[Synthesizer]:
-        """The front door class of this config's model."""
-        from engine.core.registry import modality_for_model
+        """The front door class of this config's model (the tables' when none is named)."""
+        from engine.cli import fit_modality
 
-        return modality_for_model(self.model).synthesizer_class()
+        return fit_modality(self.model).synthesizer_class()
 
 
 class SampleJobConfig(_Strict):

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="YAML/JSON job config (see jobs/configs/)")
     p.add_argument("--data", help="training data (overrides the config)")
     p.add_argument("--out", help="model output folder or URI (overrides the config)")
-    p.add_argument("--model", help="a model of any modality: ctgan, tvae, gaussian_copula; dcgan, wgan_gp, ddpm; ...")
+    p.add_argument("--model", help="a model of any modality: ctgan, tvae, gaussian_copula; dcgan, wgan_gp, ddpm; ... "
+                   "(default: a table model chosen by the data's size and the time budget)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--time-budget", metavar="DURATION", help="training time limit: '90s', '10m', '1h' or seconds")

@@ -120,6 +120,16 @@ def test_bad_condition_and_output_keep_nothing_half_written(tmp_path, adult_csv,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
+def test_fit_without_a_model_lets_the_table_front_door_choose(tmp_path, adult_csv, synth):
+    """As ``TabularSynthesizer()`` does: under a 2-minute budget, the Gaussian copula; the output says which."""
+    from engine.core.registry import load_synthesizer
+
+    out = tmp_path / "model"
+    res = synth("fit", str(adult_csv), "--time-budget", "30s", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "saved gaussian_copula model" in res.stdout and load_synthesizer(str(out)).model == "gaussian_copula"
+
+
 def test_invalid_model_config_json_is_one_line_naming_the_option(adult_csv, tmp_path, synth):
     res = synth("fit", str(adult_csv), "--model", "ctgan", "--model-config", "{embedding_dim: 8", "--out", str(tmp_path / "m"))
     assert res.returncode == 2 and "Traceback" not in res.stderr

@@ -93,6 +93,18 @@ def test_modality_flags_of_the_train_job_are_checked_too(tmp_path, capsys):
     assert "'image_size' is an option of the image modality" in capsys.readouterr().err
 
 
+def test_the_train_job_without_a_model_trains_tables_and_checks_their_options(tmp_path, capsys):
+    from engine.tabular.synthesizer import TabularSynthesizer
+    from jobs import train as train_job
+    from jobs.config import TrainJobConfig
+
+    # No model named: the table front door, which chooses its model at fit (TabularSynthesizer()).
+    assert TrainJobConfig(data="adult", out=str(tmp_path / "m")).front_door() is TabularSynthesizer
+    assert train_job.main(["--data", "x.csv", "--out", str(tmp_path / "m"), "--image-size", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "'image_size' is an option of the image modality" in err and "the default is a model of the table modality" in err
+
+
 def test_sampling_options_are_checked_against_the_loaded_model():
     from engine.images.synthesizer import ImageSynthesizer
     from engine.core.errors import InvalidOptionError
