@@ -92,6 +92,16 @@ def test_data_card_hashes_shards_and_determinism(adult_csv, tmp_path):
     assert [f["sha256"] for f in other.card["files"]] != [f["sha256"] for f in card["files"]]
 
 
+def test_a_spec_without_a_model_uses_the_front_doors_choice(adult_csv, tmp_path):
+    """No model named: the table front door chooses by the data's size (the copula under 400 rows), as TabularSynthesizer()."""
+    small = tmp_path / "small.csv"
+    pd.read_csv(adult_csv).iloc[:300].to_csv(small, index=False)
+    spec = _spec(small, tmp_path / "rows.parquet")
+    del spec["model"]
+    result = generate(spec)
+    assert result.card["model"]["name"] == "gaussian_copula" and result.card["rows"]["total"] == 400
+
+
 def test_refusals_name_the_problem(adult_csv, tmp_path):
     with pytest.raises(InvalidSpecError, match="anonymizes column 'nope'"):
         generate(_spec(adult_csv, tmp_path / "x.parquet", anonymize=["nope"]))

@@ -127,7 +127,8 @@ def _synthesizer(spec: RequirementSpec, show_progress: bool):
             raise InvalidSpecError(f"The model {spec.model!r} is a {modality.name} model, not a {spec.modality} one.")
         model = spec.model
     else:
-        # No model named: the modality's (default: the first the engine knows) front-door default model.
+        # No model named: the modality's (default: the first the engine knows) front-door default, or None when
+        # that front door chooses at fit (tables: by the data's size).
         modality = get_modality(spec.modality) if spec.modality else next(iter(REGISTRY.all().values()))
         model = _default_model(modality)
     front_door = modality.synthesizer_class()
@@ -144,11 +145,12 @@ def _synthesizer(spec: RequirementSpec, show_progress: bool):
     return synth, f"trained on {spec.data}"
 
 
-def _default_model(modality) -> str:
+def _default_model(modality) -> str | None:
+    """The front door's default model; None when the front door chooses one at fit (tables: by the data's size)."""
     import inspect
 
     default = inspect.signature(modality.synthesizer_class().__init__).parameters.get("model")
-    if default is not None and default.default in modality.models:
+    if default is not None and (default.default is None or default.default in modality.models):
         return default.default
     return next(iter(modality.models))
 

@@ -161,7 +161,8 @@ class RequirementSpec(_Strict):
     data: str | None = Field(None, description="source data to train on (a file or folder the modality reads)")
     model_path: str | None = Field(None, description="a saved model to sample from instead of training")
     modality: str | None = Field(None, description="the modality (default: the model's)")
-    model: str | None = Field(None, description="model name (default: the modality's first; gaussian_copula for tables)")
+    model: str | None = Field(None, description="model name (default: the modality's front-door default; for tables "
+                                   "chosen by the data's size: gaussian_copula under 400 rows, else tabddpm)")
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="the model's config values")
     epochs: int | None = Field(None, ge=1)
     num_rows: int = Field(ge=1, description="number of rows / samples / sequences")
