@@ -173,7 +173,7 @@ def check_format(synth: Synthesizer, format: str | None, option: str = "--format
 
 
 # Without a model name, a fit trains tables: the table front door then chooses its model by the
-# data's size and the time budget (TabularSynthesizer's default), as the Python API does.
+# data's size and the time budget (its default without a model), as the Python API does.
 DEFAULT_FIT_MODALITY = "table"
 
 
