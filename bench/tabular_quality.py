@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from engine.tabular.schema.infer import infer_schema
+    from engine.tabular.synthesizer import default_model
 
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, logging_level="ERROR")
     try:
@@ -222,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
         base = next((r for r in rows if r["table"] == name and r["model"] == "ctgan" and "quality" in r), None)
-        print(f"\n== {name}: {len(train)} training rows, {table.shape[1]} columns, target {TARGETS[name]!r}")
+        print(f"\n== {name}: {len(train)} training rows, {table.shape[1]} columns, target {TARGETS[name]!r}; "
+              f"TabularSynthesizer() would choose {default_model(len(train), train.shape[1], budget)} here")
         print(f"{'model':22s} {'quality':>7s} {'shapes':>7s} {'pairs':>7s} {'vs ctgan':>8s} {'detect':>7s} {'TSTR/TRTR':>9s} {'DCR':>5s} {'fit s':>7s} {'rows/s':>8s}")
         for r in rows:
             if r["table"] != name:
