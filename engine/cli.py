@@ -322,7 +322,7 @@ def build_parser(modality_options: Collection[str] | None = None) -> argparse.Ar
                      "folder of Parquet files; for images a folder of images (class sub-folders give labels), an .npz or Parquet with image bytes")
     fit.add_argument("--model", default=None, choices=_model_names(),
                      help="the model; its modality follows from it (default: a table model chosen by the data's size and "
-                     "--time-budget: the Gaussian copula under 400 rows or 2 minutes, else tabddpm)")
+                     "--time-budget, as the Python API chooses; the README states the rule)")
     fit.add_argument("--out", required=True, help="folder (or cloud URI) to save the model in")
     fit.add_argument("--epochs", type=int, default=None, help="training epochs (default: the model's, 300 for ctgan/tvae/tabddpm)")
     fit.add_argument("--batch-size", type=int, default=None, help="samples per step per worker (default: the model's)")

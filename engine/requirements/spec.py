@@ -162,7 +162,7 @@ class RequirementSpec(_Strict):
     model_path: str | None = Field(None, description="a saved model to sample from instead of training")
     modality: str | None = Field(None, description="the modality (default: the model's)")
     model: str | None = Field(None, description="model name (default: the modality's front-door default; for tables "
-                                   "chosen by the data's size: gaussian_copula under 400 rows, else tabddpm)")
+                                   "chosen by the data's size, as TabularSynthesizer() chooses)")
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="the model's config values")
     epochs: int | None = Field(None, ge=1)
     num_rows: int = Field(ge=1, description="number of rows / samples / sequences")

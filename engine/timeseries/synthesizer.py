@@ -161,14 +161,15 @@ class TimeSeriesSynthesizer(Synthesizer):
     def _draw(self, n: int, conditions: Any, anomaly_rate: float | None, seed: int | None, stream: int,
               generate_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         model, enc = self._require_fitted()
-        check_generate_options(model, generate_options or {}, self.model)
+        generate_options = generate_options or {}
+        check_generate_options(model, generate_options, self.model)
         n = check_count(n, "num_sequences")
         rate = check_rate(self.anomaly_rate if anomaly_rate is None else anomaly_rate)
         gen, rng = seed_streams(check_seed(seed), stream)
         checked = enc.check_conditions(conditions)
         static_rows, lengths, starts = enc.draw_profiles(n, checked, rng)
         mask = (np.arange(enc.steps_)[None, :] < lengths[:, None]).astype(np.float32)
-        x = model.generate(n, {"static": enc.encode_static(static_rows), "mask": mask}, gen, **(generate_options or {}))
+        x = model.generate(n, {"static": enc.encode_static(static_rows), "mask": mask}, gen, **generate_options)
         decoded = enc.decode_arrays(x, lengths, starts)
         labels = None
         if rate > 0 and enc.num_numeric:
