@@ -18,7 +18,10 @@ and training clips per second with 1 and 2 Ray Train workers.
 
 The WaveGAN is conditioned three ways: a label embedding beside the noise, a
 projection critic, and a class head on the critic (AC-GAN, ``aux_weight``),
-which learns the digits from the training speakers' real clips only. The
+which learns the digits from the training speakers' real clips only. Its
+critic reads a log-power spectrogram beside the waveform (``--spectral-width``;
+0 gives the paper's waveform critic) and the clips come from a moving average
+of the generator's weights (``--ema-decay``; 0 gives the last weights). The
 spectrogram diffusion model embeds the label and samples with classifier-free
 guidance. The judge is trained here on those same real clips and never seen by
 the generator.
@@ -68,9 +71,11 @@ def main() -> None:
     p.add_argument("--model-dim", type=int, default=None, help="WaveGAN width d (default 16; --quick 8)")
     p.add_argument("--critic-iterations", type=int, default=1, help="WaveGAN: critic steps per generator step")
     p.add_argument("--aux-weight", type=float, default=1.0, help="WaveGAN: weight of the critic's class head (AC-GAN); 0: projection only")
+    p.add_argument("--spectral-width", type=int, default=16,
+                   help="WaveGAN: width of the critic's spectrogram branch (0: the paper's waveform critic alone)")
     p.add_argument("--guidance-scale", type=float, default=None, help="specdiff: classifier-free guidance (default: the model's)")
     p.add_argument("--sampling-steps", type=int, default=None, help="specdiff: DDIM steps per clip (default: the model's)")
-    p.add_argument("--ema-decay", type=float, default=None, help="specdiff: decay of the sampling weights' moving average (default: the model's)")
+    p.add_argument("--ema-decay", type=float, default=None, help="decay of the sampling weights' moving average (default: WaveGAN 0.998, specdiff the model's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: WaveGAN 2e-4, specdiff the model's)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1,
@@ -98,7 +103,9 @@ def main() -> None:
     duration = args.duration
     if args.model == "wavegan":
         model_config = {"model_dim": args.model_dim or (8 if quick else 16), "layers": 5, "aux_weight": args.aux_weight,
-                        "critic_iterations": args.critic_iterations, "lr": args.lr or 2e-4}
+                        "critic_iterations": args.critic_iterations, "lr": args.lr or 2e-4,
+                        "spectral_width": args.spectral_width,
+                        "ema_decay": 0.998 if args.ema_decay is None else args.ema_decay}
     else:
         model_config = {} if args.lr is None else {"lr": args.lr}
         if quick:

@@ -20,6 +20,19 @@ the generator is pushed to make clips that head names as their label (a direct
 class signal, where the projection term only shapes the real/fake score).
 The head learns from real clips only (naming generated clips as their label
 would reward the critic for any artefact the generator ties to a class).
+
+With ``spectral_width > 0`` the critic has a second branch beside the paper's:
+a small 2-D CNN on the clip's log-power spectrogram, whose features join the
+waveform features before the score, the projection and the class head (one
+critic, one gradient penalty). It is not in the paper. Formants and their
+motion, which tell one spoken digit from another, are shapes on a spectrogram
+that a small 2-D CNN picks up quickly, where strided 1-D filters on samples have
+to discover them: in 30 CPU minutes on FSDD the branch took the judged
+conditional accuracy of ``bench/audio.py`` from 0.24 to 0.69.
+
+With ``ema_decay > 0`` the clips come from a moving average of the generator's
+weights (as CTGAN's here), which smooths the oscillation of adversarial training.
+
 Any clip length works: the generator makes the next multiple of
 ``4 ** layers`` and crops.
 """
@@ -36,11 +49,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.core.contract import BatchSampler, TorchSynthModel
-from engine.core.params import Float, Int, ModelConfig, Pair, param
+from engine.core.ema import ema_copy, ema_decay, update_ema
+from engine.core.params import Float, Int, ModelConfig, Pair, invalid_parameter, param
 from engine.core.wgan import wgan_gp_critic_loss
 from engine.audio.transforms import AudioLayout
 
 KERNEL, STRIDE = 25, 4  # the paper's: each layer multiplies (generator) or divides (critic) the length by 4
+SPECTRAL_MIN_FRAMES = 15  # hops per clip the spectral branch's four stride-2 convolutions need
 
 
 @dataclass
@@ -57,6 +72,13 @@ class WaveGANConfig(ModelConfig):
     critic_iterations: int = param(5, Int(min=1), "critic steps, on fresh real batches, per generator step")
     gp_weight: float = param(10.0, Float(ge=0), "weight of the gradient penalty")
     aux_weight: float = param(0.0, Float(ge=0), "weight of the critic's class head (AC-GAN) in both losses; 0: no head (conditional models)")
+    spectral_width: int = param(
+        0, Int(min=0), "width of the critic's second branch, a 2-D CNN on the log-power spectrogram of the clip; "
+        "0: the paper's waveform critic alone")
+    ema_decay: float = param(0.0, Float(ge=0, lt=1), "decay of the generator's weight average that generates (0: the last "
+                             "weights, as the paper)")
+    spectral_fft: int = param(256, Int(min=32), "FFT size of the spectral branch (the hop is a quarter of it); clips need "
+                              "at least 15 hops")
 
 
 def phase_shuffle(x: torch.Tensor, shifts: torch.Tensor, n: int) -> torch.Tensor:
@@ -98,17 +120,48 @@ class WaveGenerator(nn.Module):
         return h[:, 0, : self.num_samples]  # (B, T)
 
 
+class SpectrogramFeatures(nn.Module):
+    """Waveform ``(B, T)`` -> features ``(B, F)``: a 2-D CNN over the clip's log-power spectrogram.
+
+    The power is ``re^2 + im^2`` plus a floor, not ``|X|``: smooth at silence, so the
+    gradient penalty's double backward stays finite.
+    """
+
+    def __init__(self, width: int, num_samples: int, n_fft: int):
+        super().__init__()
+        self.n_fft, self.hop = n_fft, n_fft // 4
+        widths = [1, width, 2 * width, 4 * width, 8 * width]
+        self.convs = nn.ModuleList(nn.Conv2d(widths[i], widths[i + 1], 4, 2, 1) for i in range(4))
+        with torch.no_grad():
+            self.features = self.forward(torch.zeros(1, num_samples)).shape[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        window = torch.hann_window(self.n_fft, device=x.device, dtype=x.dtype)
+        spec = torch.view_as_real(torch.stft(x, self.n_fft, self.hop, window=window, center=True, return_complex=True))
+        power = spec.pow(2).sum(-1) / window.sum() ** 2  # a full-scale sine's bin: 0.25
+        # A floor 54 dB below that: a lower floor makes the log's slope, hence the critic's gradient at
+        # near-silent bins, far beyond what the gradient penalty allows: with a floor near 1e-12 it was
+        # ~2,000 times the waveform critic's at init on FSDD clips, and the penalty drove the critic.
+        h = ((torch.log10(power + 1e-6) + 3.5) / 2.5)[:, None]  # (B, 1, freq, frames), about [-1, 1]
+        for conv in self.convs:
+            h = F.leaky_relu(conv(h), 0.2)
+        return h.flatten(1)
+
+
 class WaveCritic(nn.Module):
     """Waveform ``(B, T)`` (and a label) -> one Wasserstein score per clip; phase shuffle between layers."""
 
-    def __init__(self, model_dim: int, layers: int, num_samples: int, num_classes: int, shuffle: int, aux: bool = False):
+    def __init__(self, model_dim: int, layers: int, num_samples: int, num_classes: int, shuffle: int, aux: bool = False,
+                 spectral_width: int = 0, spectral_fft: int = 256):
         super().__init__()
         widths = [1] + [model_dim * 2**i for i in range(layers)]
         self.convs = nn.ModuleList(nn.Conv1d(widths[i], widths[i + 1], KERNEL, STRIDE, padding=11) for i in range(layers))
         length = num_samples
         for _ in range(layers):
             length = (length + 22 - KERNEL) // STRIDE + 1
-        self.features = widths[-1] * length
+        self.spectral = SpectrogramFeatures(spectral_width, num_samples, spectral_fft) if spectral_width else None
+        # The score, projection and class head read both branches' features side by side.
+        self.features = widths[-1] * length + (self.spectral.features if self.spectral is not None else 0)
         self.score = nn.Linear(self.features, 1)
         self.embed = nn.Embedding(num_classes, self.features) if num_classes else None
         # Normalised first: the gradient penalty keeps the critic's features small, and a linear head on
@@ -128,6 +181,8 @@ class WaveCritic(nn.Module):
                 shifts = torch.randint(-self.shuffle, self.shuffle + 1, (len(h),), generator=self.shuffle_generator)
                 h = phase_shuffle(h, shifts, self.shuffle)
         h = h.flatten(1)  # (B, features)
+        if self.spectral is not None:
+            h = torch.cat([h, self.spectral(x)], dim=1)
         out = self.score(h)[:, 0]
         if self.embed is not None:
             out = out + (self.embed(labels) * h).sum(1)  # the projection term
@@ -172,8 +227,16 @@ class WaveGANModel(TorchSynthModel):
     def __init__(self, config: WaveGANConfig, layout: AudioLayout):
         super().__init__(config, layout)
         c, k = config, layout.num_classes
+        if c.spectral_width and layout.num_samples < SPECTRAL_MIN_FRAMES * (c.spectral_fft // 4):
+            # Four halvings of the spectrogram need about 16 frames: shorter clips would fail inside torch.
+            raise invalid_parameter(c.owner(), "spectral_fft", f"at most {4 * (layout.num_samples // SPECTRAL_MIN_FRAMES)} "
+                                    f"for clips of {layout.num_samples} samples", c.spectral_fft)
         self.nets["generator"] = WaveGenerator(c.latent_dim, c.model_dim, c.layers, layout.num_samples, k, c.label_dim)
-        self.nets["critic"] = WaveCritic(c.model_dim, c.layers, layout.num_samples, k, c.phase_shuffle, aux=c.aux_weight > 0)
+        self.nets["critic"] = WaveCritic(c.model_dim, c.layers, layout.num_samples, k, c.phase_shuffle, aux=c.aux_weight > 0,
+                                         spectral_width=c.spectral_width, spectral_fft=c.spectral_fft)
+        if c.ema_decay > 0:
+            self.shadow_nets["generator_ema"] = ema_copy(self.nets["generator"])
+        self.ema_updates = 0
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -238,6 +301,9 @@ class WaveGANModel(TorchSynthModel):
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            if "generator_ema" in self.shadow_nets:
+                update_ema(self.shadow_nets["generator_ema"], bare_g, ema_decay(self.config.ema_decay, self.ema_updates))
+                self.ema_updates += 1
         finally:
             bare_d.shuffle_generator = None
         return {"wasserstein": float(wasserstein.detach()), "gradient_penalty": float(penalty.detach()),
@@ -246,7 +312,7 @@ class WaveGANModel(TorchSynthModel):
     @torch.no_grad()
     def generate(self, num_rows: int, conditions: Any, generator: torch.Generator, *, batch_size: int = 256) -> np.ndarray:
         """``num_rows`` waveforms ``(N, T)``; ``conditions`` is None or one class index per clip (int64 ``(N,)``)."""
-        g = self.unwrapped("generator").eval()
+        g = (self.shadow_nets["generator_ema"] if "generator_ema" in self.shadow_nets else self.unwrapped("generator")).eval()
         if self.layout.num_classes and conditions is None:
             raise ValueError("A conditional WaveGAN needs one class index per clip.")
         # All the noise first, in one draw: the clips must not depend on how generation is batched.
@@ -258,3 +324,9 @@ class WaveGANModel(TorchSynthModel):
             out.append(g(z[start:start + batch_size].to(self.device), y).float().cpu().numpy())
         g.train()
         return np.concatenate(out) if out else np.zeros((0, self.layout.num_samples), np.float32)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"ema_updates": self.ema_updates}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self.ema_updates = int(state.get("ema_updates", 0))
