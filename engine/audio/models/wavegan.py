@@ -75,10 +75,10 @@ class WaveGANConfig(ModelConfig):
     spectral_width: int = param(
         0, Int(min=0), "width of the critic's second branch, a 2-D CNN on the log-power spectrogram of the clip; "
         "0: the paper's waveform critic alone")
-    ema_decay: float = param(0.0, Float(ge=0, lt=1), "decay of the generator's weight average that generates (0: the last "
-                             "weights, as the paper)")
     spectral_fft: int = param(256, Int(min=32), "FFT size of the spectral branch (the hop is a quarter of it); clips need "
                               "at least 15 hops")
+    ema_decay: float = param(0.0, Float(ge=0, lt=1), "decay of the moving average of the generator's weights that generates "
+                             "(0: the last weights, as in the paper)")
 
 
 def phase_shuffle(x: torch.Tensor, shifts: torch.Tensor, n: int) -> torch.Tensor:
