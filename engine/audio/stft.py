@@ -17,6 +17,16 @@ def magnitude(waves: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     return torch.stft(waves, n_fft, hop, window=window, center=True, return_complex=True).abs()
 
 
+def power(waves: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """``|STFT|^2`` as ``re^2 + im^2``, per unit of window sum (a full-scale sine's bin: 0.25), ``(B, n_fft // 2 + 1, frames)``.
+
+    Unlike :func:`magnitude` it is smooth at silence, so a loss may back-propagate twice through it.
+    """
+    window = torch.hann_window(n_fft, device=waves.device, dtype=waves.dtype)
+    spec = torch.view_as_real(torch.stft(waves, n_fft, hop, window=window, center=True, return_complex=True))
+    return spec.pow(2).sum(-1) / window.sum() ** 2
+
+
 def frames_for(num_samples: int, hop: int) -> int:
     """Frames of a centred STFT of ``num_samples`` samples."""
     return 1 + num_samples // hop

@@ -52,6 +52,7 @@ from engine.core.contract import BatchSampler, TorchSynthModel
 from engine.core.ema import ema_copy, ema_decay, update_ema
 from engine.core.params import Float, Int, ModelConfig, Pair, invalid_parameter, param
 from engine.core.wgan import wgan_gp_critic_loss
+from engine.audio.stft import power
 from engine.audio.transforms import AudioLayout
 
 KERNEL, STRIDE = 25, 4  # the paper's: each layer multiplies (generator) or divides (critic) the length by 4
@@ -123,8 +124,8 @@ class WaveGenerator(nn.Module):
 class SpectrogramFeatures(nn.Module):
     """Waveform ``(B, T)`` -> features ``(B, F)``: a 2-D CNN over the clip's log-power spectrogram.
 
-    The power is ``re^2 + im^2`` plus a floor, not ``|X|``: smooth at silence, so the
-    gradient penalty's double backward stays finite.
+    The power (:func:`engine.audio.stft.power`), not ``|X|``, is smooth at silence, so
+    the gradient penalty's double backward stays finite.
     """
 
     def __init__(self, width: int, num_samples: int, n_fft: int):
@@ -136,13 +137,10 @@ class SpectrogramFeatures(nn.Module):
             self.features = self.forward(torch.zeros(1, num_samples)).shape[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        window = torch.hann_window(self.n_fft, device=x.device, dtype=x.dtype)
-        spec = torch.view_as_real(torch.stft(x, self.n_fft, self.hop, window=window, center=True, return_complex=True))
-        power = spec.pow(2).sum(-1) / window.sum() ** 2  # a full-scale sine's bin: 0.25
-        # A floor 54 dB below that: a lower floor makes the log's slope, hence the critic's gradient at
-        # near-silent bins, far beyond what the gradient penalty allows: with a floor near 1e-12 it was
-        # ~2,000 times the waveform critic's at init on FSDD clips, and the penalty drove the critic.
-        h = ((torch.log10(power + 1e-6) + 3.5) / 2.5)[:, None]  # (B, 1, freq, frames), about [-1, 1]
+        # A floor 54 dB below a full-scale sine's bin (0.25). A lower floor steepens the log, hence the
+        # critic's gradient at near-silent bins, far beyond what the gradient penalty allows: with a floor
+        # near 1e-12 it was ~2,000 times the waveform critic's at init on FSDD clips, and the penalty drove the critic.
+        h = ((torch.log10(power(x, self.n_fft, self.hop) + 1e-6) + 3.5) / 2.5)[:, None]  # (B, 1, freq, frames), about [-1, 1]
         for conv in self.convs:
             h = F.leaky_relu(conv(h), 0.2)
         return h.flatten(1)
