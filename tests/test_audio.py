@@ -137,11 +137,17 @@ def test_networks_make_and_score_clips_of_any_length():
     assert not torch.allclose(g(z, y), g(z, (y + 1) % 3))
 
 
-@pytest.mark.parametrize("spectral_width", [0, 4], ids=["waveform critic", "with spectral branch"])
-def test_class_head_learns_the_real_clips_classes(spectral_width):
+SPECTRAL_BRANCHES = {
+    "linear bins": {"spectral_width": 4, "spectral_fft": 64},
+    "mel bands": {"spectral_width": 4, "spectral_fft": 128, "spectral_hop": 32, "spectral_mels": 16},
+}
+
+
+@pytest.mark.parametrize("spectral", [{}, *SPECTRAL_BRANCHES.values()], ids=["waveform critic", *SPECTRAL_BRANCHES])
+def test_class_head_learns_the_real_clips_classes(spectral):
     torch.manual_seed(0)
     layout = AudioLayout(LENGTH, RATE, tuple(PITCHES))
-    config = {**TINY, "aux_weight": 1.0, "lr": 1e-3, "spectral_width": spectral_width, "spectral_fft": 64}
+    config = {**TINY, "aux_weight": 1.0, "lr": 1e-3, **spectral}
     model = WaveGANModel(WaveGANConfig(**config), layout)
     critic = model.unwrapped("critic")
     with pytest.raises(ValueError, match="no class head"):
@@ -161,7 +167,8 @@ def test_class_head_learns_the_real_clips_classes(spectral_width):
         assert (critic(x, y, with_logits=True)[1].argmax(1) == y).float().mean() >= 0.75
 
 
-def test_spectral_branch_keeps_the_critics_gradient_on_the_penalty_scale():
+@pytest.mark.parametrize("spectral", SPECTRAL_BRANCHES.values(), ids=SPECTRAL_BRANCHES)
+def test_spectral_branch_keeps_the_critics_gradient_on_the_penalty_scale(spectral):
     """At silence a log spectrogram is steepest; its floor keeps the critic's input gradient near the waveform critic's.
 
     WGAN-GP pulls that gradient's norm to 1. With a floor some 60 dB lower the branch's gradient
@@ -179,11 +186,19 @@ def test_spectral_branch_keeps_the_critics_gradient_on_the_penalty_scale():
 
     shape = dict(model_dim=4, layers=3, num_samples=LENGTH, num_classes=2, shuffle=2)
     waveform_only = gradient_norm(WaveCritic(**shape))
-    with_spectrogram = gradient_norm(WaveCritic(**shape, spectral_width=4, spectral_fft=64))
+    with_spectrogram = gradient_norm(WaveCritic(**shape, sample_rate=RATE, **spectral))
     assert np.isfinite(with_spectrogram) and with_spectrogram < 10 * waveform_only
-    # Clips too short for the branch's four halvings are refused by name, not inside torch.
-    with pytest.raises(InvalidOptionError, match="'spectral_fft' parameter of WaveGAN must be at most 68 for clips of 256"):
-        WaveGANModel(WaveGANConfig(**{**TINY, "spectral_width": 4, "spectral_fft": 128}), AudioLayout(256, RATE, ("a", "b")))
+
+
+@pytest.mark.parametrize("spectral, message", [
+    ({"spectral_fft": 128}, "'spectral_fft' parameter of WaveGAN must be at most 68 for clips of 256 samples. Got 128"),
+    ({"spectral_fft": 64, "spectral_hop": 32}, "'spectral_hop' parameter of WaveGAN must be at most 17 for clips of 256 samples. Got 32"),
+    ({"spectral_fft": 64, "spectral_mels": 8}, "'spectral_mels' parameter of WaveGAN must be 0 or at least 16. Got 8"),
+])
+def test_a_spectral_branch_too_big_for_the_clips_is_refused_by_name(spectral, message):
+    # Four halvings need 16 frames and 16 rows; fewer would fail inside torch.
+    with pytest.raises(InvalidOptionError, match=message):
+        WaveGANModel(WaveGANConfig(**{**TINY, "spectral_width": 4, **spectral}), AudioLayout(256, RATE, ("a", "b")))
 
 
 def test_wavegan_generates_from_its_weight_average_and_keeps_it_when_saved():

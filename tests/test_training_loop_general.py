@@ -22,6 +22,7 @@ from engine.core.contract import (
     TorchSynthModel,
 )
 from engine.core.errors import InvalidDataError, InvalidOptionError
+from engine.core.precision import native_bfloat16
 from engine.core.registry import get_model_class
 from engine.training import ScalingOptions, TrainOptions, train_torch_model
 from engine.training.checkpoint import load_checkpoint, state_digest
@@ -372,8 +373,44 @@ def test_models_that_cannot_accumulate_or_stream_are_refused_before_ray_starts()
             )
 
 
-def test_mixed_precision_needs_gpu_workers(ray_session):
-    with pytest.raises(InvalidOptionError, match="'mixed_precision' option must be 'no' on CPU workers.*Got 'bf16'"):
+class AutocastToy(SequenceToy):
+    """Reports whether its step ran under bfloat16 autocast (the dtype of its linear map's output)."""
+
+    name: ClassVar[str] = "autocast_toy"
+    supports_fp16: ClassVar[bool] = True
+
+    def train_step(self, batch: torch.Tensor, optimizers, generator: torch.Generator) -> dict[str, float]:
+        out = self.nets["net"](batch)
+        loss = ((out.float() - batch) ** 2).mean()
+        optimizers["opt"].zero_grad()
+        loss.backward()
+        optimizers["opt"].step()
+        return {"loss": float(loss.detach()), "bf16": float(out.dtype == torch.bfloat16)}
+
+
+def test_fp16_needs_gpu_workers(ray_session):
+    with pytest.raises(InvalidOptionError, match="'mixed_precision' option must be 'no' on CPU workers.*Got 'fp16'"):
+        _train(AutocastToy, _sequences(8), mixed_precision="fp16")
+
+
+@pytest.mark.skipif(not native_bfloat16(torch.device("cpu")), reason="this CPU would emulate bfloat16")
+def test_bf16_trains_under_autocast_on_cpus_that_multiply_it_natively(ray_session):
+    result = _train(AutocastToy, _sequences(16), mixed_precision="bf16", max_steps=2, report_every_steps=1)
+    assert [row["bf16"] for row in result.history] == [1.0, 1.0]
+    # Autocast computes in bfloat16; the weights it updates stay float32.
+    assert result.state_tensors["net.weight"].dtype == torch.float32
+    # Without the option the same step runs in float32.
+    model = AutocastToy(ToyConfig(), ToyLayout())
+    runner = StepRunner(model, model.configure_optimizers(), TrainOptions(), torch.device("cpu"))
+    assert runner.step([torch.from_numpy(_sequences(4))], torch.Generator().manual_seed(0))["bf16"] == 0.0
+
+
+def test_bf16_is_refused_on_cpus_that_would_emulate_it(ray_session, monkeypatch):
+    import engine.core.precision
+
+    monkeypatch.setattr(engine.core.precision, "native_bfloat16", lambda device: False)
+    with pytest.raises(InvalidOptionError, match="'mixed_precision' option must be 'no' on CPU workers without native "
+                                                 "bfloat16.*Got 'bf16'"):
         _train(SequenceToy, _sequences(8), mixed_precision="bf16")
 
 

@@ -1,4 +1,4 @@
-"""Magnitude spectrograms of waveforms in torch, and back to waveforms by Griffin-Lim.
+"""Spectrograms of waveforms in torch, mel filters, and back to waveforms by Griffin-Lim.
 
 A spectrogram model generates magnitudes only; the phase is found again by
 the fast Griffin-Lim algorithm (Griffin & Lim 1984, with the momentum of
@@ -8,7 +8,10 @@ SpecGAN (Donahue et al. 2019) inverts its spectrograms the same way.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+_EPS = 1e-10  # keeps a filter's slopes finite when two mel edges share a frequency bin
 
 
 def magnitude(waves: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
@@ -50,3 +53,16 @@ def griffin_lim(mag: torch.Tensor, n_fft: int, hop: int, length: int, iterations
         angles = angles / angles.abs().clamp_min(1e-16)
         previous = rebuilt
     return torch.istft(mag * angles, n_fft, hop, window=window, center=True, length=length)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Triangular filters ``(n_mels, n_fft // 2 + 1)`` equally spaced on the HTK mel scale."""
+    fmax = sample_rate / 2 if fmax is None else fmax
+    mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)  # noqa: E731
+    hz = lambda m: 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)  # noqa: E731
+    edges = hz(np.linspace(mel(fmin), mel(fmax), n_mels + 2))
+    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None, :] - lower) / np.maximum(centre - lower, _EPS)
+    falling = (upper - bins[None, :]) / np.maximum(upper - centre, _EPS)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)

@@ -112,12 +112,13 @@ class AudioSynthesizer(ClassLabelled, Synthesizer):
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: Any, labels: Any = None, *, epochs: int | None = None, batch_size: int | None = None,
-            seed: int = 0, time_budget: float | str | None = None) -> AudioSynthesizer:
+            seed: int = 0, time_budget: float | str | None = None, mixed_precision: str = "no") -> AudioSynthesizer:
         """Train on recordings (see :func:`engine.audio.io.read_audio` for the sources); labels make the model conditional.
 
         ``time_budget`` (seconds, or ``"90s"``, ``"30m"``) ends training after that long on the
         workers (the training loop's budget: checked after every step); without ``epochs`` the
-        budget alone ends the run.
+        budget alone ends the run. ``mixed_precision="bf16"`` trains under bfloat16 autocast, on
+        GPUs and on CPUs that multiply bfloat16 natively (see ``TrainOptions``).
         """
         pre = AudioPreprocessor(self.sample_rate, self.duration, labels_from=self.labels_from, normalize=self.normalize)
         audio_set = pre.prepare(data, labels)
@@ -126,6 +127,7 @@ class AudioSynthesizer(ClassLabelled, Synthesizer):
             layout=pre.layout, data=pre.transform(audio_set), epochs=epochs, batch_size=batch_size, seed=seed,
             checkpoint_every=self.checkpoint_every, storage_path=self.storage_path, run_name=self.run_name,
             max_failures=self.max_failures, show_progress=self.show_progress, time_budget=time_budget,
+            mixed_precision=mixed_precision,
         )
         self._model, self._preprocessor = model, pre
         if audio_set.labels is not None:

@@ -133,8 +133,10 @@ class TrainOptions:
         patience: validations without improvement after which the run stops early
             (``None``: run to the epochs or the time budget).
         mixed_precision: ``"bf16"`` or ``"fp16"`` run each ``train_step`` under
-            ``torch.autocast`` on GPU workers (``"fp16"`` also scales the loss, for
-            models that declare ``supports_fp16``); CPU workers need ``"no"``.
+            ``torch.autocast`` (``"fp16"`` also scales the loss, for models that declare
+            ``supports_fp16``). The weights and optimiser states stay float32. ``"fp16"``
+            needs GPU workers; ``"bf16"`` also runs on CPUs that multiply bfloat16
+            natively (AVX-512 BF16, AMX), and is refused on others, which would emulate it.
         stream: read each worker's shard afresh every epoch (``iter_batches`` over the
             Ray Dataset) instead of holding it in memory; for data sets larger than a
             worker's memory. Only for models whose batch sampler accepts a stream

@@ -549,7 +549,7 @@ def train_torch_model(
     becomes a Dataset; each worker gets its shard back in the same structure, shapes
     and dtypes, or, with ``options.stream``, a stream of it read afresh each epoch.
     The options a model must support (gradient accumulation, fp16, streaming) and
-    mixed precision on CPU workers are refused here, before Ray starts.
+    mixed precision that CPU workers would emulate are refused here, before Ray starts.
 
     A run started again with the same ``run_name``
     and ``storage_path`` resumes from its last checkpoint; a named run without
@@ -582,10 +582,11 @@ def train_torch_model(
     if use_gpu is None:
         # Auto only sees GPUs that exist now: an autoscaling GPU group scaled to zero needs use_gpu=True.
         use_gpu = ray.cluster_resources().get("GPU", 0) > 0
-    if options.mixed_precision != "no" and not use_gpu:
+    if options.mixed_precision != "no" and not use_gpu and not _cpu_autocast_pays(options.mixed_precision):
         raise InvalidOptionError(
-            "The 'mixed_precision' option must be 'no' on CPU workers (autocast runs on GPUs; this run has "
-            f"use_gpu={scaling.use_gpu!r} and no GPU to use). Got {options.mixed_precision!r} instead."
+            "The 'mixed_precision' option must be 'no' on CPU workers without native bfloat16 (this run has "
+            f"use_gpu={scaling.use_gpu!r} and no GPU to use; 'bf16' runs on CPUs with AVX-512 BF16 or AMX, "
+            f"'fp16' on GPUs only). Got {options.mixed_precision!r} instead."
         )
     cpus = scaling.cpus_per_worker
     # Before any Ray Data call: building the Dataset runs a short task that holds a CPU, and the free
@@ -678,6 +679,16 @@ def train_torch_model(
         rank_state_digests=digests,
         steps_completed=st.step,
     )
+
+
+def _cpu_autocast_pays(mixed_precision: str) -> bool:
+    """Whether CPU workers can run ``mixed_precision``: bfloat16 where this CPU multiplies it natively.
+
+    Elsewhere bfloat16 is emulated, slower than float32. On a cluster the driver's CPU stands for the workers'.
+    """
+    from engine.core.precision import native_bfloat16
+
+    return mixed_precision == "bf16" and native_bfloat16(torch.device("cpu"))
 
 
 def _check_model_supports(model_class: type, model_name: str, options: TrainOptions) -> None:

@@ -194,8 +194,10 @@ class StepRunner:
         self.k = options.grad_accumulation_steps
         self.accumulation = Accumulation(0, self.k)
         on_gpu = device.type == "cuda"
-        # Autocast only where it pays and is safe: CUDA. The driver refuses mixed precision for CPU workers.
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.mixed_precision) if on_gpu else None
+        # fp16 needs CUDA (and its loss scaler); bf16 runs on CPUs too, where the driver has checked
+        # that the CPU multiplies it natively.
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16 if on_gpu else None}.get(options.mixed_precision)
+        self.autocast_device = device.type
         self.scaler = torch.amp.GradScaler("cuda") if on_gpu and options.mixed_precision == "fp16" else None
         model.grad_scaler = self.scaler
         wrap = self.k > 1 or self.scaler is not None
@@ -227,7 +229,7 @@ class StepRunner:
                     for net in self._ddp:
                         stack.enter_context(net.no_sync())
                 if self.autocast_dtype is not None:
-                    stack.enter_context(torch.autocast(device_type="cuda", dtype=self.autocast_dtype))
+                    stack.enter_context(torch.autocast(device_type=self.autocast_device, dtype=self.autocast_dtype))
                 metrics = self.model.train_step(_to_device(batch, self.device), self.step_optimizers, generator)
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + float(value)

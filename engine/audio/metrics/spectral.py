@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.audio.stft import mel_filterbank
+
 SILENCE_DB = -40.0  # a frame this far below full scale (RMS) counts as silence
 EPS = 1e-10
 
@@ -43,19 +45,6 @@ def power_spectrogram(clips: np.ndarray, n_fft: int = 256, hop: int = 128) -> np
     """``|STFT|^2`` with a Hann window, ``(N, frames, n_fft // 2 + 1)``."""
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
     return np.abs(np.fft.rfft(_frames(clips, n_fft, hop) * window, axis=-1)) ** 2
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
-    """Triangular filters ``(n_mels, n_fft // 2 + 1)`` equally spaced on the HTK mel scale."""
-    fmax = sample_rate / 2 if fmax is None else fmax
-    mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)  # noqa: E731
-    hz = lambda m: 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)  # noqa: E731
-    edges = hz(np.linspace(mel(fmin), mel(fmax), n_mels + 2))
-    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bins[None, :] - lower) / np.maximum(centre - lower, EPS)
-    falling = (upper - bins[None, :]) / np.maximum(upper - centre, EPS)
-    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
 
 
 def log_mel(clips: np.ndarray, sample_rate: int, options: MelOptions = MelOptions()) -> np.ndarray:
