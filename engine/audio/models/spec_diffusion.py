@@ -62,7 +62,7 @@ class SpecDiffusionConfig(ModelConfig):
     sampling_steps: int = param(25, Int(min=1), "DDIM steps when sampling (at most timesteps)")
     label_dropout: float = param(0.1, Float(ge=0, lt=1), "share of training examples whose class is hidden (classifier-free guidance)")
     # On FSDD (speaker theo held out) after 30 minutes of training, 4 took the judge's conditional accuracy from 0.67 (at 2) to 0.81,
-    # and the clips' diversity from 0.77 to 0.69 of the real clips' (bench/audio.py).
+    # and the clips' diversity from 0.77 to 0.69 of the real clips' (bench/audio_fsdd.py).
     guidance_scale: float = param(
         4.0, Float(ge=0), "classifier-free guidance when sampling by class: 1 is the plain conditional model, more is more typical of the class")
     griffin_lim_iterations: int = param(32, Int(min=0), "Griffin-Lim iterations that find the phases")

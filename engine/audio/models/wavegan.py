@@ -28,7 +28,7 @@ critic, one gradient penalty). It is not in the paper. Formants and their
 motion, which tell one spoken digit from another, are shapes on a spectrogram
 that a small 2-D CNN picks up quickly, where strided 1-D filters on samples have
 to discover them: in 30 CPU minutes on FSDD the branch took the judged
-conditional accuracy of ``bench/audio.py`` from 0.24 to 0.69. With
+conditional accuracy of ``bench/audio_fsdd.py`` from 0.24 to 0.69. With
 ``spectral_mels`` it reads mel bands instead of the FFT's linear bins, and with
 a longer ``spectral_hop`` fewer frames: the branch then costs a fraction of
 the waveform critic, where on linear bins at a quarter-FFT hop it costs about

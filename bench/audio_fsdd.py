@@ -12,9 +12,9 @@ floors and against a baseline measured in the same run (white noise at the
 real clips' loudness, with the requested labels), clips generated per second,
 and training clips per second with 1 and 2 Ray Train workers.
 
-    python bench/audio.py --quick            # minutes: a few epochs on 1,000 clips
-    python bench/audio.py --minutes 30       # the issue's setting: 30 minutes of training (the loop's time budget)
-    python bench/audio.py --minutes 30 --model specdiff    # the spectrogram diffusion model, same protocol
+    python bench/audio_fsdd.py --quick            # minutes: a few epochs on 1,000 clips
+    python bench/audio_fsdd.py --minutes 30       # the issue's setting: 30 minutes of training (the loop's time budget)
+    python bench/audio_fsdd.py --minutes 30 --model specdiff    # the spectrogram diffusion model, same protocol
 
 The WaveGAN is conditioned three ways: a label embedding beside the noise, a
 projection critic, and a class head on the critic (AC-GAN, ``aux_weight``),
