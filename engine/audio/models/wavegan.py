@@ -89,6 +89,11 @@ class WaveGANConfig(ModelConfig):
                              "(0: the last weights, as in the paper)")
 
 
+def spectral_hop(n_fft: int, hop: int | None) -> int:
+    """The spectral branch's hop in samples: ``hop``, or a quarter of ``n_fft`` when it is 0 or None."""
+    return hop or n_fft // 4
+
+
 def phase_shuffle(x: torch.Tensor, shifts: torch.Tensor, n: int) -> torch.Tensor:
     """Each clip of ``x`` ``(B, C, T)`` moved by its ``shifts[b]`` in ``-n..n`` samples, edges reflected.
 
@@ -138,7 +143,7 @@ class SpectrogramFeatures(nn.Module):
     def __init__(self, width: int, num_samples: int, n_fft: int, hop: int | None = None, mels: int = 0,
                  sample_rate: int = 16000):
         super().__init__()
-        self.n_fft, self.hop = n_fft, hop or n_fft // 4
+        self.n_fft, self.hop = n_fft, spectral_hop(n_fft, hop)
         # Mel bands: fewer, wider rows where speech has its formants; the branch's cost falls with its pixels.
         bank = torch.from_numpy(mel_filterbank(sample_rate, n_fft, mels)) if mels else None
         self.register_buffer("mel_bank", bank, persistent=False)
@@ -243,8 +248,7 @@ class WaveGANModel(TorchSynthModel):
         c, k = config, layout.num_classes
         if c.spectral_width:
             # Four halvings of the spectrogram need about 16 frames and 16 rows: smaller ones would fail inside torch.
-            hop = c.spectral_hop or c.spectral_fft // 4
-            if layout.num_samples < SPECTRAL_MIN_FRAMES * hop:
+            if layout.num_samples < SPECTRAL_MIN_FRAMES * spectral_hop(c.spectral_fft, c.spectral_hop):
                 name, most = ("spectral_hop", 1) if c.spectral_hop else ("spectral_fft", 4)
                 raise invalid_parameter(c.owner(), name, f"at most {most * (layout.num_samples // SPECTRAL_MIN_FRAMES)} "
                                         f"for clips of {layout.num_samples} samples", getattr(c, name))
